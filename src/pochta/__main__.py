@@ -1,0 +1,3 @@
+from pochta.admin.cli import main
+
+main()

@@ -1,0 +1,170 @@
+"""Who the mail is for and who may log in: address resolution over the Directory, and password checks.
+
+Resolution order for a recipient (what Postfix's virtual maps and Dovecot's +detail do, in one place):
+exact account, exact alias, the address without its ``+tag`` (account, then alias), the domain's
+catch-all alias ``@domain``. Aliases expand recursively to accounts and external addresses; a loop or a
+chain deeper than `MAX_ALIAS_DEPTH` stops the expansion of that branch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import os
+import re
+from dataclasses import dataclass
+
+import argon2
+
+from pochta.mail.address import Address, AddressError, parse_address
+from pochta.store.api import Account, Directory, ScramCredentials
+
+MAX_ALIAS_DEPTH = 10
+SUBADDRESS_SEPARATOR = "+"  # RFC 5233
+SCRAM_ITERATIONS = 10000  # RFC 7677 §4 asks for at least 4096
+
+_hasher = argon2.PasswordHasher()  # argon2id, RFC 9106's second recommended profile (64 MiB, t=3)
+# Verified when the user does not exist, so an unknown name costs the same time as a wrong password.
+_DUMMY_HASH = _hasher.hash(os.urandom(16).hex())
+
+
+class PasswordError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Resolution:
+    accounts: tuple[Account, ...]  # local mailboxes, each once
+    forwards: tuple[Address, ...]  # external addresses an alias expands to
+
+
+def validate_password(password: str) -> None:
+    if not password or not password.strip():
+        raise PasswordError("empty password")
+    if len(password) < 8:
+        raise PasswordError("password shorter than 8 characters")
+    if len(password.encode()) > 1024:
+        raise PasswordError("password longer than 1024 octets")
+
+
+def hash_password(password: str) -> tuple[str, ScramCredentials]:
+    """The argon2id hash for PLAIN/LOGIN and the SCRAM-SHA-256 keys (RFC 5802 §3) for SCRAM."""
+    validate_password(password)
+    salt = os.urandom(16)
+    salted = hashlib.pbkdf2_hmac("sha256", _saslprep(password).encode(), salt, SCRAM_ITERATIONS)
+    client_key = hmac.digest(salted, b"Client Key", "sha256")
+    scram = ScramCredentials(
+        salt=salt,
+        iterations=SCRAM_ITERATIONS,
+        stored_key=hashlib.sha256(client_key).digest(),
+        server_key=hmac.digest(salted, b"Server Key", "sha256"),
+    )
+    return _hasher.hash(password), scram
+
+
+def _saslprep(password: str) -> str:
+    # RFC 4013 SASLprep maps non-ASCII spaces to space and normalises with NFKC; enough for passwords
+    # a person types (a full stringprep profile refuses more, which only makes logins fail).
+    import unicodedata
+
+    mapped = "".join(" " if unicodedata.category(ch) == "Zs" else ch for ch in password)
+    return unicodedata.normalize("NFKC", mapped)
+
+
+def encode_scram_secret(scram: ScramCredentials) -> str:
+    """A readable form for logs and exports: SCRAM-SHA-256$iterations:salt$StoredKey:ServerKey (b64)."""
+    b64 = base64.b64encode
+    return (
+        f"SCRAM-SHA-256${scram.iterations}:{b64(scram.salt).decode()}"
+        f"${b64(scram.stored_key).decode()}:{b64(scram.server_key).decode()}"
+    )
+
+
+async def check_password(directory: Directory, username: str, password: str) -> Account | None:
+    """The account if `password` is right for `username` (an address), else None. Constant work either way."""
+    try:
+        address = str(parse_address(username))
+    except AddressError:
+        address = ""
+    account = await directory.get_account(address) if address else None
+    stored = account.password_hash if account else _DUMMY_HASH
+    ok = await asyncio.to_thread(_verify, stored, password)
+    return account if ok and account is not None else None
+
+
+def _verify(stored: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored, password)
+    except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
+        return False
+
+
+async def is_local_domain(directory: Directory, domain: str) -> bool:
+    return await directory.get_domain(domain) is not None
+
+
+async def resolve(directory: Directory, address: Address) -> Resolution | None:
+    """Where mail for `address` goes; None when its domain is ours but nobody has that address."""
+    accounts: dict[int, Account] = {}
+    forwards: dict[str, Address] = {}
+    found = await _expand(directory, address, accounts, forwards, seen=set(), depth=0)
+    if not found:
+        return None
+    return Resolution(accounts=tuple(accounts.values()), forwards=tuple(forwards.values()))
+
+
+async def _expand(
+    directory: Directory,
+    address: Address,
+    accounts: dict[int, Account],
+    forwards: dict[str, Address],
+    *,
+    seen: set[str],
+    depth: int,
+) -> bool:
+    key = str(address)
+    if key in seen or depth > MAX_ALIAS_DEPTH:
+        return True  # a loop or a too-deep chain: that branch adds nothing, the address still exists
+    seen.add(key)
+    if not await is_local_domain(directory, address.domain):
+        forwards.setdefault(key, address)
+        return True
+    for candidate in _candidates(address):
+        account = await directory.get_account(candidate)
+        if account is not None:
+            accounts.setdefault(account.id, account)
+            return True
+        alias = await directory.get_alias(candidate)
+        if alias is not None:
+            for target in alias.targets:
+                try:
+                    target_address = parse_address(target)
+                except AddressError:
+                    continue
+                await _expand(directory, target_address, accounts, forwards, seen=seen, depth=depth + 1)
+            return True
+    return False
+
+
+def _candidates(address: Address) -> list[str]:
+    exact = str(address)
+    names = [exact]
+    base, separator, _ = address.local.partition(SUBADDRESS_SEPARATOR)
+    if separator and base:
+        names.append(str(Address(base, address.domain)))
+    names.append(f"@{address.domain}")  # catch-all
+    return names
+
+
+_SIZE = re.compile(r"(?i)^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$")
+
+
+def parse_size(text: str) -> int:
+    """``"500M"``, ``"2G"``, ``"1.5GiB"``, ``"0"`` (no limit) → octets (binary multiples)."""
+    match = _SIZE.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a size (e.g. 500M, 2G)")
+    number, unit = match.groups()
+    return int(float(number) * 1024 ** "_kmgt".index(unit.lower() or "_"))

@@ -1,0 +1,382 @@
+"""`pochta`: run the server and manage domains, users, aliases and mailboxes.
+
+Every management command opens the store named by the config (the same SQLite file a running server
+uses; WAL lets both work at once), does one thing, and exits non-zero with one clear line on bad input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from pochta import config as config_module
+from pochta.accounts import PasswordError, hash_password, parse_size
+from pochta.mail.address import AddressError, normalize_domain, parse_address
+from pochta.store.api import Store, StoreError
+
+T = TypeVar("T")
+console = Console()
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"pochta: {message}", err=True)
+    sys.exit(1)
+
+
+def _config(ctx: click.Context) -> config_module.Config:
+    cfg = ctx.obj
+    assert isinstance(cfg, config_module.Config)
+    return cfg
+
+
+def _run(ctx: click.Context, action: Callable[[Store], Awaitable[T]]) -> T:
+    from pochta.app import open_store
+
+    async def main() -> T:
+        store = await open_store(_config(ctx))
+        try:
+            return await action(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(main())
+    except StoreError as exc:
+        _fail(str(exc))
+
+
+def _address(text: str) -> str:
+    try:
+        return str(parse_address(text))
+    except AddressError as exc:
+        _fail(f"{text!r}: {exc}")
+
+
+def _alias_address(text: str) -> str:
+    """An alias address, or ``@domain`` for the domain's catch-all."""
+    if text.startswith("@"):
+        try:
+            return "@" + normalize_domain(text[1:])
+        except AddressError as exc:
+            _fail(f"{text!r}: {exc}")
+    return _address(text)
+
+
+def _read_password(*, from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        _fail("no terminal to ask for the password; use --password-stdin")
+    return password
+
+
+def _hash(password: str) -> tuple[str, Any]:
+    try:
+        return hash_password(password)
+    except PasswordError as exc:
+        _fail(str(exc))
+
+
+@click.group()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar=config_module.ENV_VAR,
+    help="TOML config file (default: $POCHTA_CONFIG, else built-in defaults)",
+)
+@click.version_option(package_name="pochta")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
+    """Pochta, a complete mail server in one process."""
+    try:
+        ctx.obj = config_module.load(config_path)
+    except config_module.ConfigError as exc:
+        _fail(f"config: {exc}")
+
+
+@cli.command()
+@click.pass_context
+def serve(ctx: click.Context) -> None:
+    """Run every configured listener until SIGTERM or SIGINT."""
+    from pochta.app import run_server
+
+    sys.exit(run_server(_config(ctx)))
+
+
+@cli.command()
+@click.pass_context
+def localserve(ctx: click.Context) -> None:
+    """Run for local use: with no domain yet, create me@localhost with a random password and say how to connect."""
+    from pochta.app import run_server, seed_local_account
+
+    _run(ctx, lambda store: seed_local_account(store, _config(ctx), echo=click.echo))
+    sys.exit(run_server(_config(ctx)))
+
+
+@cli.group("config")
+def config_group() -> None:
+    """Check the config or print its reference."""
+
+
+@config_group.command("docs")
+def config_docs() -> None:
+    """Print docs/config.md (generated from the code)."""
+    click.echo(config_module.render_docs(), nl=False)
+
+
+@config_group.command("check")
+@click.pass_context
+def config_check(ctx: click.Context) -> None:
+    """Load the config and report it valid (errors exit non-zero with the key's name)."""
+    click.echo(f"config valid; hostname={_config(ctx).hostname} data_dir={_config(ctx).data_dir}")
+
+
+# ---- domains -----------------------------------------------------------------------------------------
+
+
+@cli.group()
+def domain() -> None:
+    """Mail domains served here."""
+
+
+@domain.command("add")
+@click.argument("name")
+@click.pass_context
+def domain_add(ctx: click.Context, name: str) -> None:
+    """Serve mail for NAME."""
+    try:
+        normalized = normalize_domain(name)
+    except AddressError as exc:
+        _fail(f"{name!r}: {exc}")
+    if normalized.startswith("["):
+        _fail(f"{name!r}: an address literal cannot be a mail domain")
+    _run(ctx, lambda store: store.add_domain(normalized))
+    click.echo(f"domain {normalized} added")
+
+
+@domain.command("remove")
+@click.argument("name")
+@click.pass_context
+def domain_remove(ctx: click.Context, name: str) -> None:
+    """Stop serving NAME (it must have no accounts left)."""
+    try:
+        normalized = normalize_domain(name)
+    except AddressError as exc:
+        _fail(f"{name!r}: {exc}")
+    _run(ctx, lambda store: store.remove_domain(normalized))
+    click.echo(f"domain {normalized} removed")
+
+
+@domain.command("list")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.pass_context
+def domain_list(ctx: click.Context, as_json: bool) -> None:
+    """List the domains served here."""
+    domains = _run(ctx, lambda store: store.list_domains())
+    if as_json:
+        click.echo(json.dumps([d.name for d in domains]))
+        return
+    for item in domains:
+        click.echo(item.name)
+
+
+# ---- users -------------------------------------------------------------------------------------------
+
+
+@cli.group()
+def user() -> None:
+    """Accounts: a login, a password and mailboxes."""
+
+
+@user.command("add")
+@click.argument("address")
+@click.option("--password-stdin", is_flag=True, help="read the password from the first line of stdin")
+@click.option("--quota", "quota", default="0", help="storage quota, e.g. 2G (0: no limit)")
+@click.pass_context
+def user_add(ctx: click.Context, address: str, password_stdin: bool, quota: str) -> None:
+    """Create an account with the standard mailboxes."""
+    normalized = _address(address)
+    try:
+        quota_bytes = parse_size(quota)
+    except ValueError as exc:
+        _fail(str(exc))
+    password_hash, scram = _hash(_read_password(from_stdin=password_stdin))
+    _run(
+        ctx,
+        lambda store: store.add_account(normalized, password_hash=password_hash, scram=scram, quota_bytes=quota_bytes),
+    )
+    click.echo(f"user {normalized} added")
+
+
+@user.command("passwd")
+@click.argument("address")
+@click.option("--password-stdin", is_flag=True, help="read the password from the first line of stdin")
+@click.pass_context
+def user_passwd(ctx: click.Context, address: str, password_stdin: bool) -> None:
+    """Set a new password."""
+    normalized = _address(address)
+    password_hash, scram = _hash(_read_password(from_stdin=password_stdin))
+    _run(ctx, lambda store: store.set_password(normalized, password_hash=password_hash, scram=scram))
+    click.echo(f"password of {normalized} changed")
+
+
+@user.command("remove")
+@click.argument("address")
+@click.pass_context
+def user_remove(ctx: click.Context, address: str) -> None:
+    """Delete an account and all its mail."""
+    normalized = _address(address)
+    _run(ctx, lambda store: store.remove_account(normalized))
+    click.echo(f"user {normalized} removed")
+
+
+@user.command("list")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.pass_context
+def user_list(ctx: click.Context, as_json: bool) -> None:
+    """List accounts with their storage use."""
+    accounts = _run(ctx, lambda store: store.list_accounts())
+    if as_json:
+        rows = [
+            {
+                "address": a.address,
+                "quota_bytes": a.quota_bytes,
+                "used_bytes": a.used_bytes,
+                "created": a.created.isoformat(),
+            }
+            for a in accounts
+        ]
+        click.echo(json.dumps(rows))
+        return
+    table = Table("address", "used", "quota", "created")
+    for a in accounts:
+        quota = _human(a.quota_bytes) if a.quota_bytes else "none"
+        table.add_row(a.address, _human(a.used_bytes), quota, a.created.date().isoformat())
+    console.print(table)
+
+
+@user.command("quota")
+@click.argument("address")
+@click.option("--storage", required=True, help="storage quota, e.g. 2G (0: no limit)")
+@click.pass_context
+def user_quota(ctx: click.Context, address: str, storage: str) -> None:
+    """Set an account's storage quota."""
+    normalized = _address(address)
+    try:
+        quota_bytes = parse_size(storage)
+    except ValueError as exc:
+        _fail(str(exc))
+    _run(ctx, lambda store: store.set_quota(normalized, quota_bytes=quota_bytes))
+    click.echo(f"quota of {normalized} set to {_human(quota_bytes) if quota_bytes else 'none'}")
+
+
+# ---- aliases -----------------------------------------------------------------------------------------
+
+
+@cli.group()
+def alias() -> None:
+    """Aliases and distribution lists (ADDRESS @domain is the domain's catch-all)."""
+
+
+@alias.command("add")
+@click.argument("address")
+@click.argument("targets", nargs=-1, required=True)
+@click.pass_context
+def alias_add(ctx: click.Context, address: str, targets: tuple[str, ...]) -> None:
+    """Deliver mail for ADDRESS to every TARGET (local or external)."""
+    normalized = _alias_address(address)
+    resolved = [_address(target) for target in targets]
+    _run(ctx, lambda store: store.add_alias(normalized, resolved))
+    click.echo(f"alias {normalized} → {', '.join(resolved)}")
+
+
+@alias.command("remove")
+@click.argument("address")
+@click.pass_context
+def alias_remove(ctx: click.Context, address: str) -> None:
+    """Remove an alias."""
+    normalized = _alias_address(address)
+    _run(ctx, lambda store: store.remove_alias(normalized))
+    click.echo(f"alias {normalized} removed")
+
+
+@alias.command("list")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.pass_context
+def alias_list(ctx: click.Context, as_json: bool) -> None:
+    """List aliases and their targets."""
+    aliases = _run(ctx, lambda store: store.list_aliases())
+    if as_json:
+        click.echo(json.dumps([{"address": a.address, "targets": list(a.targets)} for a in aliases]))
+        return
+    for item in aliases:
+        click.echo(f"{item.address} → {', '.join(item.targets)}")
+
+
+# ---- mailboxes ---------------------------------------------------------------------------------------
+
+
+@cli.group()
+def mailbox() -> None:
+    """An account's folders."""
+
+
+@mailbox.command("list")
+@click.argument("address")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.pass_context
+def mailbox_list(ctx: click.Context, address: str, as_json: bool) -> None:
+    """List an account's mailboxes with message counts."""
+    normalized = _address(address)
+
+    async def action(store: Store) -> list[Any]:
+        account = await store.get_account(normalized)
+        if account is None:
+            raise StoreError(f"no account {normalized}")
+        return await store.list_mailboxes(account.id)
+
+    mailboxes = _run(ctx, action)
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "name": m.name,
+                        "special_use": m.special_use,
+                        "messages": m.messages,
+                        "unseen": m.unseen,
+                        "size": m.size,
+                        "subscribed": m.is_subscribed,
+                    }
+                    for m in mailboxes
+                ]
+            )
+        )
+        return
+    table = Table("mailbox", "special-use", "messages", "unseen", "size")
+    for item in mailboxes:
+        table.add_row(item.name, item.special_use or "", str(item.messages), str(item.unseen), _human(item.size))
+    console.print(table)
+
+
+def _human(octets: int) -> str:
+    value = float(octets)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+def main() -> None:
+    cli(prog_name="pochta")

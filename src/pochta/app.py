@@ -1,0 +1,194 @@
+"""Composition root: config → store + blobs → listeners → shutdown. The only module that picks backends."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import signal
+import ssl
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pochta import log as log_setup
+from pochta.accounts import hash_password
+from pochta.config import Config
+from pochta.net import Handler, Listener, Refusal, Stream
+from pochta.store.api import Store
+from pochta.store.blobs import FileBlobs
+from pochta.store.sqlite import SqliteStore
+from pochta.tls import ensure_self_signed, server_context
+
+log = logging.getLogger(__name__)
+
+LOCAL_DOMAIN = "localhost"
+LOCAL_USER = "me@localhost"
+
+
+async def open_store(config: Config) -> Store:
+    return await SqliteStore.open(config.data_path, fsync=config.storage.fsync)
+
+
+def open_blobs(config: Config) -> FileBlobs:
+    return FileBlobs(config.data_path / "blobs", fsync=config.storage.fsync)
+
+
+def tls_context(config: Config) -> ssl.SSLContext:
+    if config.tls.cert:
+        return server_context(Path(config.tls.cert), Path(config.tls.key))
+    cert, key = ensure_self_signed(config.data_path / "tls", config.hostname)
+    return server_context(cert, key)
+
+
+@dataclass(frozen=True, slots=True)
+class _Service:
+    implicit_tls: bool
+    refuse: Refusal
+
+
+def _line(text: str) -> Callable[[Stream, str], bytes]:
+    return lambda _stream, reason: text.format(reason=reason).encode() + b"\r\n"
+
+
+# How each protocol turns a client away (connection caps, shutdown, or a service not built yet).
+_SERVICES: dict[str, _Service] = {
+    "smtp": _Service(implicit_tls=False, refuse=_line("421 4.7.0 {reason}, try again later")),
+    "submission": _Service(implicit_tls=False, refuse=_line("421 4.7.0 {reason}, try again later")),
+    "submissions": _Service(implicit_tls=True, refuse=_line("421 4.7.0 {reason}, try again later")),
+    "imap": _Service(implicit_tls=False, refuse=_line("* BYE [UNAVAILABLE] {reason}")),
+    "imaps": _Service(implicit_tls=True, refuse=_line("* BYE [UNAVAILABLE] {reason}")),
+    "pop3": _Service(implicit_tls=False, refuse=_line("-ERR [SYS/TEMP] {reason}")),
+    "pop3s": _Service(implicit_tls=True, refuse=_line("-ERR [SYS/TEMP] {reason}")),
+    "managesieve": _Service(implicit_tls=False, refuse=_line('BYE (TRYLATER) "{reason}"')),
+    "http": _Service(
+        implicit_tls=False,
+        refuse=_line("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n"),
+    ),
+}
+
+
+def _unavailable(name: str) -> Handler:
+    """A protocol whose session is not built yet: the protocol's own 'not available' reply, then close."""
+    refuse = _SERVICES[name].refuse
+
+    async def handler(stream: Stream) -> None:
+        stream.write(refuse(stream, "service not available on this node yet"))
+        await stream.drain()
+
+    return handler
+
+
+class Server:
+    """Every configured listener in one process, over one store."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.listeners: dict[str, Listener] = {}
+        self.store: Store | None = None
+        self.blobs: FileBlobs | None = None
+
+    async def start(self) -> None:
+        config = self.config
+        self.store = await open_store(config)
+        self.blobs = open_blobs(config)
+        tls = await asyncio.to_thread(tls_context, config)
+        handlers = self._handlers(tls)
+        try:
+            for name, service in _SERVICES.items():
+                addresses = getattr(config.listen, name)
+                if not addresses:
+                    continue
+                listener = Listener(
+                    name,
+                    handlers.get(name) or _unavailable(name),
+                    tls=tls if service.implicit_tls else None,
+                    idle_timeout=config.limits.idle_timeout,
+                    max_per_ip=config.limits.max_connections_per_ip,
+                    max_total=config.limits.max_connections,
+                    refuse=service.refuse,
+                )
+                self.listeners[name] = listener
+                await listener.bind(addresses)
+        except OSError:
+            await self.stop()
+            raise
+        missing = [name for name in self.listeners if name not in handlers]
+        if missing:
+            log.warning("not built yet, answering 'unavailable': %s", ", ".join(missing))
+
+    def _handlers(self, tls: ssl.SSLContext) -> dict[str, Handler]:
+        return {}
+
+    def ports(self, name: str) -> list[int]:
+        return self.listeners[name].ports
+
+    async def stop(self) -> None:
+        grace = self.config.limits.shutdown_grace
+        for listener in self.listeners.values():
+            listener.stop_accepting()
+        await asyncio.gather(*(listener.finish(grace) for listener in self.listeners.values()))
+        if self.store is not None:
+            await self.store.close()
+            self.store = None
+
+
+async def _serve(config: Config) -> int:
+    server = Server(config)
+    try:
+        await server.start()
+    except OSError as exc:
+        print(f"pochta: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    log.info("pochta started hostname=%s data_dir=%s", config.hostname, config.data_dir)
+    await stop.wait()
+    log.info("stopping: no new connections, %.0f s for open sessions", config.limits.shutdown_grace)
+    await server.stop()
+    log.info("stopped")
+    return 0
+
+
+def run_server(config: Config) -> int:
+    log_setup.setup(config.log.level, trace=config.log.trace)
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency; keep working without it
+        return asyncio.run(_serve(config))
+    return int(uvloop.run(_serve(config)))
+
+
+async def seed_local_account(store: Store, config: Config, *, echo: Callable[[str], None]) -> None:
+    """Local mode: with no domain at all, make me@localhost with a random password and print how to connect."""
+    credentials = config.data_path / "local-account.txt"
+    if await store.list_domains():
+        if credentials.exists():
+            echo(credentials.read_text())
+        return
+    password = secrets.token_urlsafe(12)
+    password_hash, scram = hash_password(password)
+    await store.add_domain(LOCAL_DOMAIN)
+    await store.add_account(LOCAL_USER, password_hash=password_hash, scram=scram)
+    listen = config.listen
+    text = "\n".join(
+        (
+            "Pochta local mode: one account was created for you.",
+            f"  address / login: {LOCAL_USER}",
+            f"  password:        {password}",
+            f"  IMAP:            {', '.join(listen.imap)} (STARTTLS) or {', '.join(listen.imaps)} (TLS)",
+            f"  POP3:            {', '.join(listen.pop3)} (STLS) or {', '.join(listen.pop3s)} (TLS)",
+            f"  SMTP submission: {', '.join(listen.submission)} (STARTTLS) or {', '.join(listen.submissions)} (TLS)",
+            f"  SMTP (MX):       {', '.join(listen.smtp)}",
+            "  The TLS certificate is self-signed: accept it in your client, or use plain text from 127.0.0.1.",
+            f"  (kept in {credentials})",
+            "",
+        )
+    )
+    credentials.parent.mkdir(parents=True, exist_ok=True)
+    credentials.write_text(text)
+    credentials.chmod(0o600)
+    echo(text)

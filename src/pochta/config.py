@@ -1,0 +1,261 @@
+"""The node's configuration: one TOML file, frozen dataclasses, defaults that run with no file at all.
+
+Every field carries its documentation in ``metadata["doc"]``; ``docs/config.md`` is generated from it
+(`pochta config docs`). Unknown keys and bad values are refused with the key's dotted name and the reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_VAR = "POCHTA_CONFIG"
+_T = typing.TypeVar("_T")
+
+
+class ConfigError(ValueError):
+    """A configuration value we refuse; the message names the key."""
+
+
+def _doc(text: str) -> dict[str, str]:
+    return {"doc": text}
+
+
+def _default_hostname() -> str:
+    return socket.getfqdn() or "localhost"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Listen:
+    smtp: tuple[str, ...] = field(default=("127.0.0.1:2525",), metadata=_doc("MX (port 25 in production)"))
+    submission: tuple[str, ...] = field(
+        default=("127.0.0.1:2587",), metadata=_doc("submission with STARTTLS (587 in production)")
+    )
+    submissions: tuple[str, ...] = field(
+        default=("127.0.0.1:2465",), metadata=_doc("submission over implicit TLS (465 in production)")
+    )
+    imap: tuple[str, ...] = field(default=("127.0.0.1:2143",), metadata=_doc("IMAP with STARTTLS (143)"))
+    imaps: tuple[str, ...] = field(default=("127.0.0.1:2993",), metadata=_doc("IMAP over implicit TLS (993)"))
+    pop3: tuple[str, ...] = field(default=("127.0.0.1:2110",), metadata=_doc("POP3 with STLS (110)"))
+    pop3s: tuple[str, ...] = field(default=("127.0.0.1:2995",), metadata=_doc("POP3 over implicit TLS (995)"))
+    managesieve: tuple[str, ...] = field(default=("127.0.0.1:4190",), metadata=_doc("ManageSieve (4190)"))
+    http: tuple[str, ...] = field(default=("127.0.0.1:8080",), metadata=_doc("web admin and JSON API"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Tls:
+    cert: str = field(
+        default="",
+        metadata=_doc("PEM certificate chain; empty: a self-signed one is made on first start and kept"),
+    )
+    key: str = field(default="", metadata=_doc("PEM private key for `cert`"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    max_connections_per_ip: int = field(
+        default=50, metadata=_doc("open connections one client IP may hold, per protocol")
+    )
+    max_connections: int = field(default=10000, metadata=_doc("open connections in all, per protocol"))
+    idle_timeout: float = field(
+        default=300.0, metadata=_doc("seconds a session may stay silent (RFC 5321 §4.5.3.2.7: 5 min)")
+    )
+    shutdown_grace: float = field(default=30.0, metadata=_doc("seconds open sessions get to finish after SIGTERM"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Smtp:
+    max_message_size: int = field(
+        default=50 * 2**20, metadata=_doc("largest message in octets, advertised with SIZE (RFC 1870)")
+    )
+    max_recipients: int = field(
+        default=1000, metadata=_doc("recipients per message (RFC 5321 §4.5.3.1.8: at least 100)")
+    )
+    max_errors: int = field(default=20, metadata=_doc("bad commands before a session is closed with 421"))
+    max_header_size: int = field(default=1 * 2**20, metadata=_doc("largest header block in octets"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Storage:
+    fsync: bool = field(
+        default=True,
+        metadata=_doc("fsync blobs and commits before acknowledging; off only for throwaway test servers"),
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Log:
+    level: str = field(default="INFO", metadata=_doc("DEBUG, INFO, WARNING or ERROR"))
+    trace: tuple[str, ...] = field(
+        default=(), metadata=_doc("protocols whose transcripts are logged, e.g. ['smtp', 'imap']")
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    hostname: str = field(default_factory=_default_hostname, metadata=_doc("default: the machine's FQDN"))
+    data_dir: str = field(
+        default="./pochta-data", metadata=_doc("database, blobs, queue and TLS files; relative to the cwd")
+    )
+    listen: Listen = field(default_factory=Listen)
+    tls: Tls = field(default_factory=Tls)
+    limits: Limits = field(default_factory=Limits)
+    smtp: Smtp = field(default_factory=Smtp)
+    storage: Storage = field(default_factory=Storage)
+    log: Log = field(default_factory=Log)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+
+_LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR"}
+
+
+def load(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read the config file named by ``path`` or $POCHTA_CONFIG; no file at all gives the defaults."""
+    chosen = path if path is not None else os.environ.get(ENV_VAR)
+    if not chosen:
+        return Config()
+    try:
+        with open(chosen, "rb") as handle:
+            raw = tomllib.load(handle)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {chosen}: not found") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {chosen}: {exc}") from exc
+    return from_mapping(raw)
+
+
+def from_mapping(raw: Mapping[str, Any]) -> Config:
+    config = _build(Config, raw, prefix="")
+    _check(config)
+    return config
+
+
+def _build(cls: type[_T], raw: Mapping[str, Any], *, prefix: str) -> _T:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = f"{prefix}{key}"
+        if key not in fields:
+            raise ConfigError(f"{name}: unknown key")
+        values[key] = _coerce(hints[key], value, name=name)
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, *, name: str) -> Any:
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{name}: must be a table")
+        return _build(hint, value, prefix=f"{name}.")
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise ConfigError(f"{name}: must be a list of strings")
+        return tuple(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name}: must be true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{name}: must be a non-negative integer")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ConfigError(f"{name}: must be a non-negative number")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{name}: must be a string")
+        return value
+    if isinstance(hint, types.UnionType):  # pragma: no cover - no such field yet
+        raise ConfigError(f"{name}: unsupported type")
+    raise ConfigError(f"{name}: unsupported type {hint!r}")  # pragma: no cover
+
+
+def _check(config: Config) -> None:
+    if not config.hostname or " " in config.hostname:
+        raise ConfigError("hostname: must be a domain name")
+    for f in dataclasses.fields(config.listen):
+        for item in getattr(config.listen, f.name):
+            try:
+                parse_host_port(item)
+            except ValueError as exc:
+                raise ConfigError(f"listen.{f.name}: {exc}") from exc
+    if bool(config.tls.cert) != bool(config.tls.key):
+        raise ConfigError("tls.cert: cert and key must be given together")
+    for key in ("cert", "key"):
+        value = getattr(config.tls, key)
+        if value and not Path(value).is_file():
+            raise ConfigError(f"tls.{key}: no such file {value}")
+    if config.log.level.upper() not in _LOG_LEVELS:
+        raise ConfigError(f"log.level: must be one of {', '.join(sorted(_LOG_LEVELS))}")
+    if config.limits.max_connections_per_ip < 1:
+        raise ConfigError("limits.max_connections_per_ip: must be at least 1")
+    if config.smtp.max_recipients < 100:
+        raise ConfigError("smtp.max_recipients: RFC 5321 §4.5.3.1.8 requires at least 100")
+
+
+def parse_host_port(text: str) -> tuple[str, int]:
+    """``"127.0.0.1:25"``, ``"[::1]:25"`` or ``":25"`` (all addresses) → (host, port)."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit():
+        raise ValueError(f"{text!r} is not host:port")
+    port = int(port_text)
+    if not 0 < port < 65536:
+        raise ValueError(f"{text!r}: port out of range")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, port
+
+
+def render_docs() -> str:
+    """Markdown reference of every key, generated from the dataclasses above."""
+    lines = [
+        "# Configuration reference",
+        "",
+        "Generated from `src/pochta/config.py` by `pochta config docs`; do not edit by hand.",
+        "",
+        "Pochta reads one TOML file: `pochta --config FILE ...` or `$POCHTA_CONFIG`. With no file the",
+        "defaults below run a usable server on unprivileged loopback ports.",
+        "Unknown keys and bad values stop the server at start with the key's name and the reason.",
+        "",
+    ]
+    _render_section(Config(hostname="(machine FQDN)"), "", lines)
+    return "\n".join(lines) + "\n"
+
+
+def _render_section(obj: Any, prefix: str, lines: list[str]) -> None:
+    title = f"[{prefix.rstrip('.')}]" if prefix else "top level"
+    rows = []
+    subsections = []
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            subsections.append((f.name, value))
+            continue
+        rows.append(f"| `{f.name}` | `{_toml_value(value)}` | {f.metadata.get('doc', '')} |")
+    lines += [f"## {title}", "", "| key | default | meaning |", "|---|---|---|", *rows, ""]
+    for name, value in subsections:
+        _render_section(value, f"{prefix}{name}.", lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(f'"{item}"' for item in value) + "]"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return str(value)

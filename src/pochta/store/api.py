@@ -1,0 +1,303 @@
+"""The store's interface: small Protocols named after their consumers, the values they pass, their errors.
+
+Two backends implement them: SQLite (embedded default, `store.sqlite`) and, later, PostgreSQL. The contract
+tests in `tests/store/` run against the interface so every backend passes the same suite.
+
+Conventions: every method is async; ids are ints; times are aware UTC datetimes; mailbox names are full
+hierarchical names with ``/`` as the separator, ``INBOX`` spelled exactly so.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+HIERARCHY_SEPARATOR = "/"
+INBOX = "INBOX"
+
+
+class StoreError(Exception):
+    """The store could not do what was asked; the session answers with a temporary failure."""
+
+
+class NotFound(StoreError):
+    pass
+
+
+class AlreadyExists(StoreError):
+    pass
+
+
+class OverQuota(StoreError):
+    def __init__(self, account_id: int, *, quota: int, used: int, size: int) -> None:
+        super().__init__(f"account {account_id} over quota: {used} + {size} > {quota}")
+        self.account_id = account_id
+
+
+class Conflict(StoreError):
+    """A request that the store's state forbids (deleting INBOX, renaming onto a child...)."""
+
+
+# ---- directory ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Domain:
+    id: int
+    name: str  # normalised A-label form
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScramCredentials:
+    salt: bytes
+    iterations: int
+    stored_key: bytes
+    server_key: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Account:
+    id: int
+    address: str  # local@domain, normalised
+    domain_id: int
+    password_hash: str  # argon2id PHC string
+    scram: ScramCredentials | None
+    quota_bytes: int  # 0: no limit
+    used_bytes: int
+    created: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Alias:
+    id: int
+    address: str  # local@domain, or "@domain" for the domain's catch-all
+    domain_id: int
+    targets: tuple[str, ...]  # addresses, local or external
+
+
+class Directory(Protocol):
+    """Domains, accounts and aliases: whom the mail is for."""
+
+    async def add_domain(self, name: str) -> Domain: ...
+    async def remove_domain(self, name: str) -> None: ...
+    async def list_domains(self) -> list[Domain]: ...
+    async def get_domain(self, name: str) -> Domain | None: ...
+
+    async def add_account(
+        self, address: str, *, password_hash: str, scram: ScramCredentials | None, quota_bytes: int = 0
+    ) -> Account: ...
+    async def set_password(self, address: str, *, password_hash: str, scram: ScramCredentials | None) -> None: ...
+    async def set_quota(self, address: str, *, quota_bytes: int) -> None: ...
+    async def remove_account(self, address: str) -> None: ...
+    async def get_account(self, address: str) -> Account | None: ...
+    async def get_account_by_id(self, account_id: int) -> Account | None: ...
+    async def list_accounts(self) -> list[Account]: ...
+
+    async def add_alias(self, address: str, targets: Sequence[str]) -> Alias: ...
+    async def remove_alias(self, address: str) -> None: ...
+    async def get_alias(self, address: str) -> Alias | None: ...
+    async def list_aliases(self) -> list[Alias]: ...
+
+
+# ---- mailboxes and messages -------------------------------------------------------------------------
+
+
+class SpecialUse(enum.StrEnum):
+    """RFC 6154 special-use attributes."""
+
+    ALL = "\\All"
+    ARCHIVE = "\\Archive"
+    DRAFTS = "\\Drafts"
+    FLAGGED = "\\Flagged"
+    JUNK = "\\Junk"
+    SENT = "\\Sent"
+    TRASH = "\\Trash"
+
+
+# What a new account starts with (RFC 6154 names as most clients expect them).
+DEFAULT_MAILBOXES: tuple[tuple[str, SpecialUse | None], ...] = (
+    (INBOX, None),
+    ("Drafts", SpecialUse.DRAFTS),
+    ("Sent", SpecialUse.SENT),
+    ("Junk", SpecialUse.JUNK),
+    ("Trash", SpecialUse.TRASH),
+    ("Archive", SpecialUse.ARCHIVE),
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Mailbox:
+    id: int
+    account_id: int
+    name: str
+    special_use: SpecialUse | None
+    is_subscribed: bool
+    uidvalidity: int
+    uidnext: int
+    highestmodseq: int
+    messages: int
+    unseen: int
+    size: int  # octets of all messages (STATUS SIZE, RFC 8438)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewMessage:
+    """One message to append: the blob is already durable, the rest is metadata."""
+
+    account_id: int
+    mailbox_id: int
+    blob_id: str
+    size: int
+    structure: bytes  # the MIME parse (mail.mime dumps), kept so FETCH never re-parses
+    flags: frozenset[str] = frozenset()
+    internal_date: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Appended:
+    mailbox_id: int
+    uid: int
+    modseq: int
+    uidvalidity: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Message:
+    mailbox_id: int
+    uid: int
+    modseq: int
+    flags: frozenset[str]
+    internal_date: datetime
+    save_date: datetime
+    size: int
+    blob_id: str  # also the OBJECTID EMAILID (RFC 8474): copies of the same octets share it
+    structure: bytes | None = field(default=None, repr=False)  # only when asked for
+
+
+class FlagOp(enum.Enum):
+    SET = enum.auto()
+    ADD = enum.auto()
+    REMOVE = enum.auto()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FlagUpdate:
+    uid: int
+    modseq: int
+    flags: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FlagResult:
+    updated: list[FlagUpdate]
+    failed_unchangedsince: list[int]  # UIDs whose modseq was above UNCHANGEDSINCE (RFC 7162 §3.1.3)
+
+
+class Mailboxes(Protocol):
+    """Folders and the messages in them."""
+
+    async def create_mailbox(
+        self, account_id: int, name: str, *, special_use: SpecialUse | None = None, subscribe: bool = True
+    ) -> Mailbox: ...
+    async def delete_mailbox(self, account_id: int, name: str) -> None: ...
+    async def rename_mailbox(self, account_id: int, old: str, new: str) -> None: ...
+    async def set_subscribed(self, account_id: int, name: str, *, is_subscribed: bool) -> None: ...
+    async def get_mailbox(self, account_id: int, name: str) -> Mailbox | None: ...
+    async def list_mailboxes(self, account_id: int) -> list[Mailbox]: ...
+
+    async def append(self, messages: Sequence[NewMessage]) -> list[Appended]:
+        """Store all messages in one transaction, or none (OverQuota, NotFound). Durable on return."""
+        ...
+
+    async def messages(
+        self, mailbox_id: int, *, uids: Sequence[int] | None = None, with_structure: bool = False
+    ) -> list[Message]:
+        """Messages in UID order: all, or those of `uids` that exist."""
+        ...
+
+    async def store_flags(
+        self,
+        mailbox_id: int,
+        uids: Sequence[int],
+        *,
+        op: FlagOp,
+        flags: frozenset[str],
+        unchanged_since: int | None = None,
+    ) -> FlagResult: ...
+    async def copy(self, mailbox_id: int, uids: Sequence[int], target_id: int) -> list[tuple[int, int]]:
+        """Copy messages; returns (source uid, new uid) pairs. Checks the target account's quota."""
+        ...
+
+    async def move(self, mailbox_id: int, uids: Sequence[int], target_id: int) -> list[tuple[int, int]]: ...
+    async def expunge(self, mailbox_id: int, uids: Sequence[int]) -> list[int]:
+        """Remove messages; returns the UIDs removed. Each leaves a tombstone in the change log."""
+        ...
+
+
+# ---- change log -----------------------------------------------------------------------------------
+
+
+class ChangeKind(enum.StrEnum):
+    MESSAGE = "message"  # appended, or its flags changed: the message row carries the new MODSEQ
+    EXPUNGE = "expunge"  # a tombstone: QRESYNC's VANISHED (RFC 7162 §3.2.10) reads these
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Change:
+    mailbox_id: int
+    modseq: int
+    uid: int
+    kind: ChangeKind
+
+
+class Changes(Protocol):
+    """What changed, for IMAP sync (CONDSTORE/QRESYNC) and push (IDLE)."""
+
+    async def changes_since(self, mailbox_id: int, modseq: int) -> list[Change]:
+        """Every message whose MODSEQ is above `modseq`, and every UID expunged after it, in MODSEQ order."""
+        ...
+
+    def watch(self, account_id: int) -> AsyncIterator[None]:
+        """Yields once after each commit that touched the account (coalesced); never ends by itself."""
+        ...
+
+
+# ---- blobs ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BlobRef:
+    id: str  # lowercase hex SHA-256 of the content
+    size: int
+
+
+class BlobWriter(Protocol):
+    def write(self, data: bytes) -> None: ...
+    async def commit(self) -> BlobRef:
+        """Make the blob durable (fsync file, rename, fsync directory) and return its id."""
+        ...
+
+    def abort(self) -> None: ...
+
+
+class Blobs(Protocol):
+    """Message bodies, content-addressed, immutable once committed."""
+
+    def create(self) -> BlobWriter: ...
+    async def put(self, data: bytes) -> BlobRef: ...
+    async def read(self, blob_id: str, start: int = 0, end: int | None = None) -> bytes: ...
+    def path(self, blob_id: str) -> str:
+        """A local file path for streaming reads (blobs on local or shared storage)."""
+        ...
+
+    async def delete(self, blob_id: str) -> None: ...
+    async def exists(self, blob_id: str) -> bool: ...
+
+
+class Store(Directory, Mailboxes, Changes, Protocol):
+    """One backend implements all three; sessions take the narrower Protocol they need."""
+
+    async def close(self) -> None: ...

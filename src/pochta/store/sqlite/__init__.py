@@ -1,0 +1,50 @@
+"""The embedded store: one SQLite database in WAL mode (see engine.py for the group commit)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from pochta.store.sqlite.directory import SqliteDirectory
+from pochta.store.sqlite.engine import Engine
+from pochta.store.sqlite.mailboxes import SqliteMailboxes
+
+DATABASE_NAME = "pochta.sqlite3"
+
+
+class SqliteStore(SqliteDirectory, SqliteMailboxes):
+    def __init__(self, path: Path, *, fsync: bool = True) -> None:
+        self._watchers: defaultdict[int, set[asyncio.Event]] = defaultdict(set)
+        self._db = Engine(path, fsync=fsync, on_commit=self._wake)
+
+    @classmethod
+    async def open(cls, data_dir: Path, *, fsync: bool = True) -> SqliteStore:
+        def make() -> SqliteStore:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            return cls(data_dir / DATABASE_NAME, fsync=fsync)
+
+        return await asyncio.to_thread(make)
+
+    def _wake(self, accounts: set[int]) -> None:
+        for account_id in accounts:
+            for event in self._watchers.get(account_id, ()):
+                event.set()
+
+    async def watch(self, account_id: int) -> AsyncIterator[None]:
+        # Only commits made by this process wake watchers; the PostgreSQL backend uses LISTEN/NOTIFY.
+        event = asyncio.Event()
+        self._watchers[account_id].add(event)
+        try:
+            while True:
+                await event.wait()
+                event.clear()
+                yield
+        finally:
+            self._watchers[account_id].discard(event)
+            if not self._watchers[account_id]:
+                del self._watchers[account_id]
+
+    async def close(self) -> None:
+        await self._db.close()
