@@ -109,6 +109,8 @@ class Engine:
         self._readers_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="sqlite-reader")
         self._closed = False
+        self.commits = 0  # group commits made (each one durable write of the WAL)
+        self.jobs = 0  # write jobs they carried
 
     # ---- writes ----
 
@@ -160,6 +162,8 @@ class Engine:
                     outcomes.append((True, result.value))
                     touched |= result.touched
             conn.execute("COMMIT")
+            self.commits += 1
+            self.jobs += len(batch)
         except Exception as exc:
             log.exception("store commit failed; %d writes refused", len(batch))
             if conn.in_transaction:
