@@ -51,7 +51,7 @@ async def run(messages: int, writers: int, size: int, data_dir: Path) -> None:
                 ]
             )
 
-    engine = store._db  # noqa: SLF001 - the bench reads the engine's counters
+    engine = store._db
     commits0 = engine.commits
     start = time.perf_counter()
     await asyncio.gather(*(writer(i) for i in range(writers)))
@@ -61,8 +61,10 @@ async def run(messages: int, writers: int, size: int, data_dir: Path) -> None:
     print(f"appends: {total} x {size} B, {writers} writers, fsync on")
     print(f"appends/s: {total / elapsed:,.0f}  ({elapsed:.2f} s)")
     print(f"group commits: {commits} ({total / max(commits, 1):.1f} appends per commit)")
-    print(f"fsyncs per message: {(blobs.fsyncs + commits) / total:.2f} "
-          f"(blob file+dir {blobs.fsyncs / total:.2f}, WAL {commits / total:.2f})")
+    print(
+        f"fsyncs per message: {(blobs.fsyncs + commits) / total:.2f} "
+        f"(blob file+dir {blobs.fsyncs / total:.2f}, WAL {commits / total:.2f})"
+    )
     await store.close()
 
 

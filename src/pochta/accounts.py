@@ -9,9 +9,6 @@ chain deeper than `MAX_ALIAS_DEPTH` stops the expansion of that branch.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import os
 import re
 from dataclasses import dataclass
@@ -19,6 +16,7 @@ from dataclasses import dataclass
 import argon2
 
 from pochta.mail.address import Address, AddressError, parse_address
+from pochta.proto.sasl import derive_scram_credentials
 from pochta.store.api import Account, Directory, ScramCredentials
 
 MAX_ALIAS_DEPTH = 10
@@ -52,34 +50,14 @@ def validate_password(password: str) -> None:
 def hash_password(password: str) -> tuple[str, ScramCredentials]:
     """The argon2id hash for PLAIN/LOGIN and the SCRAM-SHA-256 keys (RFC 5802 §3) for SCRAM."""
     validate_password(password)
-    salt = os.urandom(16)
-    salted = hashlib.pbkdf2_hmac("sha256", _saslprep(password).encode(), salt, SCRAM_ITERATIONS)
-    client_key = hmac.digest(salted, b"Client Key", "sha256")
+    try:
+        keys = derive_scram_credentials(password, iterations=SCRAM_ITERATIONS)
+    except ValueError as exc:  # SASLprep refuses unassigned or prohibited characters
+        raise PasswordError(f"password not allowed: {exc}") from exc
     scram = ScramCredentials(
-        salt=salt,
-        iterations=SCRAM_ITERATIONS,
-        stored_key=hashlib.sha256(client_key).digest(),
-        server_key=hmac.digest(salted, b"Server Key", "sha256"),
+        salt=keys.salt, iterations=keys.iterations, stored_key=keys.stored_key, server_key=keys.server_key
     )
     return _hasher.hash(password), scram
-
-
-def _saslprep(password: str) -> str:
-    # RFC 4013 SASLprep maps non-ASCII spaces to space and normalises with NFKC; enough for passwords
-    # a person types (a full stringprep profile refuses more, which only makes logins fail).
-    import unicodedata
-
-    mapped = "".join(" " if unicodedata.category(ch) == "Zs" else ch for ch in password)
-    return unicodedata.normalize("NFKC", mapped)
-
-
-def encode_scram_secret(scram: ScramCredentials) -> str:
-    """A readable form for logs and exports: SCRAM-SHA-256$iterations:salt$StoredKey:ServerKey (b64)."""
-    b64 = base64.b64encode
-    return (
-        f"SCRAM-SHA-256${scram.iterations}:{b64(scram.salt).decode()}"
-        f"${b64(scram.stored_key).decode()}:{b64(scram.server_key).decode()}"
-    )
 
 
 async def check_password(directory: Directory, username: str, password: str) -> Account | None:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import mmap
 
-import mime_samples as samples
 import pytest
 
 from pochta.mail import mime
 from pochta.mail.mime import Part
+
+from . import mime_samples as samples
 
 
 def _slice(data: bytes, bounds: tuple[int, int] | None) -> bytes | None:

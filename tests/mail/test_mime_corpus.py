@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import imapsyntax
 import pytest
 
 from pochta.mail import mime
 from pochta.mail.mime import Part
+
+from . import imapsyntax
 
 CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "mime"
 # Files beside the messages: licences, provenance, upstream commit ids and attachments.

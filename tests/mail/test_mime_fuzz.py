@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import imapsyntax
-import mime_samples as samples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pochta.mail import mime
 from pochta.mail.mime import Part
+
+from . import imapsyntax
+from . import mime_samples as samples
 
 _SEED = samples.NESTED + samples.MIXED[samples.MIXED.index(b"\r\n\r\n") :]
 

@@ -14,7 +14,7 @@ def test_migrations_from_an_empty_database(tmp_path: Path) -> None:
     version = migrate(conn)
     assert version >= 1
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert EXPECTED_TABLES <= tables
+    assert tables >= EXPECTED_TABLES
     assert conn.execute("PRAGMA user_version").fetchone()[0] == version
     assert migrate(conn) == version  # idempotent
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -1,0 +1,66 @@
+"""The import rules of docs/architecture.md: arrows point from I/O code toward pure code."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "pochta"
+
+# module prefix → pochta modules it may import (prefixes); checked longest prefix first
+ALLOWED: dict[str, tuple[str, ...]] = {
+    "mail": ("mail",),
+    "config": (),
+    "log": (),
+    "proto": ("proto", "mail"),
+    "dns": ("dns", "mail", "config"),
+    "net": ("net", "mail", "config"),
+    "tls": (),
+    "store.api": ("mail",),
+    "store": ("store", "mail"),
+    "accounts": ("store.api", "mail", "proto.sasl"),
+    "smtpd": ("smtpd", "proto.smtp", "proto.sasl", "net", "store.api", "accounts", "mail", "config", "delivery"),
+    "delivery": ("store.api", "accounts", "mail", "filters", "queue"),
+    "admin": ("admin", "accounts", "mail", "store.api", "config", "app"),
+    "app": ("",),
+}
+PURE_FORBIDDEN = {"asyncio", "socket", "ssl", "logging", "selectors"}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(SRC).with_suffix("").parts
+    return ".".join(p for p in parts if p != "__init__")
+
+
+def _rule(module: str) -> tuple[str, ...] | None:
+    for prefix in sorted(ALLOWED, key=len, reverse=True):
+        if module == prefix or module.startswith(prefix + "."):
+            return ALLOWED[prefix]
+    return None
+
+
+def test_every_module_follows_the_import_rules() -> None:
+    problems = []
+    for path in sorted(SRC.rglob("*.py")):
+        module = _module_name(path)
+        if module in ("", "__main__"):
+            continue
+        allowed = _rule(module)
+        assert allowed is not None, f"{module}: add it to the import rules"
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            for name in names:
+                top = name.split(".")[0]
+                if module.split(".")[0] in ("mail", "proto") and top in PURE_FORBIDDEN:
+                    problems.append(f"{module} imports {name}: pure code does no I/O")
+                if not name.startswith("pochta.") or name == "pochta":
+                    continue
+                target = name.removeprefix("pochta.")
+                if not any(target == a or target.startswith(a + ".") or a == "" for a in allowed):
+                    problems.append(f"{module} imports {target}")
+    assert problems == []
