@@ -15,7 +15,12 @@ from pathlib import Path
 from pochta import log as log_setup
 from pochta.accounts import hash_password
 from pochta.config import Config
+from pochta.delivery import LocalDelivery
 from pochta.net import Handler, Listener, Refusal, Stream
+from pochta.proto.smtp import Limits as SmtpLimits
+from pochta.smtpd.mx import MxPolicy
+from pochta.smtpd.session import Session as SmtpSession
+from pochta.smtpd.session import SessionSettings
 from pochta.store.api import Store
 from pochta.store.blobs import FileBlobs
 from pochta.store.sqlite import SqliteStore
@@ -119,7 +124,21 @@ class Server:
             log.warning("not built yet, answering 'unavailable': %s", ", ".join(missing))
 
     def _handlers(self, tls: ssl.SSLContext) -> dict[str, Handler]:
-        return {}
+        store, blobs, config = self.store, self.blobs, self.config
+        assert store is not None and blobs is not None
+        limits = SmtpLimits(
+            max_message_size=config.smtp.max_message_size,
+            max_header_size=config.smtp.max_header_size,
+            max_recipients=config.smtp.max_recipients,
+            max_errors=config.smtp.max_errors,
+        )
+        mx = MxPolicy(directory=store, delivery=LocalDelivery(store), blobs=blobs, hostname=config.hostname)
+        mx_settings = SessionSettings(hostname=config.hostname, limits=limits, tls=tls)
+
+        async def smtp(stream: Stream) -> None:
+            await SmtpSession(stream, settings=mx_settings, policy=mx, blobs=blobs).run()
+
+        return {"smtp": smtp}
 
     def ports(self, name: str) -> list[int]:
         return self.listeners[name].ports
@@ -132,6 +151,9 @@ class Server:
         if self.store is not None:
             await self.store.close()
             self.store = None
+        if self.blobs is not None:
+            self.blobs.close()
+            self.blobs = None
 
 
 async def _serve(config: Config) -> int:

@@ -154,6 +154,7 @@ class NewMessage:
     structure: bytes  # the MIME parse (mail.mime dumps), kept so FETCH never re-parses
     flags: frozenset[str] = frozenset()
     internal_date: datetime
+    envelope: bytes | None = None  # the SMTP envelope (mail.envelope dumps) it arrived with
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -175,6 +176,7 @@ class Message:
     size: int
     blob_id: str  # also the OBJECTID EMAILID (RFC 8474): copies of the same octets share it
     structure: bytes | None = field(default=None, repr=False)  # only when asked for
+    envelope: bytes | None = field(default=None, repr=False)  # with the structure, when it came by SMTP
 
 
 class FlagOp(enum.Enum):

@@ -67,6 +67,7 @@ def _message(row: tuple[Any, ...]) -> Message:
         size=row[6],
         blob_id=row[7],
         structure=bytes(row[8]) if len(row) > 8 else None,
+        envelope=bytes(row[9]) if len(row) > 9 and row[9] is not None else None,
     )
 
 
@@ -149,15 +150,15 @@ def _count(conn: sqlite3.Connection, mailbox_id: int, *, messages: int, unseen: 
 
 
 def _insert_messages(
-    conn: sqlite3.Connection, mailbox_id: int, rows: Sequence[tuple[str, int, int, int, str, bytes]]
+    conn: sqlite3.Connection, mailbox_id: int, rows: Sequence[tuple[str, int, int, int, str, bytes, bytes | None]]
 ) -> tuple[list[int], int, int]:
-    """Insert (flags, internal_date, save_date, size, blob_id, structure) rows.
+    """Insert (flags, internal_date, save_date, size, blob_id, structure, envelope) rows.
 
     Returns the new UIDs, their MODSEQ and the mailbox's account."""
     first_uid, modseq, account_id = _allocate(conn, mailbox_id, uids=len(rows))
     conn.executemany(
         "INSERT INTO messages (mailbox_id, uid, modseq, flags, internal_date, save_date, size, blob_id,"
-        " structure) VALUES (?,?,?,?,?,?,?,?,?)",
+        " structure, envelope) VALUES (?,?,?,?,?,?,?,?,?,?)",
         [(mailbox_id, first_uid + i, modseq, *row) for i, row in enumerate(rows)],
     )
     unseen = sum(1 for row in rows if SEEN not in _flags(row[0]))
@@ -187,7 +188,7 @@ def _delete_messages(conn: sqlite3.Connection, mailbox_id: int, uids: Sequence[i
 def _select_messages(
     conn: sqlite3.Connection, mailbox_id: int, uids: Sequence[int] | None, *, with_structure: bool = False
 ) -> list[tuple[Any, ...]]:
-    columns = _MESSAGE_COLUMNS + (", structure" if with_structure else "")
+    columns = _MESSAGE_COLUMNS + (", structure, envelope" if with_structure else "")
     if uids is None:
         return conn.execute(
             f"SELECT {columns} FROM messages WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,)
@@ -214,7 +215,7 @@ def _copy_rows(
     _charge(conn, target_account, sum(row[6] for row in source))
     now = int(time.time())
     new_uids, _, account_id = _insert_messages(
-        conn, target_id, [(row[3], row[4], now, row[6], row[7], row[8]) for row in source]
+        conn, target_id, [(row[3], row[4], now, row[6], row[7], row[8], row[9]) for row in source]
     )
     return [(row[1], uid) for row, uid in zip(source, new_uids, strict=True)], {account_id}
 
@@ -353,6 +354,7 @@ class SqliteMailboxes:
                             message.size,
                             message.blob_id,
                             message.structure,
+                            message.envelope,
                         )
                     ],
                 )

@@ -1,0 +1,83 @@
+"""Local delivery: a durable blob, parsed once, appended to every recipient account's INBOX in one commit.
+
+Later the spam/virus verdict and each recipient's Sieve script choose the mailbox; redirects and
+vacation replies go to the queue. Today every copy goes to INBOX.
+"""
+
+from __future__ import annotations
+
+import logging
+import mmap
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from pochta.mail.envelope import Envelope, Recipient
+from pochta.mail.mime import parse_message
+from pochta.store.api import INBOX, Account, Appended, Mailboxes, NewMessage, NotFound
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LocalCopy:
+    """One account's copy and the envelope recipients that led to it (several aliases may meet)."""
+
+    account: Account
+    recipients: tuple[Recipient, ...]
+
+
+def parse_file(path: str) -> bytes:
+    """The stored MIME parse of a blob file (mapped, so a large message is never read whole)."""
+    with open(path, "rb") as handle:
+        size = handle.seek(0, 2)
+        if size == 0:
+            return parse_message(b"").dumps()
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            return parse_message(mapped).dumps()
+
+
+class LocalDelivery:
+    def __init__(self, mailboxes: Mailboxes) -> None:
+        self._mailboxes = mailboxes
+        self._inbox_ids: dict[int, int] = {}  # account id → INBOX id; INBOX is never deleted or renamed away
+
+    async def _inbox(self, account_id: int) -> int:
+        cached = self._inbox_ids.get(account_id)
+        if cached is not None:
+            return cached
+        mailbox = await self._mailboxes.get_mailbox(account_id, INBOX)
+        if mailbox is None:
+            raise NotFound(f"account {account_id} has no INBOX")
+        self._inbox_ids[account_id] = mailbox.id
+        return mailbox.id
+
+    async def deliver(
+        self,
+        copies: Sequence[LocalCopy],
+        *,
+        blob_id: str,
+        size: int,
+        structure: bytes,
+        envelope: Envelope,
+        received: datetime,
+    ) -> list[Appended]:
+        """Store one copy per account, all or none (OverQuota, NotFound, StoreError propagate)."""
+        messages = []
+        for copy in copies:
+            messages.append(
+                NewMessage(
+                    account_id=copy.account.id,
+                    mailbox_id=await self._inbox(copy.account.id),
+                    blob_id=blob_id,
+                    size=size,
+                    structure=structure,
+                    internal_date=received,
+                    envelope=envelope.only(copy.recipients).dumps(),
+                )
+            )
+        try:
+            return await self._mailboxes.append(messages)
+        except NotFound:
+            self._inbox_ids.clear()  # an account went away meanwhile; look again next time
+            raise

@@ -1,0 +1,109 @@
+"""The MX (port 25): mail for our domains from anyone, nothing else from anyone unauthenticated.
+
+Recipient problems known before the content (unknown user, relaying, full mailbox) are answered at
+RCPT; after the content the message is stored for every accepted recipient in one commit, or for none.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from pochta.accounts import is_local_domain, resolve
+from pochta.delivery import LocalCopy, LocalDelivery, parse_file
+from pochta.mail.address import Address, AddressError, normalize_domain
+from pochta.mail.envelope import Recipient
+from pochta.proto.smtp import Extensions, MailFrom, RcptTo, Reply
+from pochta.smtpd.session import Session, Transaction
+from pochta.store.api import Blobs, Directory, OverQuota, StoreError
+
+log = logging.getLogger(__name__)
+
+RELAY_DENIED = "relay access denied"
+MAILBOX_FULL = Reply(code=452, status="4.2.2", text="mailbox full, try again later")  # RFC 3463 X.2.2
+
+
+class MxPolicy:
+    extensions = Extensions()  # everything but AUTH; the session adds STARTTLS when it has a certificate
+
+    def __init__(self, *, directory: Directory, delivery: LocalDelivery, blobs: Blobs, hostname: str) -> None:
+        self._directory = directory
+        self._delivery = delivery
+        self._blobs = blobs
+        self._hostname = hostname
+
+    async def mail_from(self, session: Session, event: MailFrom) -> Reply:
+        # Any sender may send to our users; SPF/DKIM/DMARC judge the sender later (inbound protection).
+        sender = f"<{event.path}>" if event.path else "<>"
+        return Reply(code=250, status="2.1.0", text=f"{sender} sender ok")
+
+    async def rcpt_to(self, session: Session, transaction: Transaction, event: RcptTo) -> Reply:
+        address: Address | None = event.path
+        if event.is_bare_postmaster:  # RFC 5321 §4.5.1: <Postmaster> must be accepted
+            address = await self._postmaster()
+        shown = f"<{event.path}>"
+        if address is None or not await is_local_domain(self._directory, address.domain):
+            return Reply(code=554, status="5.7.1", text=f"{shown}: {RELAY_DENIED}")
+        resolution = await resolve(self._directory, address)
+        if resolution is None or (not resolution.accounts and not resolution.forwards):
+            return Reply(code=550, status="5.1.1", text=f"{shown}: no such user here")
+        if resolution.forwards:
+            # Forwarding needs the outbound queue (not built yet): ask the sender to retry rather than
+            # accept a copy we could not pass on.
+            log.warning("rcpt=%s expands to external addresses; forwarding is not available yet", address)
+            return Reply(code=451, status="4.3.2", text=f"{shown}: forwarding not available yet, try later")
+        expected = transaction.mail.size or 0
+        for account in resolution.accounts:
+            if account.quota_bytes and account.used_bytes + expected >= account.quota_bytes:
+                return replace(MAILBOX_FULL, text=f"{shown}: mailbox full, try again later")
+        recipient = Recipient(
+            address=str(event.path),
+            notify=tuple(sorted(n.value for n in event.notify)) if event.notify else (),
+            orcpt=f"{event.orcpt.addr_type};{event.orcpt.address}" if event.orcpt else None,
+        )
+        transaction.recipients.append(recipient)
+        for account in resolution.accounts:
+            copy = transaction.copies.get(account.id)
+            recipients = (*copy.recipients, recipient) if copy else (recipient,)
+            transaction.copies[account.id] = LocalCopy(account=account, recipients=recipients)
+        return Reply(code=250, status="2.1.5", text=f"{shown} recipient ok")
+
+    async def _postmaster(self) -> Address | None:
+        try:
+            domain = normalize_domain(self._hostname)
+        except AddressError:
+            domain = ""
+        domains = [d.name for d in await self._directory.list_domains()]
+        if not domains:
+            return None
+        return Address("postmaster", domain if domain in domains else domains[0])
+
+    async def deliver(self, session: Session, transaction: Transaction, size: int) -> Reply:
+        spool = transaction.spool
+        assert spool is not None
+        blob = await spool.commit()
+        structure = parse_file(self._blobs.path(blob.id))
+        try:
+            appended = await self._delivery.deliver(
+                list(transaction.copies.values()),
+                blob_id=blob.id,
+                size=blob.size,
+                structure=structure,
+                envelope=transaction.envelope(),
+                received=transaction.started,
+            )
+        except OverQuota:
+            return MAILBOX_FULL
+        except StoreError:
+            log.exception("delivery failed id=%s", transaction.id)
+            return Reply(code=451, status="4.3.0", text="could not store the message, try again later")
+        log.info(
+            "smtp delivered id=%s from=<%s> rcpts=%d copies=%d size=%d peer=%s",
+            transaction.id,
+            transaction.mail.path or "",
+            len(transaction.recipients),
+            len(appended),
+            blob.size,
+            session.stream.peer_host,
+        )
+        return Reply(code=250, status="2.0.0", text=f"OK id={transaction.id}")
