@@ -10,6 +10,7 @@ import ssl
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pochta import log as log_setup
@@ -88,8 +89,16 @@ def _unavailable(name: str) -> Handler:
 class Server:
     """Every configured listener in one process, over one store."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        new_id: Callable[[], str] = lambda: secrets.token_hex(6),
+    ) -> None:
         self.config = config
+        self._now = now
+        self._new_id = new_id
         self.listeners: dict[str, Listener] = {}
         self.store: Store | None = None
         self.blobs: FileBlobs | None = None
@@ -133,7 +142,9 @@ class Server:
             max_errors=config.smtp.max_errors,
         )
         mx = MxPolicy(directory=store, delivery=LocalDelivery(store), blobs=blobs, hostname=config.hostname)
-        mx_settings = SessionSettings(hostname=config.hostname, limits=limits, tls=tls)
+        mx_settings = SessionSettings(
+            hostname=config.hostname, limits=limits, tls=tls, now=self._now, new_id=self._new_id
+        )
 
         async def smtp(stream: Stream) -> None:
             await SmtpSession(stream, settings=mx_settings, policy=mx, blobs=blobs).run()

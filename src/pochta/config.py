@@ -213,7 +213,7 @@ def parse_host_port(text: str) -> tuple[str, int]:
     if not sep or not port_text.isdigit():
         raise ValueError(f"{text!r} is not host:port")
     port = int(port_text)
-    if not 0 < port < 65536:
+    if not 0 <= port < 65536:  # 0: the system picks a free port (tests)
         raise ValueError(f"{text!r}: port out of range")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]

@@ -41,7 +41,7 @@ class MxPolicy:
         address: Address | None = event.path
         if event.is_bare_postmaster:  # RFC 5321 §4.5.1: <Postmaster> must be accepted
             address = await self._postmaster()
-        shown = f"<{event.path}>"
+        shown = "<Postmaster>" if event.is_bare_postmaster else f"<{event.path}>"
         if address is None or not await is_local_domain(self._directory, address.domain):
             return Reply(code=554, status="5.7.1", text=f"{shown}: {RELAY_DENIED}")
         resolution = await resolve(self._directory, address)

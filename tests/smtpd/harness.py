@@ -1,0 +1,154 @@
+"""An in-process Pochta (real sockets on 127.0.0.1, real SQLite store in tmp_path, fixed clock) and
+transcript checks in the style of CONVENTIONS.md."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import textwrap
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pochta.accounts import hash_password
+from pochta.app import Server
+from pochta.config import from_mapping
+from pochta.store.api import INBOX, Message, Store
+from pochta.store.blobs import FileBlobs
+
+CLOCK = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
+PASSWORD = "correct horse battery"
+_NO_LISTENERS = {name: [] for name in ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "managesieve", "http")}
+
+
+def client_tls() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class Client:
+    """One SMTP client connection speaking raw lines."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def line(self) -> str:
+        data = await asyncio.wait_for(self.reader.readline(), 10)
+        return data.decode("utf-8", errors="replace").rstrip("\r\n")
+
+    async def reply(self) -> list[str]:
+        """All lines of one (possibly multi-line) reply."""
+        lines = [await self.line()]
+        while len(lines[-1]) > 3 and lines[-1][3] == "-":
+            lines.append(await self.line())
+        return lines
+
+    async def command(self, text: str) -> list[str]:
+        await self.send(text.encode() + b"\r\n")
+        return await self.reply()
+
+    async def starttls(self) -> None:
+        await self.writer.start_tls(client_tls())
+
+    async def is_closed(self) -> bool:
+        return await asyncio.wait_for(self.reader.read(), 10) == b""
+
+    async def close(self) -> None:
+        self.writer.close()
+        try:
+            await self.writer.wait_closed()
+        except (ConnectionError, ssl.SSLError):
+            pass
+
+
+class Mx:
+    def __init__(self, server: Server, tmp_path: Path) -> None:
+        self.server = server
+        self.tmp_path = tmp_path
+        self.clients: list[Client] = []  # closed when the server stops
+
+    @property
+    def store(self) -> Store:
+        assert self.server.store is not None
+        return self.server.store
+
+    @property
+    def blobs(self) -> FileBlobs:
+        assert self.server.blobs is not None
+        return self.server.blobs
+
+    @property
+    def port(self) -> int:
+        return self.server.ports("smtp")[0]
+
+    async def connect(self) -> Client:
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        client = Client(reader, writer)
+        self.clients.append(client)
+        return client
+
+    async def transcript(self, text: str) -> Client:
+        """Check an exchange: `C:` lines are sent, `S:` lines must come back exactly (a trailing `*`
+        matches any rest of the line). Returns the still open client."""
+        client = await self.connect()
+        for raw in textwrap.dedent(text).strip().splitlines():
+            kind, _, rest = raw.strip().partition(" ")
+            if kind == "C:":
+                await client.send(rest.encode() + b"\r\n")
+            elif kind == "S:":
+                got = await client.line()
+                if rest.endswith("*"):
+                    assert got.startswith(rest[:-1]), f"expected {rest!r}, got {got!r}"
+                else:
+                    assert got == rest, f"expected {rest!r}, got {got!r}"
+            else:
+                raise ValueError(f"transcript line must start with C: or S: ({raw!r})")
+        return client
+
+    async def add_user(self, address: str, *, quota: int = 0) -> int:
+        domain = address.rpartition("@")[2]
+        if await self.store.get_domain(domain) is None:
+            await self.store.add_domain(domain)
+        password_hash, scram = hash_password(PASSWORD)
+        account = await self.store.add_account(address, password_hash=password_hash, scram=scram, quota_bytes=quota)
+        return account.id
+
+    async def inbox(self, address: str) -> list[Message]:
+        account = await self.store.get_account(address)
+        assert account is not None
+        mailbox = await self.store.get_mailbox(account.id, INBOX)
+        assert mailbox is not None
+        return await self.store.messages(mailbox.id, with_structure=True)
+
+    async def inbox_bytes(self, address: str) -> list[bytes]:
+        return [await self.blobs.read(m.blob_id) for m in await self.inbox(address)]
+
+
+@asynccontextmanager
+async def running_mx(tmp_path: Path, **overrides: Any) -> AsyncIterator[Mx]:
+    raw: dict[str, Any] = {
+        "hostname": "mx.example.test",
+        "data_dir": str(tmp_path / "data"),
+        "listen": {**_NO_LISTENERS, "smtp": ["127.0.0.1:0"]},
+    }
+    for key, value in overrides.items():
+        raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
+    ids = iter(f"id{n:04d}" for n in range(1, 100000))
+    server = Server(from_mapping(raw), now=lambda: CLOCK, new_id=lambda: next(ids))
+    await server.start()
+    mx = Mx(server, tmp_path)
+    try:
+        yield mx
+    finally:
+        for client in mx.clients:
+            await client.close()
+        await server.stop()
