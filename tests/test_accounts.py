@@ -43,6 +43,10 @@ async def test_exact_tag_alias_list_and_catch_all(store: Store) -> None:
     await store.add_alias("@other.test", ["bob@example.test"])
     assert await _resolve(store, "anything@other.test") == (["bob@example.test"], [])
     assert await _resolve(store, "user@unserved.test") == ([], ["user@unserved.test"])
+    unserved = await resolve(store, parse_address("user@unserved.test"))
+    assert unserved is not None and not unserved.is_local
+    team = await resolve(store, parse_address("team@example.test"))
+    assert team is not None and team.is_local
 
 
 async def test_alias_loops_and_duplicates_end(store: Store) -> None:

@@ -34,6 +34,7 @@ class PasswordError(ValueError):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Resolution:
+    is_local: bool  # the address's domain is served here; if not, it is its own only forward
     accounts: tuple[Account, ...]  # local mailboxes, each once
     forwards: tuple[Address, ...]  # external addresses an alias expands to
 
@@ -84,46 +85,54 @@ async def is_local_domain(directory: Directory, domain: str) -> bool:
 
 
 async def resolve(directory: Directory, address: Address) -> Resolution | None:
-    """Where mail for `address` goes; None when its domain is ours but nobody has that address."""
+    """Where mail for `address` goes; None when its domain is ours but nobody has that address.
+
+    Breadth first, one directory read per alias level; a loop or a chain deeper than MAX_ALIAS_DEPTH
+    stops that branch (the address itself still exists)."""
     accounts: dict[int, Account] = {}
     forwards: dict[str, Address] = {}
-    found = await _expand(directory, address, accounts, forwards, seen=set(), depth=0)
-    if not found:
-        return None
-    return Resolution(accounts=tuple(accounts.values()), forwards=tuple(forwards.values()))
+    seen = {str(address)}
+    level = [address]
+    for depth in range(MAX_ALIAS_DEPTH + 1):
+        candidates = {str(a): _candidates(a) for a in level}
+        found = await directory.lookup(
+            [name for names in candidates.values() for name in names], [a.domain for a in level]
+        )
+        next_level: list[Address] = []
+        for item in level:
+            if item.domain not in found.domains:
+                forwards.setdefault(str(item), item)
+                continue
+            for name in candidates[str(item)]:
+                if name in found.accounts:
+                    account = found.accounts[name]
+                    accounts.setdefault(account.id, account)
+                    break
+                if name in found.aliases:
+                    next_level += _targets(found.aliases[name].targets, seen)
+                    break
+            else:
+                if depth == 0:
+                    return None
+        if not next_level:
+            break
+        level = next_level
+    return Resolution(
+        is_local=str(address) not in forwards, accounts=tuple(accounts.values()), forwards=tuple(forwards.values())
+    )
 
 
-async def _expand(
-    directory: Directory,
-    address: Address,
-    accounts: dict[int, Account],
-    forwards: dict[str, Address],
-    *,
-    seen: set[str],
-    depth: int,
-) -> bool:
-    key = str(address)
-    if key in seen or depth > MAX_ALIAS_DEPTH:
-        return True  # a loop or a too-deep chain: that branch adds nothing, the address still exists
-    seen.add(key)
-    if not await is_local_domain(directory, address.domain):
-        forwards.setdefault(key, address)
-        return True
-    for candidate in _candidates(address):
-        account = await directory.get_account(candidate)
-        if account is not None:
-            accounts.setdefault(account.id, account)
-            return True
-        alias = await directory.get_alias(candidate)
-        if alias is not None:
-            for target in alias.targets:
-                try:
-                    target_address = parse_address(target)
-                except AddressError:
-                    continue
-                await _expand(directory, target_address, accounts, forwards, seen=seen, depth=depth + 1)
-            return True
-    return False
+def _targets(targets: tuple[str, ...], seen: set[str]) -> list[Address]:
+    out = []
+    for target in targets:
+        try:
+            address = parse_address(target)
+        except AddressError:
+            continue
+        if str(address) not in seen:
+            seen.add(str(address))
+            out.append(address)
+    return out
 
 
 def _candidates(address: Address) -> list[str]:

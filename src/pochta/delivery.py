@@ -14,7 +14,7 @@ from datetime import datetime
 
 from pochta.mail.envelope import Envelope, Recipient
 from pochta.mail.mime import parse_message
-from pochta.store.api import INBOX, Account, Appended, Mailboxes, NewMessage, NotFound
+from pochta.store.api import INBOX, Account, Appended, BlobWriter, Mailboxes, NewMessage, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,12 @@ class LocalCopy:
 
     account: Account
     recipients: tuple[Recipient, ...]
+
+
+def parse_blob(writer: BlobWriter) -> bytes | None:
+    """The MIME parse of a blob still in memory (before commit), or None when it is on disk."""
+    content = writer.in_memory()
+    return parse_message(content).dumps() if content is not None else None
 
 
 def parse_file(path: str) -> bytes:

@@ -20,7 +20,9 @@ from pochta.store.blobs import FileBlobs
 
 CLOCK = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
 PASSWORD = "correct horse battery"
-_NO_LISTENERS = {name: [] for name in ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "managesieve", "http")}
+_NO_LISTENERS = {
+    name: [] for name in ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "managesieve", "http")
+}
 
 
 def client_tls() -> ssl.SSLContext:

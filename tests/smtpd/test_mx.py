@@ -415,3 +415,19 @@ async def test_shutdown_lets_an_open_transaction_finish(tmp_path: Path) -> None:
         await stopping
         for client in (idle, busy):
             await client.close()
+
+
+async def test_alias_to_an_external_address_is_deferred_until_forwarding_exists(mx: Mx) -> None:
+    await mx.store.add_alias("fwd@example.test", ["alice@example.test", "someone@remote.test"])
+    client = await mx.transcript(
+        """
+        S: 220 *
+        C: HELO c
+        S: 250 *
+        C: MAIL FROM:<x@remote.test>
+        S: 250 *
+        C: RCPT TO:<fwd@example.test>
+        S: 451 4.3.2 <fwd@example.test>: forwarding not available yet, try later
+        """
+    )
+    await client.close()

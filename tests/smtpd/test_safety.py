@@ -25,7 +25,9 @@ SMUGGLING_ENDINGS = [
     b"\r\n.\r\r\n",
 ]
 NUL_ENDINGS = [b"\r\n\x00.\r\n", b"\r\n.\x00\r\n"]  # no bare line ending: just content
-SMUGGLED = b"MAIL FROM:<ceo@example.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\nSubject: smuggled\r\n\r\nPay now.\r\n"
+SMUGGLED = (
+    b"MAIL FROM:<ceo@example.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\nSubject: smuggled\r\n\r\nPay now.\r\n"
+)
 
 
 @pytest.fixture

@@ -6,11 +6,12 @@ RCPT; after the content the message is stored for every accepted recipient in on
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import replace
 
-from pochta.accounts import is_local_domain, resolve
-from pochta.delivery import LocalCopy, LocalDelivery, parse_file
+from pochta.accounts import resolve
+from pochta.delivery import LocalCopy, LocalDelivery, parse_blob, parse_file
 from pochta.mail.address import Address, AddressError, normalize_domain
 from pochta.mail.envelope import Recipient
 from pochta.proto.smtp import Extensions, MailFrom, RcptTo, Reply
@@ -42,16 +43,18 @@ class MxPolicy:
         if event.is_bare_postmaster:  # RFC 5321 §4.5.1: <Postmaster> must be accepted
             address = await self._postmaster()
         shown = "<Postmaster>" if event.is_bare_postmaster else f"<{event.path}>"
-        if address is None or not await is_local_domain(self._directory, address.domain):
+        resolution = await resolve(self._directory, address) if address is not None else None
+        if address is None or (resolution is not None and not resolution.is_local):
             return Reply(code=554, status="5.7.1", text=f"{shown}: {RELAY_DENIED}")
-        resolution = await resolve(self._directory, address)
-        if resolution is None or (not resolution.accounts and not resolution.forwards):
+        if resolution is None:
             return Reply(code=550, status="5.1.1", text=f"{shown}: no such user here")
         if resolution.forwards:
             # Forwarding needs the outbound queue (not built yet): ask the sender to retry rather than
             # accept a copy we could not pass on.
             log.warning("rcpt=%s expands to external addresses; forwarding is not available yet", address)
             return Reply(code=451, status="4.3.2", text=f"{shown}: forwarding not available yet, try later")
+        if not resolution.accounts:  # an alias that leads nowhere (a loop, or targets since removed)
+            return Reply(code=550, status="5.1.1", text=f"{shown}: no such user here")
         expected = transaction.mail.size or 0
         for account in resolution.accounts:
             if account.quota_bytes and account.used_bytes + expected >= account.quota_bytes:
@@ -81,8 +84,10 @@ class MxPolicy:
     async def deliver(self, session: Session, transaction: Transaction, size: int) -> Reply:
         spool = transaction.spool
         assert spool is not None
+        structure = parse_blob(spool)  # small messages: parsed in memory, no file read
         blob = await spool.commit()
-        structure = parse_file(self._blobs.path(blob.id))
+        if structure is None:
+            structure = await asyncio.to_thread(parse_file, self._blobs.path(blob.id))
         try:
             appended = await self._delivery.deliver(
                 list(transaction.copies.values()),

@@ -10,7 +10,7 @@ hierarchical names with ``/`` as the separator, ``INBOX`` spelled exactly so.
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -78,8 +78,22 @@ class Alias:
     targets: tuple[str, ...]  # addresses, local or external
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Lookup:
+    """What `Directory.lookup` found, all in one read."""
+
+    domains: frozenset[str]  # the asked domains that are served here
+    accounts: Mapping[str, Account]  # by address
+    aliases: Mapping[str, Alias]  # by address
+
+
 class Directory(Protocol):
     """Domains, accounts and aliases: whom the mail is for."""
+
+    async def lookup(self, addresses: Sequence[str], domains: Sequence[str]) -> Lookup:
+        """Accounts and aliases with any of `addresses`, and which `domains` are ours, in one read
+        (recipient resolution asks this once per alias level instead of once per candidate)."""
+        ...
 
     async def add_domain(self, name: str) -> Domain: ...
     async def remove_domain(self, name: str) -> None: ...
@@ -278,6 +292,10 @@ class BlobRef:
 
 class BlobWriter(Protocol):
     def write(self, data: bytes) -> None: ...
+    def in_memory(self) -> bytes | None:
+        """The whole content if it is still held in memory (small blobs), else None; before commit."""
+        ...
+
     async def commit(self) -> BlobRef:
         """Make the blob durable (fsync file, rename, fsync directory) and return its id."""
         ...

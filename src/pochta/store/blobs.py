@@ -55,6 +55,10 @@ class FileBlobWriter:
             os.write(self._spill_fd, self._pending)
             self._pending.clear()
 
+    def in_memory(self) -> bytes | None:
+        """The whole content if it is still held in memory (small blobs), else None."""
+        return None if self._spill_path is not None or self._done else bytes(self._pending)
+
     async def commit(self) -> BlobRef:
         if self._done:
             raise StoreError("blob writer already finished")

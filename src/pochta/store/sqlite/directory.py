@@ -16,6 +16,7 @@ from pochta.store.api import (
     AlreadyExists,
     Conflict,
     Domain,
+    Lookup,
     NotFound,
     ScramCredentials,
 )
@@ -74,6 +75,30 @@ class SqliteDirectory:
     """Expects `self._db` (Engine); mixed into SqliteStore."""
 
     _db: Engine
+
+    async def lookup(self, addresses: Sequence[str], domains: Sequence[str]) -> Lookup:
+        def run(conn: sqlite3.Connection) -> Lookup:
+            wanted = sorted(set(addresses))
+            marks = ",".join("?" * len(wanted))
+            accounts = {
+                row[1]: _account(row)
+                for row in conn.execute(
+                    f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE address IN ({marks})", wanted
+                ).fetchall()
+            }
+            aliases = {
+                row[1]: _alias(row)
+                for row in conn.execute(
+                    f"SELECT id, address, domain_id, targets FROM aliases WHERE address IN ({marks})", wanted
+                ).fetchall()
+            }
+            names = sorted(set(domains))
+            served = conn.execute(
+                f"SELECT name FROM domains WHERE name IN ({','.join('?' * len(names))})", names
+            ).fetchall()
+            return Lookup(domains=frozenset(row[0] for row in served), accounts=accounts, aliases=aliases)
+
+        return await self._db.read(run)
 
     # ---- domains ----
 
