@@ -62,28 +62,29 @@ class LocalDelivery:
         self,
         copies: Sequence[LocalCopy],
         *,
-        blob_id: str,
-        size: int,
+        blob: BlobWriter,
         structure: bytes,
         envelope: Envelope,
         received: datetime,
     ) -> list[Appended]:
-        """Store one copy per account, all or none (OverQuota, NotFound, StoreError propagate)."""
+        """Make the blob durable and store one copy per account, all or none, in one round trip to the
+        store (OverQuota, NotFound, StoreError propagate)."""
+        ref = blob.ref
         messages = []
         for copy in copies:
             messages.append(
                 NewMessage(
                     account_id=copy.account.id,
                     mailbox_id=await self._inbox(copy.account.id),
-                    blob_id=blob_id,
-                    size=size,
+                    blob_id=ref.id,
+                    size=ref.size,
                     structure=structure,
                     internal_date=received,
                     envelope=envelope.only(copy.recipients).dumps(),
                 )
             )
         try:
-            return await self._mailboxes.append(messages)
+            return await self._mailboxes.append(messages, blobs=[blob])
         except NotFound:
             self._inbox_ids.clear()  # an account went away meanwhile; look again next time
             raise

@@ -84,15 +84,15 @@ class MxPolicy:
     async def deliver(self, session: Session, transaction: Transaction, size: int) -> Reply:
         spool = transaction.spool
         assert spool is not None
-        structure = parse_blob(spool)  # small messages: parsed in memory, no file read
-        blob = await spool.commit()
-        if structure is None:
-            structure = await asyncio.to_thread(parse_file, self._blobs.path(blob.id))
+        structure = parse_blob(spool)  # small messages: parsed in memory before they reach the disk
+        if structure is None:  # a large one is on disk already (spilled): make it durable, map it
+            await spool.commit()
+            structure = await asyncio.to_thread(parse_file, self._blobs.path(spool.ref.id))
+        blob = spool.ref
         try:
             appended = await self._delivery.deliver(
                 list(transaction.copies.values()),
-                blob_id=blob.id,
-                size=blob.size,
+                blob=spool,
                 structure=structure,
                 envelope=transaction.envelope(),
                 received=transaction.started,

@@ -224,8 +224,10 @@ class Mailboxes(Protocol):
     async def get_mailbox(self, account_id: int, name: str) -> Mailbox | None: ...
     async def list_mailboxes(self, account_id: int) -> list[Mailbox]: ...
 
-    async def append(self, messages: Sequence[NewMessage]) -> list[Appended]:
-        """Store all messages in one transaction, or none (OverQuota, NotFound). Durable on return."""
+    async def append(self, messages: Sequence[NewMessage], *, blobs: Sequence[BlobWriter] = ()) -> list[Appended]:
+        """Store all messages in one transaction, or none (OverQuota, NotFound). Durable on return.
+
+        `blobs` not yet committed are made durable first, in the same round trip to the store."""
         ...
 
     async def messages(
@@ -296,8 +298,17 @@ class BlobWriter(Protocol):
         """The whole content if it is still held in memory (small blobs), else None; before commit."""
         ...
 
+    @property
+    def ref(self) -> BlobRef:
+        """Id and size of the content written so far."""
+        ...
+
     async def commit(self) -> BlobRef:
         """Make the blob durable (fsync file, rename, fsync directory) and return its id."""
+        ...
+
+    def commit_sync(self) -> BlobRef:
+        """`commit` from a worker thread; `Mailboxes.append` runs it for blobs it is given."""
         ...
 
     def abort(self) -> None: ...

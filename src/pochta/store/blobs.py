@@ -43,6 +43,7 @@ class FileBlobWriter:
         self._hash = hashlib.sha256()
         self._size = 0
         self._done = False
+        self._committed: BlobRef | None = None
 
     def write(self, data: bytes) -> None:
         self._hash.update(data)
@@ -59,16 +60,29 @@ class FileBlobWriter:
         """The whole content if it is still held in memory (small blobs), else None."""
         return None if self._spill_path is not None or self._done else bytes(self._pending)
 
+    @property
+    def ref(self) -> BlobRef:
+        """Id and size of what was written so far (the blob's final name once all is written)."""
+        return BlobRef(id=self._hash.hexdigest(), size=self._size)
+
     async def commit(self) -> BlobRef:
+        return await asyncio.get_running_loop().run_in_executor(self._blobs.sync_pool, self.commit_sync)
+
+    def commit_sync(self) -> BlobRef:
+        """`commit` for a worker thread (the store's writer runs it before the metadata commit).
+        Committing twice is harmless; committing after `abort` is an error."""
+        if self._committed is not None:
+            return self._committed
         if self._done:
-            raise StoreError("blob writer already finished")
+            raise StoreError("blob writer was aborted")
         self._done = True
-        blob_id = self._hash.hexdigest()
+        ref = self.ref
         try:
-            await asyncio.get_running_loop().run_in_executor(self._blobs.sync_pool, self._finish, blob_id)
+            self._finish(ref.id)
         finally:
             self._discard()
-        return BlobRef(id=blob_id, size=self._size)
+        self._committed = ref
+        return ref
 
     def _finish(self, blob_id: str) -> None:
         blobs = self._blobs

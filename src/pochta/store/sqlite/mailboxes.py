@@ -18,6 +18,7 @@ from pochta.store.api import (
     INBOX,
     AlreadyExists,
     Appended,
+    BlobWriter,
     Change,
     ChangeKind,
     Conflict,
@@ -327,7 +328,7 @@ class SqliteMailboxes:
 
         return await self._db.read(run)
 
-    async def append(self, messages: Sequence[NewMessage]) -> list[Appended]:
+    async def append(self, messages: Sequence[NewMessage], *, blobs: Sequence[BlobWriter] = ()) -> list[Appended]:
         def run(conn: sqlite3.Connection) -> WriteResult[list[Appended]]:
             per_account: dict[int, int] = defaultdict(int)
             for message in messages:
@@ -361,7 +362,7 @@ class SqliteMailboxes:
                 results.append(Appended(mailbox_id=message.mailbox_id, uid=uid, modseq=modseq, uidvalidity=row[1]))
             return WriteResult(results, touched=set(per_account))
 
-        return await self._db.write(run)
+        return await self._db.write(run, prepare=[blob.commit_sync for blob in blobs])
 
     async def messages(
         self, mailbox_id: int, *, uids: Sequence[int] | None = None, with_structure: bool = False

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Inbound SMTP throughput, Pochta beside Postfix, in one run (run by hand; needs Debian's postfix for
+# smtp-source and the reference instance, and ../shared/peers from the project root).
+#
+#   bench/smtp_in.sh [COUNT=5000] [SESSIONS=20] [SIZE=10240]
+#
+# Postfix's smtp-source sends COUNT messages of SIZE octets over SESSIONS parallel sessions, first with
+# one connection per message, then several messages per connection (REUSE=1). Pochta stores every
+# message durably (fsync) before its 250, so smtp-source's end is the moment the last one is stored;
+# Postfix is timed until its Maildir holds them all. Prints msg/s for both and the ratio.
+set -euo pipefail
+COUNT=${1:-5000} SESSIONS=${2:-20} SIZE=${3:-10240}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PEERS=${PEERS:-$ROOT/../shared/peers}
+PORT=${POCHTA_PORT:-12625}
+WORK=$(mktemp -d /tmp/pochta-bench-smtp.XXXXXX)
+POCHTA="$ROOT/.venv/bin/pochta --config $WORK/pochta.toml"
+[ -x "$ROOT/.venv/bin/pochta" ] || { echo "run ./run-tests once to make .venv" >&2; exit 1; }
+command -v smtp-source >/dev/null || [ -x /usr/sbin/smtp-source ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postfix >/dev/null
+
+cat > "$WORK/pochta.toml" <<EOF
+hostname = "mx.example.test"
+data_dir = "$WORK/data"
+[listen]
+smtp = ["127.0.0.1:$PORT"]
+submission = []
+submissions = []
+imap = []
+imaps = []
+pop3 = []
+pop3s = []
+managesieve = []
+http = []
+[limits]
+max_connections_per_ip = 1000
+[log]
+level = "WARNING"
+EOF
+
+pochta_pid=""
+cleanup() {
+    [ -n "$pochta_pid" ] && kill "$pochta_pid" 2>/dev/null && wait "$pochta_pid" 2>/dev/null
+    bash "$PEERS/postfix-down.sh" >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+start_pochta() {
+    [ -n "$pochta_pid" ] && kill "$pochta_pid" && wait "$pochta_pid" 2>/dev/null || true
+    rm -rf "$WORK/data"
+    $POCHTA domain add example.test >/dev/null
+    echo "bench-password" | $POCHTA user add bench@example.test --password-stdin >/dev/null
+    $POCHTA alias add @example.test bench@example.test >/dev/null  # smtp-source numbers each recipient
+    $POCHTA serve 2>"$WORK/pochta.log" &
+    pochta_pid=$!
+    for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return; sleep 0.1; done
+    echo "pochta did not start" >&2; cat "$WORK/pochta.log" >&2; exit 1
+}
+
+rate() { grep -o 'rate=[0-9.]* msg/s' | tail -1 | grep -o '[0-9.]*' | head -1; }
+
+declare -A results
+for reuse in 0 1; do
+    start_pochta
+    pochta=$(REUSE=$reuse bash "$PEERS/smtp-bench.sh" 127.0.0.1 "$PORT" "$COUNT" "$SESSIONS" "$SIZE" | tee /dev/stderr | rate)
+    stored=$($POCHTA mailbox list bench@example.test --json | python3 -c 'import json,sys; print(sum(m["messages"] for m in json.load(sys.stdin)))')
+    [ "$stored" = "$COUNT" ] || { echo "pochta stored $stored of $COUNT" >&2; exit 1; }
+    bash "$PEERS/postfix-up.sh" >/dev/null
+    postfix=$(REUSE=$reuse WAIT_DIR=/tmp/peers-postfix/mail/bench bash "$PEERS/smtp-bench.sh" 127.0.0.1 10026 "$COUNT" "$SESSIONS" "$SIZE" | tee /dev/stderr | rate)
+    results[$reuse]="$pochta $postfix"
+done
+
+echo
+echo "smtp-source: $COUNT messages x $SIZE B over $SESSIONS sessions, until stored (Pochta fsyncs before 250)"
+printf '%-28s %12s %12s %8s\n' "mode" "Pochta msg/s" "Postfix msg/s" "ratio"
+for reuse in 0 1; do
+    read -r p f <<<"${results[$reuse]}"
+    mode=$([ "$reuse" = 1 ] && echo "several per connection" || echo "one connection per message")
+    printf '%-28s %12.1f %12.1f %7.2fx\n' "$mode" "$p" "$f" "$(python3 -c "print($p / $f)")"
+done
