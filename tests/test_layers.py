@@ -20,8 +20,11 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "store": ("store", "mail"),
     "accounts": ("store.api", "mail", "proto.sasl"),
     "smtpd": ("smtpd", "proto.smtp", "proto.sasl", "net", "store.api", "accounts", "mail", "config", "delivery"),
+    "imapd": ("imapd", "proto.imap", "proto.sasl", "net", "store.api", "accounts", "mail", "config", "delivery"),
+    "pop3d": ("proto.pop3", "proto.sasl", "net", "store.api", "accounts", "mail", "config"),
     "delivery": ("store.api", "accounts", "mail", "filters", "queue"),
     "admin": ("admin", "accounts", "mail", "store.api", "config", "app"),
+    "log": (),
     "app": ("",),
 }
 PURE_FORBIDDEN = {"asyncio", "socket", "ssl", "logging", "selectors"}
