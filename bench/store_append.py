@@ -37,7 +37,9 @@ async def run(messages: int, writers: int, size: int, data_dir: Path) -> None:
     async def writer(index: int) -> None:
         for n in range(per_writer):
             body = (b"%d-%d " % (index, n)) + filler
-            ref = await blobs.put(header + body[: size - len(header)])
+            writer = blobs.create()
+            writer.write(header + body[: size - len(header)])
+            ref = writer.ref
             await store.append(
                 [
                     NewMessage(
@@ -48,7 +50,8 @@ async def run(messages: int, writers: int, size: int, data_dir: Path) -> None:
                         structure=b"{}",
                         internal_date=datetime.now(UTC),
                     )
-                ]
+                ],
+                blobs=[writer],  # made durable by the store's writer, in the same group commit
             )
 
     engine = store._db

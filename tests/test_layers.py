@@ -24,7 +24,6 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "pop3d": ("proto.pop3", "proto.sasl", "net", "store.api", "accounts", "mail", "config"),
     "delivery": ("store.api", "accounts", "mail", "filters", "queue"),
     "admin": ("admin", "accounts", "mail", "store.api", "config", "app"),
-    "log": (),
     "app": ("",),
 }
 PURE_FORBIDDEN = {"asyncio", "socket", "ssl", "logging", "selectors"}
