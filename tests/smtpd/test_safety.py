@@ -169,3 +169,29 @@ async def test_catch_all_keeps_lookalikes_local(mx: Mx) -> None:
     inbox = await mx.store.get_mailbox(account.id, INBOX)
     assert inbox is not None and inbox.messages == 1  # one local copy, nothing anywhere else
     assert await _all_mail(mx) == 1
+
+
+async def test_starttls_refuses_tls_older_than_1_2(mx: Mx) -> None:
+    import asyncio
+    import ssl
+
+    from .harness import client_tls
+
+    old = client_tls()
+    old.set_ciphers("DEFAULT:@SECLEVEL=0")  # let the client offer TLS 1.1 at all
+    old.minimum_version = ssl.TLSVersion.TLSv1
+    old.maximum_version = ssl.TLSVersion.TLSv1_1
+    client = await mx.connect()
+    assert (await client.reply())[0].startswith("220")
+    await client.command("EHLO c")
+    assert await client.command("STARTTLS") == ["220 2.0.0 ready to start TLS"]
+    with pytest.raises((ssl.SSLError, ConnectionError, asyncio.IncompleteReadError)):
+        await client.writer.start_tls(old)
+    modern = await mx.connect()
+    assert (await modern.reply())[0].startswith("220")
+    await modern.command("EHLO c")
+    await modern.command("STARTTLS")
+    await modern.starttls()
+    tls = modern.writer.get_extra_info("ssl_object")
+    assert tls.version() in ("TLSv1.2", "TLSv1.3")
+    assert any(aead in tls.cipher()[0] for aead in ("GCM", "CHACHA20"))

@@ -30,3 +30,25 @@ async def test_reopening_keeps_data(tmp_path: Path) -> None:
     await store.close()
     conn = sqlite3.connect(tmp_path / DATABASE_NAME)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_version_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
+    from importlib import resources
+
+    conn = sqlite3.connect(tmp_path / DATABASE_NAME, isolation_level=None)
+    first = resources.files("pochta.store.sqlite").joinpath("migrations", "0001_initial.sql").read_text()
+    conn.executescript(first)
+    conn.execute("PRAGMA user_version=1")
+    conn.execute("INSERT INTO domains (name, created) VALUES ('example.test', 0)")
+    conn.execute(
+        "INSERT INTO accounts (address, domain_id, password_hash, created) VALUES ('a@example.test', 1, 'h', 0)"
+    )
+    conn.execute("INSERT INTO mailboxes (account_id, name, uidvalidity) VALUES (1, 'INBOX', 7)")
+    conn.execute(
+        "INSERT INTO messages (mailbox_id, uid, modseq, internal_date, save_date, size, blob_id, structure)"
+        " VALUES (1, 1, 2, 0, 0, 10, 'ab', x'00')"
+    )
+    assert migrate(conn) >= 2
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(messages)")}
+    assert "envelope" in columns
+    assert conn.execute("SELECT uid, envelope FROM messages").fetchall() == [(1, None)]  # kept, envelope empty
