@@ -98,6 +98,10 @@ class _StreamProtocol(asyncio.Protocol):
             self.transport.resume_reading()
         return data
 
+    @property
+    def can_write(self) -> bool:
+        return self._write_ready.is_set()
+
     async def drain(self) -> None:
         await self._write_ready.wait()
 
@@ -172,6 +176,8 @@ class Stream:
             self._transport.write(data)
 
     async def drain(self) -> None:
+        if self._protocol.can_write:  # the common case: nothing queued, no timer needed
+            return
         async with asyncio.timeout(self._idle_timeout):
             await self._protocol.drain()
 
