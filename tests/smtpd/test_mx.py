@@ -431,3 +431,45 @@ async def test_alias_to_an_external_address_is_deferred_until_forwarding_exists(
         """
     )
     await client.close()
+
+
+async def test_garbage_never_kills_the_server(mx: Mx) -> None:
+    import random
+
+    rng = random.Random(5321)
+    pieces = [
+        b"EHLO x\r\n",
+        b"MAIL FROM:<a@b.test>\r\n",
+        b"RCPT TO:<alice@example.test>\r\n",
+        b"DATA\r\n",
+        b"BDAT 5\r\n",
+        b"BDAT 0 LAST\r\n",
+        b".\r\n",
+        b"\r\n",
+        b"\n",
+        b"\r",
+        b"\x00",
+        b"\xff\xfe",
+        b"STARTTLS\r\n",
+        b"AUTH PLAIN =\r\n",
+        b"RSET\r\n",
+        b"MAIL FROM:<\r\n",
+        b"RCPT TO:<@:>\r\n",
+        b"x" * 5000,
+    ]
+    for _ in range(30):
+        client = await mx.connect()
+        assert (await client.reply())[0].startswith("220")
+        junk = b"".join(
+            rng.choice(pieces) if rng.random() < 0.7 else rng.randbytes(rng.randint(1, 64)) for _ in range(20)
+        )
+        await client.send(junk + b"\r\nQUIT\r\n")
+        client.writer.write_eof()  # junk may have opened DATA, BDAT or STARTTLS: the end of input ends it
+        try:
+            data = await asyncio.wait_for(client.reader.read(), 10)  # every reply, then the close
+        except ConnectionError:
+            data = b""
+        for line in data.split(b"\r\n")[:-1]:
+            assert line[:3].isdigit() and line[0:1] in b"2345", line
+        await client.close()
+    assert (await mx.transcript("S: 220 *\nC: NOOP\nS: 250 2.0.0 OK")) is not None
