@@ -473,3 +473,24 @@ async def test_garbage_never_kills_the_server(mx: Mx) -> None:
             assert line[:3].isdigit() and line[0:1] in b"2345", line
         await client.close()
     assert (await mx.transcript("S: 220 *\nC: NOOP\nS: 250 2.0.0 OK")) is not None
+
+
+async def test_a_large_message_spills_to_disk_and_is_stored_exactly(mx: Mx) -> None:
+    client = await mx.connect()
+    await client.reply()
+    await client.command("EHLO c")
+    await client.command("MAIL FROM:<x@remote.test> SIZE=3000000")
+    await client.command("RCPT TO:<alice@example.test>")
+    await client.command("RCPT TO:<bob@example.test>")
+    assert (await client.command("DATA"))[0].startswith("354")
+    lines = [b"line %07d " % n + b"z" * 60 for n in range(40000)]  # about 2.8 MB, over the in-memory part
+    content = b"Subject: large\r\nContent-Type: text/plain\r\n\r\n" + b"\r\n".join(lines) + b"\r\n"
+    await client.send(content + b".\r\n")
+    assert (await client.reply())[0].startswith("250 2.0.0 OK")
+    (stored,) = await mx.inbox_bytes("alice@example.test")
+    assert stored.endswith(content) and len(stored) > 2_800_000
+    (message,) = await mx.inbox("bob@example.test")
+    assert message.size == len(stored)
+    assert message.structure is not None
+    assert b'"large"' in ParsedMessage.loads(message.structure).envelope
+    assert [p for p in (mx.blobs.root / "tmp").rglob("*") if p.is_file()] == []
