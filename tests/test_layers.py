@@ -22,6 +22,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "smtpd": ("smtpd", "proto.smtp", "proto.sasl", "net", "store.api", "accounts", "mail", "config", "delivery"),
     "imapd": ("imapd", "proto.imap", "proto.sasl", "net", "store.api", "accounts", "mail", "config", "delivery"),
     "pop3d": ("proto.pop3", "proto.sasl", "net", "store.api", "accounts", "mail", "config"),
+    "queue": ("queue", "store.api", "outbound", "proto.smtp.replies", "proto.smtp", "mail"),
+    "outbound": ("outbound", "proto.smtp", "dns", "net", "mail"),
     "delivery": ("store.api", "accounts", "mail", "filters", "queue"),
     "admin": ("admin", "accounts", "mail", "store.api", "config", "app"),
     "app": ("",),
