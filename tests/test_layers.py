@@ -36,6 +36,13 @@ def _module_name(path: Path) -> str:
     return ".".join(p for p in parts if p != "__init__")
 
 
+def _is_module(name: str) -> bool:
+    if not name.startswith("pochta."):
+        return False
+    path = SRC.joinpath(*name.split(".")[1:])
+    return path.with_suffix(".py").exists() or (path / "__init__.py").exists()
+
+
 def _rule(module: str) -> tuple[str, ...] | None:
     for prefix in sorted(ALLOWED, key=len, reverse=True):
         if module == prefix or module.startswith(prefix + "."):
@@ -55,7 +62,11 @@ def test_every_module_follows_the_import_rules() -> None:
         for node in ast.walk(tree):
             names = []
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names = [node.module]
+                # `from pochta.proto import sasl` imports the module pochta.proto.sasl
+                names = [
+                    f"{node.module}.{alias.name}" if _is_module(f"{node.module}.{alias.name}") else node.module
+                    for alias in node.names
+                ]
             elif isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             for name in names:
