@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pochta import log as log_setup
+from pochta import pop3d
 from pochta.accounts import hash_password
 from pochta.config import Config
 from pochta.delivery import LocalDelivery
@@ -149,7 +150,7 @@ class Server:
         async def smtp(stream: Stream) -> None:
             await SmtpSession(stream, settings=mx_settings, policy=mx, blobs=blobs).run()
 
-        return {"smtp": smtp}
+        return {"smtp": smtp, **pop3d.handlers(store=store, blobs=blobs, config=config, tls=tls)}
 
     def ports(self, name: str) -> list[int]:
         return self.listeners[name].ports
