@@ -328,7 +328,96 @@ class Blobs(Protocol):
     async def exists(self, blob_id: str) -> bool: ...
 
 
-class Store(Directory, Mailboxes, Changes, Protocol):
-    """One backend implements all three; sessions take the narrower Protocol they need."""
+# ---- outbound queue -------------------------------------------------------------------------------
+
+
+class RecipientState(enum.StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"  # the remote said 250: never sent again
+    FAILED = "failed"  # a permanent failure: bounced
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueItem:
+    """A message to send to the recipients of one destination domain."""
+
+    blob_id: str
+    size: int
+    envelope: bytes  # mail.envelope dumps, with just this domain's recipients
+    domain: str
+    account_id: int | None  # the submitting account; None for bounces and forwards
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueRecipient:
+    address: str
+    notify: tuple[str, ...]
+    orcpt: str | None
+    state: RecipientState
+    reply: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueEntry:
+    id: int
+    blob_id: str
+    size: int
+    envelope: bytes
+    domain: str
+    account_id: int | None
+    created: datetime
+    next_attempt: datetime
+    attempts: int
+    is_held: bool
+    lease_owner: str | None
+    lease_until: datetime
+    is_delay_notified: bool
+    last_error: str | None
+    recipients: tuple[QueueRecipient, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Attempt:
+    """What one delivery attempt found out, recorded by `QueueStore.finish_attempt`."""
+
+    results: Mapping[str, tuple[RecipientState, str]]  # recipient → new state and the remote's answer
+    next_attempt: datetime | None  # None: no pending recipient is left (or we gave up)
+    error: str | None = None
+    is_delay_notified: bool = False
+
+
+class QueueStore(Protocol):
+    """The outbound queue: durable before 250, claimed by workers with a lease."""
+
+    async def enqueue(
+        self,
+        items: Sequence[QueueItem],
+        *,
+        now: datetime,
+        local: Sequence[NewMessage] = (),
+        blobs: Sequence[BlobWriter] = (),
+    ) -> list[int]:
+        """Queue `items` and append `local` copies in one transaction (all or none), `blobs` made durable
+        first: a submission with local and remote recipients is accepted whole or not at all."""
+        ...
+
+    async def queue_entries(self) -> list[QueueEntry]: ...
+    async def queue_entry(self, queue_id: int) -> QueueEntry | None: ...
+    async def claim(self, *, now: datetime, owner: str, lease_seconds: float, limit: int) -> list[QueueEntry]:
+        """Due, unheld entries whose lease is free or expired, leased to `owner` (a crashed worker's
+        entries come back when its lease runs out)."""
+        ...
+
+    async def finish_attempt(self, queue_id: int, *, owner: str, now: datetime, attempt: Attempt) -> None:
+        """Record results and release the lease; the entry goes away when no recipient is pending."""
+        ...
+
+    async def set_held(self, queue_id: int, *, is_held: bool) -> None: ...
+    async def retry_now(self, queue_id: int, *, now: datetime) -> None: ...
+    async def delete_queue_entry(self, queue_id: int) -> None: ...
+
+
+class Store(Directory, Mailboxes, Changes, QueueStore, Protocol):
+    """One backend implements all of them; sessions take the narrower Protocol they need."""
 
     async def close(self) -> None: ...

@@ -236,6 +236,40 @@ def _move_rows(
     return pairs, touched | {source_account}
 
 
+def append_rows(conn: sqlite3.Connection, messages: Sequence[NewMessage]) -> tuple[list[Appended], set[int]]:
+    """Append `messages` inside the caller's transaction; returns them and the accounts touched."""
+    per_account: dict[int, int] = defaultdict(int)
+    for message in messages:
+        per_account[message.account_id] += message.size
+    for account_id, size in per_account.items():
+        _charge(conn, account_id, size)
+    now = int(time.time())
+    results: list[Appended] = []
+    for message in messages:
+        row = conn.execute(
+            "SELECT account_id, uidvalidity FROM mailboxes WHERE id = ?", (message.mailbox_id,)
+        ).fetchone()
+        if row is None or row[0] != message.account_id:
+            raise NotFound(f"no mailbox {message.mailbox_id} for account {message.account_id}")
+        (uid,), modseq, _ = _insert_messages(
+            conn,
+            message.mailbox_id,
+            [
+                (
+                    _flag_text(message.flags),
+                    int(message.internal_date.timestamp()),
+                    now,
+                    message.size,
+                    message.blob_id,
+                    message.structure,
+                    message.envelope,
+                )
+            ],
+        )
+        results.append(Appended(mailbox_id=message.mailbox_id, uid=uid, modseq=modseq, uidvalidity=row[1]))
+    return results, set(per_account)
+
+
 class SqliteMailboxes:
     """Expects `self._db` (Engine); mixed into SqliteStore."""
 
@@ -330,37 +364,8 @@ class SqliteMailboxes:
 
     async def append(self, messages: Sequence[NewMessage], *, blobs: Sequence[BlobWriter] = ()) -> list[Appended]:
         def run(conn: sqlite3.Connection) -> WriteResult[list[Appended]]:
-            per_account: dict[int, int] = defaultdict(int)
-            for message in messages:
-                per_account[message.account_id] += message.size
-            for account_id, size in per_account.items():
-                _charge(conn, account_id, size)
-            now = int(time.time())
-            results: list[Appended] = []
-            for message in messages:
-                owner = conn.execute(
-                    "SELECT account_id, uidvalidity FROM mailboxes WHERE id = ?", (message.mailbox_id,)
-                )
-                row = owner.fetchone()
-                if row is None or row[0] != message.account_id:
-                    raise NotFound(f"no mailbox {message.mailbox_id} for account {message.account_id}")
-                (uid,), modseq, _ = _insert_messages(
-                    conn,
-                    message.mailbox_id,
-                    [
-                        (
-                            _flag_text(message.flags),
-                            int(message.internal_date.timestamp()),
-                            now,
-                            message.size,
-                            message.blob_id,
-                            message.structure,
-                            message.envelope,
-                        )
-                    ],
-                )
-                results.append(Appended(mailbox_id=message.mailbox_id, uid=uid, modseq=modseq, uidvalidity=row[1]))
-            return WriteResult(results, touched=set(per_account))
+            results, touched = append_rows(conn, messages)
+            return WriteResult(results, touched=touched)
 
         return await self._db.write(run, prepare=[blob.commit_sync for blob in blobs])
 
