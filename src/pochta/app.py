@@ -20,9 +20,11 @@ from pochta.config import Config
 from pochta.delivery import LocalDelivery
 from pochta.net import Handler, Listener, Refusal, Stream
 from pochta.proto.smtp import Limits as SmtpLimits
+from pochta.smtpd.auth import SmtpAuth
 from pochta.smtpd.mx import MxPolicy
 from pochta.smtpd.session import Session as SmtpSession
 from pochta.smtpd.session import SessionSettings
+from pochta.smtpd.submission import SubmissionPolicy
 from pochta.store.api import Store
 from pochta.store.blobs import FileBlobs
 from pochta.store.sqlite import SqliteStore
@@ -96,8 +98,10 @@ class Server:
         *,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         new_id: Callable[[], str] = lambda: secrets.token_hex(6),
+        auth_failure_delay: float = 1.0,
     ) -> None:
         self.config = config
+        self._auth_failure_delay = auth_failure_delay  # seconds before a failed login is answered
         self._now = now
         self._new_id = new_id
         self.listeners: dict[str, Listener] = {}
@@ -142,15 +146,29 @@ class Server:
             max_recipients=config.smtp.max_recipients,
             max_errors=config.smtp.max_errors,
         )
-        mx = MxPolicy(directory=store, delivery=LocalDelivery(store), blobs=blobs, hostname=config.hostname)
-        mx_settings = SessionSettings(
+        delivery = LocalDelivery(store)
+        mx = MxPolicy(directory=store, delivery=delivery, blobs=blobs, hostname=config.hostname)
+        submission = SubmissionPolicy(
+            directory=store, queue=store, delivery=delivery, blobs=blobs, hostname=config.hostname, now=self._now
+        )
+        smtp_settings = SessionSettings(
             hostname=config.hostname, limits=limits, tls=tls, now=self._now, new_id=self._new_id
         )
+        failure_delay = self._auth_failure_delay
 
         async def smtp(stream: Stream) -> None:
-            await SmtpSession(stream, settings=mx_settings, policy=mx, blobs=blobs).run()
+            await SmtpSession(stream, settings=smtp_settings, policy=mx, blobs=blobs).run()
 
-        return {"smtp": smtp, **pop3d.handlers(store=store, blobs=blobs, config=config, tls=tls)}
+        async def submit(stream: Stream) -> None:
+            auth = SmtpAuth(store, failure_delay=failure_delay)
+            await SmtpSession(stream, settings=smtp_settings, policy=submission, blobs=blobs, auth=auth).run()
+
+        return {
+            "smtp": smtp,
+            "submission": submit,
+            "submissions": submit,
+            **pop3d.handlers(store=store, blobs=blobs, config=config, tls=tls, auth_failure_delay=failure_delay),
+        }
 
     def ports(self, name: str) -> list[int]:
         return self.listeners[name].ports

@@ -58,6 +58,30 @@ class LocalDelivery:
         self._inbox_ids[account_id] = mailbox.id
         return mailbox.id
 
+    async def messages(
+        self,
+        copies: Sequence[LocalCopy],
+        *,
+        blob: BlobWriter,
+        structure: bytes,
+        envelope: Envelope,
+        received: datetime,
+    ) -> list[NewMessage]:
+        """One INBOX copy per account, ready for `Mailboxes.append` or `QueueStore.enqueue`."""
+        ref = blob.ref
+        return [
+            NewMessage(
+                account_id=copy.account.id,
+                mailbox_id=await self._inbox(copy.account.id),
+                blob_id=ref.id,
+                size=ref.size,
+                structure=structure,
+                internal_date=received,
+                envelope=envelope.only(copy.recipients).dumps(),
+            )
+            for copy in copies
+        ]
+
     async def deliver(
         self,
         copies: Sequence[LocalCopy],
@@ -69,20 +93,7 @@ class LocalDelivery:
     ) -> list[Appended]:
         """Make the blob durable and store one copy per account, all or none, in one round trip to the
         store (OverQuota, NotFound, StoreError propagate)."""
-        ref = blob.ref
-        messages = []
-        for copy in copies:
-            messages.append(
-                NewMessage(
-                    account_id=copy.account.id,
-                    mailbox_id=await self._inbox(copy.account.id),
-                    blob_id=ref.id,
-                    size=ref.size,
-                    structure=structure,
-                    internal_date=received,
-                    envelope=envelope.only(copy.recipients).dumps(),
-                )
-            )
+        messages = await self.messages(copies, blob=blob, structure=structure, envelope=envelope, received=received)
         try:
             return await self._mailboxes.append(messages, blobs=[blob])
         except NotFound:

@@ -90,8 +90,9 @@ class Mx:
     def port(self) -> int:
         return self.server.ports("smtp")[0]
 
-    async def connect(self) -> Client:
-        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+    async def connect(self, service: str = "smtp", *, tls: bool = False) -> Client:
+        port = self.server.ports(service)[0]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client_tls() if tls else None)
         client = Client(reader, writer)
         self.clients.append(client)
         return client
@@ -143,7 +144,7 @@ async def running_mx(tmp_path: Path, **overrides: Any) -> AsyncIterator[Mx]:
     for key, value in overrides.items():
         raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
     ids = iter(f"id{n:04d}" for n in range(1, 100000))
-    server = Server(from_mapping(raw), now=lambda: CLOCK, new_id=lambda: next(ids))
+    server = Server(from_mapping(raw), now=lambda: CLOCK, new_id=lambda: next(ids), auth_failure_delay=0.05)
     await server.start()
     mx = Mx(server, tmp_path)
     try:

@@ -25,6 +25,7 @@ MAILBOX_FULL = Reply(code=452, status="4.2.2", text="mailbox full, try again lat
 
 
 class MxPolicy:
+    adds_return_path = True
     extensions = Extensions()  # everything but AUTH; the session adds STARTTLS when it has a certificate
 
     def __init__(self, *, directory: Directory, delivery: LocalDelivery, blobs: Blobs, hostname: str) -> None:

@@ -50,7 +50,8 @@ from pochta.proto.smtp import (
     Vrfy,
     replies,
 )
-from pochta.store.api import Blobs, BlobWriter
+from pochta.smtpd.auth import SmtpAuth
+from pochta.store.api import Account, Blobs, BlobWriter
 
 log = logging.getLogger(__name__)
 trace = logging.getLogger("pochta.trace.smtp")
@@ -69,6 +70,7 @@ class Transaction:
     mail: MailFrom
     recipients: list[Recipient] = field(default_factory=list)
     copies: dict[int, LocalCopy] = field(default_factory=dict)  # account id → its copy's recipients
+    remote: list[Recipient] = field(default_factory=list)  # for the outbound queue (submission)
     spool: BlobWriter | None = None
     started: datetime
 
@@ -88,6 +90,7 @@ class Policy(Protocol):
     """What a kind of SMTP service (MX, submission) allows; the session calls it at each step."""
 
     extensions: Extensions
+    adds_return_path: bool  # the final delivery adds Return-Path (RFC 5321 §4.4); mail going out must not carry it
 
     async def mail_from(self, session: Session, event: MailFrom) -> Reply: ...
     async def rcpt_to(self, session: Session, transaction: Transaction, event: RcptTo) -> Reply: ...
@@ -107,8 +110,11 @@ class SessionSettings:
 
 
 class Session:
-    def __init__(self, stream: Stream, *, settings: SessionSettings, policy: Policy, blobs: Blobs) -> None:
+    def __init__(
+        self, stream: Stream, *, settings: SessionSettings, policy: Policy, blobs: Blobs, auth: SmtpAuth | None = None
+    ) -> None:
         self.stream = stream
+        self.auth = auth  # None: this service offers no AUTH (the MX)
         self.settings = settings
         self.policy = policy
         self.blobs = blobs
@@ -119,7 +125,7 @@ class Session:
             hostname=settings.hostname, limits=settings.limits, extensions=extensions, is_tls=stream.is_tls
         )
         self.transaction: Transaction | None = None
-        self.authenticated_as: str | None = None
+        self.authenticated_as: Account | None = None
         self.messages = 0
 
     # ---- I/O --------------------------------------------------------------------------------------
@@ -193,7 +199,7 @@ class Session:
                 case StartTls():
                     await self._start_tls()
                 case Auth() | AuthResponse() | AuthCancelled():
-                    self._write(AUTH_NOT_AVAILABLE)  # the MX offers no AUTH; submission overrides
+                    self._write(await self._authenticate(event))
                 case Rset():
                     self._drop_transaction()
                     self._write(replies.OK)
@@ -267,6 +273,22 @@ class Session:
         self._drop_transaction(reason=None if reply.is_positive else reply.text)
         return reply
 
+    async def _authenticate(self, event: Auth | AuthResponse | AuthCancelled) -> Reply:
+        auth = self.auth
+        if auth is None:
+            return AUTH_NOT_AVAILABLE
+        peer = self.stream.peer_host
+        match event:
+            case Auth(mechanism=mechanism, initial_response=initial):
+                reply = await auth.start(mechanism, initial, peer=peer)
+            case AuthResponse(data=data):
+                reply = await auth.respond(data, peer=peer)
+            case AuthCancelled():
+                reply = auth.cancel()
+        if reply.code == 235:
+            self.authenticated_as = auth.account
+        return reply
+
     async def _start_tls(self) -> None:
         context = self.settings.tls
         if context is None or self.stream.is_tls:
@@ -320,7 +342,8 @@ class Session:
             f"\tby {self.settings.hostname} (Pochta) with {protocol} id {transaction.id}{recipients}"
             f"{tls_comment};\r\n\t{format_datetime(transaction.started)}\r\n"
         )
-        return f"Return-Path: {reverse_path}\r\n{received}".encode()
+        return_path = f"Return-Path: {reverse_path}\r\n" if self.policy.adds_return_path else ""
+        return f"{return_path}{received}".encode()
 
 
 def _path_text(mail: MailFrom) -> str:

@@ -1,0 +1,195 @@
+"""Submission (587 with STARTTLS, 465 over TLS; RFC 6409): our users' outgoing mail.
+
+AUTH first; the envelope sender and every From: address must be the user's own (their address, a
++tag of it, or an alias that delivers to them), else 553 5.7.1. Message-ID and Date are added when
+missing and Bcc is removed (RFC 6409 §8). Local recipients get their copy at once; remote ones go to
+the outbound queue, in the same commit, before the 250.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+from collections.abc import Callable
+from datetime import datetime
+from email.utils import format_datetime
+
+from pochta.accounts import resolve
+from pochta.delivery import LocalCopy, LocalDelivery, parse_blob, parse_file
+from pochta.mail.address import Address, AddressError, parse_address
+from pochta.mail.addresslist import parse_address_list
+from pochta.mail.envelope import Recipient
+from pochta.mail.headers import fields
+from pochta.proto import sasl
+from pochta.proto.smtp import Extensions, MailFrom, RcptTo, Reply, replies
+from pochta.smtpd.session import Session, Transaction
+from pochta.store.api import Account, Blobs, BlobWriter, Directory, OverQuota, QueueItem, QueueStore, StoreError
+
+log = logging.getLogger(__name__)
+
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+NOT_OWNED = "not an address of the authenticated user"
+
+
+class SubmissionPolicy:
+    adds_return_path = False
+    extensions = Extensions(auth_mechanisms=sasl.MECHANISMS, is_auth_tls_only=True)  # RFC 8314 §3
+
+    def __init__(
+        self,
+        *,
+        directory: Directory,
+        queue: QueueStore,
+        delivery: LocalDelivery,
+        blobs: Blobs,
+        hostname: str,
+        now: Callable[[], datetime],
+    ) -> None:
+        self._directory = directory
+        self._queue = queue
+        self._delivery = delivery
+        self._blobs = blobs
+        self._hostname = hostname
+        self._now = now
+
+    async def _owns(self, account: Account, address: Address) -> bool:
+        if str(address) == account.address:
+            return True
+        resolution = await resolve(self._directory, address)
+        return resolution is not None and any(a.id == account.id for a in resolution.accounts)
+
+    async def mail_from(self, session: Session, event: MailFrom) -> Reply:
+        account = session.authenticated_as
+        if account is None:
+            return replies.AUTH_REQUIRED  # RFC 6409 §4.3
+        if event.path is not None and not await self._owns(account, event.path):
+            return Reply(code=553, status="5.7.1", text=f"<{event.path}>: {NOT_OWNED}")
+        sender = f"<{event.path}>" if event.path else "<>"
+        return Reply(code=250, status="2.1.0", text=f"{sender} sender ok")
+
+    async def rcpt_to(self, session: Session, transaction: Transaction, event: RcptTo) -> Reply:
+        shown = f"<{event.path}>"
+        resolution = await resolve(self._directory, event.path)
+        if resolution is None:
+            return Reply(code=550, status="5.1.1", text=f"{shown}: no such user here")
+        for account in resolution.accounts:
+            if account.quota_bytes and account.used_bytes + (transaction.mail.size or 0) >= account.quota_bytes:
+                return Reply(code=452, status="4.2.2", text=f"{shown}: mailbox full, try again later")
+        recipient = Recipient(
+            address=str(event.path),
+            notify=tuple(sorted(n.value for n in event.notify)) if event.notify else (),
+            orcpt=f"{event.orcpt.addr_type};{event.orcpt.address}" if event.orcpt else None,
+        )
+        transaction.recipients.append(recipient)
+        for account in resolution.accounts:
+            copy = transaction.copies.get(account.id)
+            recipients = (*copy.recipients, recipient) if copy else (recipient,)
+            transaction.copies[account.id] = LocalCopy(account=account, recipients=recipients)
+        for forward in resolution.forwards:  # remote, or a local alias's external targets
+            remote = recipient if forward == event.path else Recipient(address=str(forward))
+            transaction.remote.append(remote)
+        return Reply(code=250, status="2.1.5", text=f"{shown} recipient ok")
+
+    async def deliver(self, session: Session, transaction: Transaction, size: int) -> Reply:
+        account = session.authenticated_as
+        spool = transaction.spool
+        assert account is not None and spool is not None
+        content = spool.in_memory()
+        if content is None:
+            await spool.commit()
+            content = await self._blobs.read(spool.ref.id)  # header fixes need it whole (as DKIM will)
+        header_end = _HEADER_END.search(content)
+        split = header_end.end() if header_end else len(content)
+        header, body = content[:split], content[split:]
+        for name, value in fields(header):
+            if name.lower() in (b"from", b"sender") and not await self._header_owned(account, value):
+                return Reply(code=553, status="5.7.1", text=f"{name.decode(errors='replace')}: {NOT_OWNED}")
+        fixed = self._blobs.create()
+        fixed.write(_fixed_header(header, hostname=self._hostname, date=transaction.started) + body)
+        return await self._store(session, transaction, fixed, account)
+
+    async def _header_owned(self, account: Account, value: bytes) -> bool:
+        for item in parse_address_list(value):
+            if item.mailbox is None or item.host is None:
+                continue  # group syntax markers
+            try:
+                address = parse_address(f"{item.mailbox.decode()}@{item.host.decode()}")
+            except (AddressError, UnicodeDecodeError):
+                return False
+            if not await self._owns(account, address):
+                return False
+        return True
+
+    async def _store(self, session: Session, transaction: Transaction, blob: BlobWriter, account: Account) -> Reply:
+        structure = parse_blob(blob)
+        if structure is None:
+            await blob.commit()
+            structure = await asyncio.to_thread(parse_file, self._blobs.path(blob.ref.id))
+        ref = blob.ref
+        envelope = transaction.envelope()
+        by_domain: dict[str, list[Recipient]] = {}
+        for recipient in transaction.remote:
+            by_domain.setdefault(recipient.address.rpartition("@")[2], []).append(recipient)
+        items = [
+            QueueItem(
+                blob_id=ref.id,
+                size=ref.size,
+                envelope=envelope.only(tuple(recipients)).dumps(),
+                domain=domain,
+                account_id=account.id,
+            )
+            for domain, recipients in by_domain.items()
+        ]
+        try:
+            local = await self._delivery.messages(
+                list(transaction.copies.values()),
+                blob=blob,
+                structure=structure,
+                envelope=envelope,
+                received=transaction.started,
+            )
+            ids = await self._queue.enqueue(items, now=self._now(), local=local, blobs=[blob])
+        except OverQuota:
+            return Reply(code=452, status="4.2.2", text="mailbox full, try again later")
+        except StoreError:
+            log.exception("submission failed id=%s", transaction.id)
+            return Reply(code=451, status="4.3.0", text="could not store the message, try again later")
+        log.info(
+            "submission accepted id=%s user=%s rcpts=%d local=%d queued=%s size=%d",
+            transaction.id,
+            account.address,
+            len(transaction.recipients),
+            len(local),
+            ",".join(map(str, ids)),
+            ref.size,
+        )
+        return Reply(code=250, status="2.0.0", text=f"OK id={transaction.id}")
+
+
+def _fixed_header(header: bytes, *, hostname: str, date: datetime) -> bytes:
+    """RFC 6409 §8: drop Bcc, add Date and Message-ID when the client did not."""
+    names = {name.lower() for name, _ in fields(header)}
+    kept = _drop_fields(header, b"bcc")
+    blank = b"\r\n" if kept.endswith(b"\r\n\r\n") else b"\n" if kept.endswith(b"\n\n") else b""
+    added = b""
+    if b"date" not in names:
+        added += f"Date: {format_datetime(date)}\r\n".encode()
+    if b"message-id" not in names:
+        added += f"Message-ID: <{secrets.token_hex(12)}@{hostname}>\r\n".encode()
+    return kept[: len(kept) - len(blank)] + added + blank  # after the client's fields, before the blank line
+
+
+def _drop_fields(header: bytes, name: bytes) -> bytes:
+    out: list[bytes] = []
+    dropping = False
+    for line in header.splitlines(keepends=True):
+        if line[:1] in (b" ", b"\t"):  # a continuation belongs to the field before it
+            if not dropping:
+                out.append(line)
+            continue
+        dropping = line.split(b":", 1)[0].strip().lower() == name
+        if not dropping:
+            out.append(line)
+    return b"".join(out)
