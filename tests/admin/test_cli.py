@@ -114,3 +114,25 @@ def test_bad_config_is_refused_with_the_key(tmp_path: Path, monkeypatch: pytest.
 def test_config_docs_and_check(pochta: CliRunner) -> None:
     assert ok(pochta, "config", "docs").startswith("# Configuration reference")
     assert "hostname=mx.example.test" in ok(pochta, "config", "check")
+
+
+def test_dkim_keys(pochta: CliRunner) -> None:
+    ok(pochta, "domain", "add", "example.test")
+    rsa = ok(pochta, "dkim", "generate", "example.test", "--selector", "s1")
+    assert rsa.startswith('s1._domainkey.example.test. TXT "v=DKIM1; k=rsa; p=MII')
+    ed = ok(pochta, "dkim", "generate", "Example.TEST", "--algorithm", "ed25519")
+    assert '._domainkey.example.test. TXT "v=DKIM1; k=ed25519; p=' in ed
+    assert "exists" in fails(pochta, "dkim", "generate", "example.test", "--selector", "s1")
+    assert "not served" in fails(pochta, "dkim", "generate", "nowhere.test")
+    assert "selector" in fails(pochta, "dkim", "generate", "example.test", "--selector", "a b")
+    listed = ok(pochta, "dkim", "list")
+    assert rsa.strip() in listed and ed.strip() in listed
+    ok(pochta, "dkim", "remove", "example.test", "s1")
+    assert "no DKIM key" in fails(pochta, "dkim", "remove", "example.test", "s1")
+
+
+def test_queue_commands_on_an_empty_queue(pochta: CliRunner) -> None:
+    assert json.loads(ok(pochta, "queue", "list", "--json")) == []
+    assert "no queue entry 7" in fails(pochta, "queue", "show", "7")
+    for action in ("retry", "delete", "hold", "release"):
+        assert "no queue entry 7" in fails(pochta, "queue", action, "7")

@@ -151,3 +151,43 @@ async def test_sender_must_be_owned(mx: Mx) -> None:
         b"From: Sales <sales@example.test>\r\nSubject: ok\r\n\r\nx\r\n",
     )
     assert reply[0].startswith("250")
+
+
+async def test_outgoing_mail_is_dkim_signed_for_the_from_domain(mx: Mx) -> None:
+    import dkim
+
+    from pochta.mailauth.dkim import Algorithm, generate
+    from pochta.store.api import DkimKey
+
+    from .harness import CLOCK
+
+    records = {}
+    for selector, algorithm in (("r1", Algorithm.RSA), ("e1", Algorithm.ED25519)):
+        key = generate("example.test", selector, algorithm)
+        records[f"{key.dns_name}.".encode()] = key.dns_record.encode()
+        await mx.store.add_dkim_key(
+            DkimKey(
+                domain=key.domain,
+                selector=key.selector,
+                algorithm=key.algorithm.value,
+                private_key=key.private_key,
+                public_key=key.public_key,
+                created=CLOCK,
+            )
+        )
+    client = await mx.connect("submissions", tls=True)
+    await _login(client)
+    content = b"From: alice@example.test\r\nTo: x@remote.test\r\nSubject: signed\r\n\r\nsigned body\r\n"
+    assert (await _send(client, "alice@example.test", ["x@remote.test"], content))[0].startswith("250")
+    (entry,) = await mx.store.queue_entries()
+    outgoing = await mx.blobs.read(entry.blob_id)
+    assert outgoing.count(b"DKIM-Signature:") == 2
+    assert b"a=rsa-sha256" in outgoing and b"a=ed25519-sha256" in outgoing
+
+    def dns(name: bytes, timeout: int = 5) -> bytes | None:
+        return records.get(name)
+
+    verifier = dkim.DKIM(outgoing)
+    assert verifier.verify(idx=0, dnsfunc=dns) and verifier.verify(idx=1, dnsfunc=dns)
+    with pytest.raises(dkim.ValidationError, match="body hash mismatch"):
+        dkim.DKIM(outgoing.replace(b"signed body", b"changed body")).verify(dnsfunc=dns)

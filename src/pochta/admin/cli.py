@@ -19,7 +19,7 @@ from rich.table import Table
 from pochta import config as config_module
 from pochta.accounts import PasswordError, hash_password, parse_size
 from pochta.mail.address import AddressError, normalize_domain, parse_address
-from pochta.store.api import Store, StoreError
+from pochta.store.api import DkimKey, Store, StoreError
 
 T = TypeVar("T")
 console = Console()
@@ -367,6 +367,158 @@ def mailbox_list(ctx: click.Context, address: str, as_json: bool) -> None:
     for item in mailboxes:
         table.add_row(item.name, item.special_use or "", str(item.messages), str(item.unseen), _human(item.size))
     console.print(table)
+
+
+# ---- DKIM --------------------------------------------------------------------------------------------
+
+
+@cli.group()
+def dkim() -> None:
+    """DKIM signing keys (outgoing mail is signed for its From: domain)."""
+
+
+@dkim.command("generate")
+@click.argument("domain")
+@click.option("--selector", default=None, help="DNS selector (default: the date and the algorithm's letter)")
+@click.option(
+    "--algorithm", type=click.Choice(["rsa", "ed25519"]), default="rsa", help="rsa-sha256 (2048 bits) or ed25519"
+)
+@click.pass_context
+def dkim_generate(ctx: click.Context, domain: str, selector: str | None, algorithm: str) -> None:
+    """Make a key for DOMAIN and print the DNS TXT record to publish."""
+    from datetime import UTC, datetime
+
+    from pochta.mailauth.dkim import Algorithm, generate
+
+    try:
+        normalized = normalize_domain(domain)
+    except AddressError as exc:
+        _fail(f"{domain!r}: {exc}")
+    now = datetime.now(UTC)
+    chosen = selector or f"{now:%Y%m%d}{algorithm[0]}"
+    if not chosen.replace("-", "").replace(".", "").isalnum():
+        _fail(f"{chosen!r}: a selector is letters, digits, '-' and '.'")
+    key = generate(normalized, chosen, Algorithm.RSA if algorithm == "rsa" else Algorithm.ED25519)
+    stored = DkimKey(
+        domain=key.domain,
+        selector=key.selector,
+        algorithm=key.algorithm.value,
+        private_key=key.private_key,
+        public_key=key.public_key,
+        created=now,
+    )
+    _run(ctx, lambda store: store.add_dkim_key(stored))
+    click.echo(f'{key.dns_name}. TXT "{key.dns_record}"')
+
+
+@dkim.command("list")
+@click.pass_context
+def dkim_list(ctx: click.Context) -> None:
+    """List the DKIM keys with their DNS records."""
+    for key in _run(ctx, lambda store: store.dkim_keys()):
+        kind = "rsa" if key.algorithm == "rsa-sha256" else "ed25519"
+        click.echo(f'{key.selector}._domainkey.{key.domain}. TXT "v=DKIM1; k={kind}; p={key.public_key}"')
+
+
+@dkim.command("remove")
+@click.argument("domain")
+@click.argument("selector")
+@click.pass_context
+def dkim_remove(ctx: click.Context, domain: str, selector: str) -> None:
+    """Stop signing with SELECTOR's key for DOMAIN."""
+    _run(ctx, lambda store: store.remove_dkim_key(domain.lower(), selector))
+    click.echo(f"DKIM key {selector} of {domain.lower()} removed")
+
+
+# ---- queue -------------------------------------------------------------------------------------------
+
+
+@cli.group()
+def queue() -> None:
+    """The outbound queue."""
+
+
+@queue.command("list")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.pass_context
+def queue_list(ctx: click.Context, as_json: bool) -> None:
+    """Queued messages with their destination, attempts and next try."""
+    entries = _run(ctx, lambda store: store.queue_entries())
+    if as_json:
+        click.echo(json.dumps([_queue_json(e) for e in entries]))
+        return
+    table = Table("id", "domain", "recipients", "size", "attempts", "next attempt", "state", "last error")
+    for e in entries:
+        pending = [r.address for r in e.recipients if r.state == "pending"]
+        state = "held" if e.is_held else "leased" if e.lease_owner else "queued"
+        table.add_row(
+            str(e.id),
+            e.domain,
+            ", ".join(pending),
+            _human(e.size),
+            str(e.attempts),
+            e.next_attempt.isoformat(timespec="seconds"),
+            state,
+            e.last_error or "",
+        )
+    console.print(table)
+
+
+@queue.command("show")
+@click.argument("queue_id", type=int)
+@click.pass_context
+def queue_show(ctx: click.Context, queue_id: int) -> None:
+    """One entry, with its envelope and each recipient's state."""
+    entry = _run(ctx, lambda store: store.queue_entry(queue_id))
+    if entry is None:
+        _fail(f"no queue entry {queue_id}")
+    click.echo(json.dumps(_queue_json(entry), indent=2))
+
+
+def _queue_action(name: str, help_text: str) -> None:
+    @queue.command(name, help=help_text)
+    @click.argument("queue_id", type=int)
+    @click.pass_context
+    def action(ctx: click.Context, queue_id: int) -> None:
+        from datetime import UTC, datetime
+
+        async def run(store: Store) -> None:
+            if name == "retry":
+                await store.retry_now(queue_id, now=datetime.now(UTC))
+            elif name == "delete":
+                await store.delete_queue_entry(queue_id)
+            else:
+                await store.set_held(queue_id, is_held=name == "hold")
+
+        _run(ctx, run)
+        click.echo(f"queue entry {queue_id}: {name} done")
+
+
+for _name, _help in (
+    ("retry", "Try ID again now (and release it if held)."),
+    ("delete", "Drop ID without a bounce."),
+    ("hold", "Keep ID from being tried until released."),
+    ("release", "Let a held ID be tried again."),
+):
+    _queue_action(_name, _help)
+
+
+def _queue_json(entry: Any) -> dict[str, Any]:
+    from pochta.mail.envelope import Envelope
+
+    envelope = Envelope.loads(entry.envelope)
+    return {
+        "id": entry.id,
+        "domain": entry.domain,
+        "from": envelope.mail_from,
+        "size": entry.size,
+        "created": entry.created.isoformat(),
+        "next_attempt": entry.next_attempt.isoformat(),
+        "attempts": entry.attempts,
+        "held": entry.is_held,
+        "last_error": entry.last_error,
+        "recipients": [{"address": r.address, "state": str(r.state), "reply": r.reply} for r in entry.recipients],
+    }
 
 
 def _human(octets: int) -> str:

@@ -22,6 +22,7 @@ from pochta.mail.address import Address, AddressError, parse_address
 from pochta.mail.addresslist import parse_address_list
 from pochta.mail.envelope import Recipient
 from pochta.mail.headers import fields
+from pochta.mailauth.dkim import Algorithm, SigningKey, sign
 from pochta.proto import sasl
 from pochta.proto.smtp import Extensions, MailFrom, RcptTo, Reply, replies
 from pochta.smtpd.session import Session, Transaction
@@ -103,11 +104,30 @@ class SubmissionPolicy:
         header_end = _HEADER_END.search(content)
         split = header_end.end() if header_end else len(content)
         header, body = content[:split], content[split:]
+        signing_domain = None
         for name, value in fields(header):
             if name.lower() in (b"from", b"sender") and not await self._header_owned(account, value):
                 return Reply(code=553, status="5.7.1", text=f"{name.decode(errors='replace')}: {NOT_OWNED}")
+            if name.lower() == b"from" and signing_domain is None:
+                signing_domain = _first_domain(value)
+        message = _fixed_header(header, hostname=self._hostname, date=transaction.started) + body
+        if signing_domain is None and transaction.mail.path is not None:
+            signing_domain = transaction.mail.path.domain
+        keys = await self._directory.dkim_keys(signing_domain) if signing_domain else []
+        if keys:  # RFC 6376: d= is the From domain, so DMARC aligns
+            signing = [
+                SigningKey(
+                    domain=k.domain,
+                    selector=k.selector,
+                    algorithm=Algorithm(k.algorithm),
+                    private_key=k.private_key,
+                    public_key=k.public_key,
+                )
+                for k in keys
+            ]
+            message = await asyncio.to_thread(sign, message, signing) + message
         fixed = self._blobs.create()
-        fixed.write(_fixed_header(header, hostname=self._hostname, date=transaction.started) + body)
+        fixed.write(message)
         return await self._store(session, transaction, fixed, account)
 
     async def _header_owned(self, account: Account, value: bytes) -> bool:
@@ -166,6 +186,16 @@ class SubmissionPolicy:
             ref.size,
         )
         return Reply(code=250, status="2.0.0", text=f"OK id={transaction.id}")
+
+
+def _first_domain(value: bytes) -> str | None:
+    for item in parse_address_list(value):
+        if item.host:
+            try:
+                return parse_address(f"x@{item.host.decode()}").domain
+            except (AddressError, UnicodeDecodeError):
+                return None
+    return None
 
 
 def _fixed_header(header: bytes, *, hostname: str, date: datetime) -> bytes:

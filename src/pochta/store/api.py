@@ -79,6 +79,16 @@ class Alias:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DkimKey:
+    domain: str
+    selector: str
+    algorithm: str  # rsa-sha256 or ed25519-sha256
+    private_key: str
+    public_key: str
+    created: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Lookup:
     """What `Directory.lookup` found, all in one read."""
 
@@ -114,6 +124,10 @@ class Directory(Protocol):
     async def remove_alias(self, address: str) -> None: ...
     async def get_alias(self, address: str) -> Alias | None: ...
     async def list_aliases(self) -> list[Alias]: ...
+
+    async def add_dkim_key(self, key: DkimKey) -> None: ...
+    async def remove_dkim_key(self, domain: str, selector: str) -> None: ...
+    async def dkim_keys(self, domain: str | None = None) -> list[DkimKey]: ...
 
 
 # ---- mailboxes and messages -------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from pochta.store.api import (
     Alias,
     AlreadyExists,
     Conflict,
+    DkimKey,
     Domain,
     Lookup,
     NotFound,
@@ -119,6 +120,7 @@ class SqliteDirectory:
             if accounts:
                 raise Conflict(f"domain {name} still has {accounts} account(s); remove them first")
             conn.execute("DELETE FROM aliases WHERE domain_id = ?", (domain_id,))
+            conn.execute("DELETE FROM dkim_keys WHERE domain = ?", (name,))
             conn.execute("DELETE FROM domains WHERE id = ?", (domain_id,))
             return WriteResult(None)
 
@@ -263,5 +265,60 @@ class SqliteDirectory:
         def run(conn: sqlite3.Connection) -> list[Alias]:
             rows = conn.execute("SELECT id, address, domain_id, targets FROM aliases ORDER BY address").fetchall()
             return [_alias(row) for row in rows]
+
+        return await self._db.read(run)
+
+    # ---- DKIM keys ----
+
+    async def add_dkim_key(self, key: DkimKey) -> None:
+        def run(conn: sqlite3.Connection) -> WriteResult[None]:
+            _domain_id(conn, key.domain)
+            try:
+                conn.execute(
+                    "INSERT INTO dkim_keys (domain, selector, algorithm, private_key, public_key, created)"
+                    " VALUES (?,?,?,?,?,?)",
+                    (
+                        key.domain,
+                        key.selector,
+                        key.algorithm,
+                        key.private_key,
+                        key.public_key,
+                        int(key.created.timestamp()),
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise AlreadyExists(f"DKIM selector {key.selector} exists for {key.domain}") from exc
+            return WriteResult(None)
+
+        await self._db.write(run)
+
+    async def remove_dkim_key(self, domain: str, selector: str) -> None:
+        def run(conn: sqlite3.Connection) -> WriteResult[None]:
+            cursor = conn.execute("DELETE FROM dkim_keys WHERE domain = ? AND selector = ?", (domain, selector))
+            if cursor.rowcount == 0:
+                raise NotFound(f"no DKIM key {selector} for {domain}")
+            return WriteResult(None)
+
+        await self._db.write(run)
+
+    async def dkim_keys(self, domain: str | None = None) -> list[DkimKey]:
+        def run(conn: sqlite3.Connection) -> list[DkimKey]:
+            sql = "SELECT domain, selector, algorithm, private_key, public_key, created FROM dkim_keys"
+            rows = (
+                conn.execute(sql + " WHERE domain = ? ORDER BY algorithm DESC, selector", (domain,))
+                if domain is not None
+                else conn.execute(sql + " ORDER BY domain, selector")
+            ).fetchall()
+            return [
+                DkimKey(
+                    domain=r[0],
+                    selector=r[1],
+                    algorithm=r[2],
+                    private_key=r[3],
+                    public_key=r[4],
+                    created=datetime.fromtimestamp(r[5], UTC),
+                )
+                for r in rows
+            ]
 
         return await self._db.read(run)

@@ -1,0 +1,1 @@
+"""Sender authentication: DKIM signing now; SPF, DKIM/DMARC/ARC verification with the inbound filters."""
