@@ -109,7 +109,7 @@ class _StreamProtocol(asyncio.Protocol):
 class Stream:
     """One client connection."""
 
-    def __init__(self, protocol: _StreamProtocol, *, idle_timeout: float, listener: Listener) -> None:
+    def __init__(self, protocol: _StreamProtocol, *, idle_timeout: float, listener: Listener | None) -> None:
         self._protocol = protocol
         self._idle_timeout = idle_timeout
         self._listener = listener
@@ -159,7 +159,7 @@ class Stream:
         timer = loop.call_at(deadline, protocol._wake)
         try:
             while not protocol.buffer and not protocol.eof:
-                if interruptible and self._listener.is_stopping:
+                if interruptible and self._listener is not None and self._listener.is_stopping:
                     raise ShutdownRequested
                 if loop.time() >= deadline:
                     raise IdleTimeout(f"idle for {self._idle_timeout:.0f} s")
@@ -181,14 +181,21 @@ class Stream:
         async with asyncio.timeout(self._idle_timeout):
             await self._protocol.drain()
 
-    async def start_tls(self, context: ssl.SSLContext) -> int:
-        """Upgrade to TLS as the server. Returns how many buffered plaintext octets were discarded."""
+    async def start_tls(self, context: ssl.SSLContext, *, server_hostname: str | None = None) -> int:
+        """Upgrade to TLS: as the server, or as a client of `server_hostname` when it is given.
+        Returns how many buffered plaintext octets were discarded."""
         await self.drain()
         discarded = len(self._protocol.buffer)
         self._protocol.buffer.clear()  # RFC 3207 §4.2 and CVE-2011-0411: nothing pipelined survives
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(self._idle_timeout):
-            new_transport = await loop.start_tls(self._transport, self._protocol, context, server_side=True)
+            new_transport = await loop.start_tls(
+                self._transport,
+                self._protocol,
+                context,
+                server_side=server_hostname is None,
+                server_hostname=server_hostname,
+            )
         if new_transport is None:  # pragma: no cover - only when the transport closed meanwhile
             raise ConnectionError("connection closed during TLS handshake")
         self._transport = new_transport
@@ -208,6 +215,14 @@ class Stream:
             await asyncio.wait_for(asyncio.shield(self._protocol.closed), 5)
         if not self._protocol.closed.done():
             self._transport.abort()
+
+
+async def connect(host: str, port: int, *, timeout: float, idle_timeout: float) -> Stream:
+    """A client connection (outbound SMTP), with the same Stream as the servers' sessions."""
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(timeout):
+        _, protocol = await loop.create_connection(_StreamProtocol, host, port)
+    return Stream(protocol, idle_timeout=idle_timeout, listener=None)
 
 
 Handler = Callable[[Stream], Awaitable[None]]
