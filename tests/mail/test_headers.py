@@ -89,3 +89,12 @@ def test_parse_date(raw: bytes, expected: dt.datetime):
 @pytest.mark.parametrize("raw", [b"", b"garbage", b"<HR>", b"32 Foo 2001 99:99:99 +9999", None])
 def test_parse_date_failures_are_none(raw: bytes | None):
     assert headers.parse_date(raw) is None
+
+
+def test_a_content_type_with_8bit_octets_is_not_a_type() -> None:
+    from pochta.mail.headers import parse_content_type
+    from pochta.mail.mime import parse_message
+
+    assert parse_content_type(b"text/\xffplain") is None
+    parsed = parse_message(b"Content-Type: mult\xffipart/mixed; boundary=x\r\n\r\n--x\r\n\r\nbody\r\n--x--\r\n")
+    assert parsed.root.content_type == "text/plain"  # found by hypothesis: this used to raise

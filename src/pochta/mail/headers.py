@@ -135,7 +135,7 @@ def decode_charset(raw: bytes, charset: str) -> str:
 
 # --- MIME parameters (RFC 2045 §5.1, RFC 2231) --------------------------------------------------------
 
-_TOKEN = re.compile(rb"[^\x00-\x20\x7f()<>@,;:\\\"/\[\]?=]+")
+_TOKEN = re.compile(rb"[^\x00-\x20\x7f-\xff()<>@,;:\\\"/\[\]?=]+")  # RFC 2045 §5.1: ASCII only
 _PARAM_NAME = re.compile(rb"[ \t]*([^\x00-\x20\x7f()<>@,;:\\\"/\[\]?=]+)[ \t]*=[ \t]*")
 _QUOTED = re.compile(rb'"((?:[^"\\]|\\.)*)("?)', re.DOTALL)
 _UNQUOTED = re.compile(rb"[^;]*")
