@@ -217,10 +217,10 @@ class Stream:
             self._transport.abort()
 
 
-async def connect(host: str, port: int, *, timeout: float, idle_timeout: float) -> Stream:
+async def connect(host: str, port: int, *, connect_timeout: float, idle_timeout: float) -> Stream:
     """A client connection (outbound SMTP), with the same Stream as the servers' sessions."""
     loop = asyncio.get_running_loop()
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(connect_timeout):
         _, protocol = await loop.create_connection(_StreamProtocol, host, port)
     return Stream(protocol, idle_timeout=idle_timeout, listener=None)
 

@@ -92,7 +92,7 @@ async def _session(
     timeouts: Timeouts,
 ) -> tuple[RecipientResult, ...]:
     try:
-        stream = await connect(target.address, port, timeout=timeouts.connect, idle_timeout=timeouts.command)
+        stream = await connect(target.address, port, connect_timeout=timeouts.connect, idle_timeout=timeouts.command)
     except (OSError, TimeoutError) as exc:
         raise _Failed(_temporary(f"cannot connect to {target.host} [{target.address}]: {exc}")) from exc
     conn = ClientConnection(hostname=helo)

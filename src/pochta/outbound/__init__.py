@@ -1,0 +1,1 @@
+"""Delivery to remote servers: MX selection (mx.py)."""

@@ -1,0 +1,1 @@
+"""The outbound queue: retry schedule (retry.py) and delivery status notifications (dsn.py), both pure."""
