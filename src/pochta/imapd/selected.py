@@ -1,0 +1,230 @@
+"""The selected mailbox as this session's client sees it: the seq↔UID map and the updates it still owes.
+
+Other sessions (and delivery) change the mailbox at any time. :meth:`Selected.poll` reads what changed
+since the MODSEQ this view is at and keeps it pending; :meth:`Selected.updates` turns the pending
+changes into untagged responses when the session may send them. EXPUNGE renumbers messages, so it is
+held back during FETCH, STORE and SEARCH by sequence number (RFC 9051 §7.5.1) and during those the
+expunged messages keep their numbers; EXISTS and FETCH FLAGS may go at any time.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Sequence
+
+from pochta.proto.imap import Condition, SequenceSet, Status
+from pochta.proto.imap.responses import (
+    ExistsData,
+    ExpungeData,
+    FetchData,
+    FlagsData,
+    ListData,
+    RecentData,
+    Response,
+    VanishedData,
+    flags_code,
+    number_code,
+    render_flags,
+)
+from pochta.proto.imap.seqset import STAR
+from pochta.store.api import HIERARCHY_SEPARATOR, Change, ChangeKind, Mailbox, Mailboxes, Message
+from pochta.store.api import Changes as ChangeLog
+
+from .refusal import Refusal
+
+SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
+SEEN = "\\Seen"
+
+
+class Selected:
+    def __init__(self, mailbox: Mailbox, messages: Sequence[Message], *, is_read_only: bool) -> None:
+        self.mailbox_id = mailbox.id
+        self.name = mailbox.name
+        self.uidvalidity = mailbox.uidvalidity
+        self.uidnext = mailbox.uidnext
+        self.is_read_only = is_read_only
+        self.modseq = mailbox.highestmodseq  # every change up to here is known (announced or pending)
+        self.uids: list[int] = [message.uid for message in messages]  # sequence number - 1 → UID
+        self.flags: dict[int, frozenset[str]] = {message.uid: message.flags for message in messages}
+        self.modseqs: dict[int, int] = {message.uid: message.modseq for message in messages}
+        self._new: list[int] = []  # appended by others, not announced with EXISTS yet
+        self._expunged: set[int] = set()  # gone from the store, still numbered for the client
+        self._changed: set[int] = set()  # flags changed by others, FETCH owed
+
+    # ---- SELECT ------------------------------------------------------------------------------------
+
+    def opening(self, *, is_rev2: bool) -> list[Response]:
+        """The untagged responses of SELECT and EXAMINE (RFC 9051 §6.3.2, RFC 3501 §6.3.1, RFC 7162 §3.1.2.1)."""
+        keywords = self.keywords()
+        permanent = () if self.is_read_only else (*SYSTEM_FLAGS, *keywords, "\\*")
+        out: list[Response] = [
+            FlagsData(flags=(*SYSTEM_FLAGS, *keywords)),
+            Condition(status=Status.OK, code=flags_code("PERMANENTFLAGS", permanent), text="flags"),
+            ExistsData(count=self.count),
+        ]
+        if not is_rev2:
+            out.append(RecentData(count=0))
+            unseen = next((n for n, uid in enumerate(self.uids, 1) if SEEN not in self.flags[uid]), None)
+            if unseen is not None:
+                out.append(Condition(status=Status.OK, code=number_code("UNSEEN", unseen), text="first unseen"))
+        out += [
+            Condition(status=Status.OK, code=number_code("UIDVALIDITY", self.uidvalidity), text="UIDs valid"),
+            Condition(status=Status.OK, code=number_code("UIDNEXT", self.uidnext), text="next UID"),
+            Condition(status=Status.OK, code=number_code("HIGHESTMODSEQ", self.modseq), text="modseq"),
+        ]
+        if is_rev2:  # RFC 9051 §6.3.2: a LIST response with the mailbox name
+            out.append(ListData(attributes=(), delimiter=HIERARCHY_SEPARATOR, mailbox=self.name))
+        return out
+
+    def resync(self, changes: Sequence[Change], *, known_uids: SequenceSet | None) -> list[Response]:
+        """QRESYNC (RFC 7162 §3.2.5): VANISHED (EARLIER) for what was expunged since the client's MODSEQ
+        (among ``known_uids``), and FETCH for what changed."""
+        largest = max(self.uidnext - 1, 1)
+        vanished = {
+            change.uid
+            for change in changes
+            if change.kind is ChangeKind.EXPUNGE
+            and (known_uids is None or known_uids.contains(change.uid, largest=largest))
+        }
+        out: list[Response] = []
+        if vanished:
+            out.append(VanishedData(uids=sorted(vanished), is_earlier=True))
+        for uid in sorted({change.uid for change in changes if change.uid in self.flags}):
+            number = self.sequence_number(uid)
+            if number is not None:
+                out.append(FetchData(sequence_number=number, items=self.flag_items(uid, is_condstore=True)))
+        return out
+
+    # ---- numbers ------------------------------------------------------------------------------------
+
+    @property
+    def count(self) -> int:
+        return len(self.uids)
+
+    def sequence_number(self, uid: int) -> int | None:
+        index = bisect.bisect_left(self.uids, uid)
+        if index < len(self.uids) and self.uids[index] == uid:
+            return index + 1
+        return None
+
+    def resolve(self, sequence_set: SequenceSet, *, is_uid: bool, saved: Sequence[int] = ()) -> list[int]:
+        """The UIDs a sequence set names, ascending. ``$`` is the saved SEARCH result (RFC 5182 §2.1)."""
+        if sequence_set.is_saved:
+            present = set(self.uids)
+            return sorted(uid for uid in saved if uid in present)
+        if is_uid:
+            largest = self.uids[-1] if self.uids else 0
+            found: list[int] = []
+            for low, high in sequence_set.intervals(largest):
+                start = bisect.bisect_left(self.uids, low)
+                end = bisect.bisect_right(self.uids, high)
+                found.extend(self.uids[start:end])
+            return found
+        count = len(self.uids)
+        for first, last in sequence_set.ranges:  # RFC 9051 §9: a number beyond the last message is an error
+            if max(first, last) > count and STAR not in (first, last):
+                raise Refusal.bad("invalid message sequence number")
+        return [self.uids[number - 1] for number in sequence_set.numbers(count)]
+
+    def live(self, uids: Iterable[int]) -> list[int]:
+        """``uids`` without those already expunged by another session."""
+        return [uid for uid in uids if uid not in self._expunged]
+
+    # ---- our own changes ----------------------------------------------------------------------------
+
+    def set_flags(self, uid: int, flags: frozenset[str], modseq: int) -> None:
+        if uid in self.flags:
+            self.flags[uid] = flags
+            self.modseqs[uid] = modseq
+            self._changed.discard(uid)
+
+    def remove(self, uids: Iterable[int], *, is_qresync: bool) -> list[Response]:
+        """Messages this session expunged or moved away: EXPUNGE (or VANISHED) now."""
+        gone = set(uids)
+        self._expunged -= gone
+        return self._expunge_responses(gone, is_qresync=is_qresync)
+
+    # ---- other sessions' changes --------------------------------------------------------------------
+
+    async def poll(self, store: ChangeLog, mailboxes: Mailboxes) -> None:
+        """Read what changed since :attr:`modseq`; the responses wait in :meth:`updates`."""
+        changes = await store.changes_since(self.mailbox_id, self.modseq)
+        if not changes:
+            return
+        touched: list[int] = []
+        for change in changes:
+            self.modseq = max(self.modseq, change.modseq)
+            if change.kind is ChangeKind.EXPUNGE:
+                if change.uid in self.flags:
+                    self._expunged.add(change.uid)
+                elif change.uid in self._new:
+                    self._new.remove(change.uid)
+            else:
+                touched.append(change.uid)
+        if not touched:
+            return
+        known_last = self._new[-1] if self._new else (self.uids[-1] if self.uids else 0)
+        for message in await mailboxes.messages(self.mailbox_id, uids=touched):
+            uid = message.uid
+            if uid in self.flags:
+                if self.flags[uid] != message.flags or self.modseqs[uid] != message.modseq:
+                    if self.flags[uid] != message.flags:
+                        self._changed.add(uid)
+                    self.flags[uid] = message.flags
+                    self.modseqs[uid] = message.modseq
+            elif uid > known_last:
+                self._new.append(uid)
+                self.flags[uid] = message.flags
+                self.modseqs[uid] = message.modseq
+                known_last = uid
+        self.uidnext = max(self.uidnext, known_last + 1)
+
+    def updates(self, *, allow_expunge: bool, is_qresync: bool, is_condstore: bool) -> list[Response]:
+        """The untagged responses owed now: EXPUNGE (if allowed), EXISTS, FETCH FLAGS."""
+        out: list[Response] = []
+        if allow_expunge and self._expunged:
+            out += self._expunge_responses(self._expunged, is_qresync=is_qresync)
+            self._expunged = set()
+        if self._new:
+            self.uids.extend(self._new)
+            self._new = []
+            out.append(ExistsData(count=len(self.uids)))
+        for uid in sorted(self._changed):
+            number = self.sequence_number(uid)
+            if number is None or uid in self._expunged:
+                continue
+            out.append(FetchData(sequence_number=number, items=self.flag_items(uid, is_condstore=is_condstore)))
+        self._changed = set()
+        return out
+
+    def flag_items(self, uid: int, *, is_condstore: bool) -> list[tuple[bytes, bytes]]:
+        items = [(b"UID", b"%d" % uid), (b"FLAGS", render_flags(sorted(self.flags[uid])))]
+        if is_condstore:
+            items.append((b"MODSEQ", b"(%d)" % self.modseqs[uid]))
+        return items
+
+    def _expunge_responses(self, uids: set[int], *, is_qresync: bool) -> list[Response]:
+        present: list[tuple[int, int]] = []
+        for uid in uids:
+            number = self.sequence_number(uid)
+            if number is not None:
+                present.append((number, uid))
+        present.sort()
+        for uid in uids:
+            self.flags.pop(uid, None)
+            self.modseqs.pop(uid, None)
+            self._changed.discard(uid)
+        if not present:
+            return []
+        removed = {uid for _, uid in present}
+        self.uids = [uid for uid in self.uids if uid not in removed]
+        if is_qresync:  # RFC 7162 §3.2.10: VANISHED replaces EXPUNGE once QRESYNC is enabled
+            return [VanishedData(uids=sorted(removed))]
+        # Highest number first, so no response renumbers the messages of those that follow.
+        return [ExpungeData(sequence_number=number) for number, _ in reversed(present)]
+
+    def keywords(self) -> list[str]:
+        found: set[str] = set()
+        for flags in self.flags.values():
+            found.update(flag for flag in flags if not flag.startswith("\\"))
+        return sorted(found)
