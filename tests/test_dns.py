@@ -2,65 +2,28 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import AsyncIterator
-from typing import cast
 
-import dns.message
-import dns.rcode
-import dns.rdataclass
-import dns.rdatatype
-import dns.rrset
 import pytest
 
 from pochta.dns import DnsResolver, DomainNotFound, TemporaryLookupFailure, parse_nameserver
 from pochta.outbound.mx import Route, Unroutable, find_route
 
-ZONE: dict[str, dict[str, list[str]]] = {
+from .dnsserver import Zone, serving
+
+ZONE: Zone = {
     "example.test.": {"MX": ["10 mx1.example.test.", "20 mx2.example.test."], "TXT": ['"v=spf1 " "-all"']},
     "mx1.example.test.": {"A": ["127.0.0.1"], "AAAA": ["::1"]},
     "bare.test.": {"A": ["192.0.2.5"]},
     "nullmx.test.": {"MX": ["0 ."]},
 }
-SERVFAIL = "broken.test."
-SILENT = "silent.test."
-
-
-class _Responder(asyncio.DatagramProtocol):
-    def __init__(self) -> None:
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        query = dns.message.from_wire(data)
-        question = query.question[0]
-        name = question.name.to_text().lower()
-        if name == SILENT:
-            return
-        response = dns.message.make_response(query)
-        if name == SERVFAIL:
-            response.set_rcode(dns.rcode.SERVFAIL)
-        elif name not in ZONE:
-            response.set_rcode(dns.rcode.NXDOMAIN)
-        else:
-            kind = dns.rdatatype.to_text(question.rdtype)
-            values = ZONE[name].get(kind, [])
-            if values:
-                response.answer.append(dns.rrset.from_text(question.name, 300, dns.rdataclass.IN, kind, *values))
-        assert self.transport is not None
-        self.transport.sendto(response.to_wire(), addr)
 
 
 @pytest.fixture
 async def nameserver() -> AsyncIterator[str]:
-    loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(_Responder, local_addr=("127.0.0.1", 0))
-    host, port = transport.get_extra_info("sockname")[:2]
-    yield f"{host}:{port}"
-    transport.close()
+    async with serving(ZONE) as address:
+        yield address
 
 
 async def test_lookups_against_a_real_server(nameserver: str) -> None:

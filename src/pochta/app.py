@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import random
 import secrets
 import signal
 import ssl
@@ -17,9 +19,12 @@ from pochta import log as log_setup
 from pochta import pop3d
 from pochta.accounts import hash_password
 from pochta.config import Config
-from pochta.delivery import LocalDelivery
+from pochta.delivery import LocalDelivery, NoticeSender
+from pochta.dns import DnsResolver
+from pochta.imapd.service import handlers as imap_handlers
 from pochta.net import Handler, Listener, Refusal, Stream
 from pochta.proto.smtp import Limits as SmtpLimits
+from pochta.queue.runner import QueueRunner, RunnerSettings
 from pochta.smtpd.auth import SmtpAuth
 from pochta.smtpd.mx import MxPolicy
 from pochta.smtpd.session import Session as SmtpSession
@@ -107,6 +112,8 @@ class Server:
         self.listeners: dict[str, Listener] = {}
         self.store: Store | None = None
         self.blobs: FileBlobs | None = None
+        self.runner: QueueRunner | None = None
+        self._runner_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         config = self.config
@@ -133,6 +140,8 @@ class Server:
         except OSError:
             await self.stop()
             raise
+        assert self.runner is not None
+        self._runner_task = asyncio.ensure_future(self.runner.run())
         missing = [name for name in self.listeners if name not in handlers]
         if missing:
             log.warning("not built yet, answering 'unavailable': %s", ", ".join(missing))
@@ -147,9 +156,16 @@ class Server:
             max_errors=config.smtp.max_errors,
         )
         delivery = LocalDelivery(store)
+        self.runner = runner = self._queue_runner(store, blobs, delivery)
         mx = MxPolicy(directory=store, delivery=delivery, blobs=blobs, hostname=config.hostname)
         submission = SubmissionPolicy(
-            directory=store, queue=store, delivery=delivery, blobs=blobs, hostname=config.hostname, now=self._now
+            directory=store,
+            queue=store,
+            delivery=delivery,
+            blobs=blobs,
+            hostname=config.hostname,
+            now=self._now,
+            on_queued=runner.wake,
         )
         smtp_settings = SessionSettings(
             hostname=config.hostname, limits=limits, tls=tls, now=self._now, new_id=self._new_id
@@ -168,7 +184,39 @@ class Server:
             "submission": submit,
             "submissions": submit,
             **pop3d.handlers(store=store, blobs=blobs, config=config, tls=tls, auth_failure_delay=failure_delay),
+            **imap_handlers(store=store, blobs=blobs, config=config, tls=tls, failure_delay=failure_delay),
         }
+
+    def _queue_runner(self, store: Store, blobs: FileBlobs, delivery: LocalDelivery) -> QueueRunner:
+        config = self.config
+        client_tls = ssl.create_default_context()
+        client_tls.check_hostname = False  # opportunistic: most MX certificates do not match (RFC 7435)
+        client_tls.verify_mode = ssl.CERT_NONE
+        client_tls.minimum_version = ssl.TLSVersion.TLSv1_2
+        runner: QueueRunner
+
+        def wake() -> None:
+            runner.wake()
+
+        notices = NoticeSender(
+            directory=store, queue=store, blobs=blobs, delivery=delivery, now=self._now, on_queued=wake
+        )
+        runner = QueueRunner(
+            queue=store,
+            blobs=blobs,
+            resolver=DnsResolver(nameservers=config.dns.nameservers or None, timeout=config.dns.timeout),
+            settings=RunnerSettings(
+                hostname=config.hostname,
+                port=config.outbound.port,
+                tls=client_tls if config.outbound.starttls else None,
+                concurrency=config.outbound.concurrency,
+                per_domain=config.outbound.per_domain,
+            ),
+            send_notice=notices,
+            now=self._now,
+            shuffle=random.shuffle,
+        )
+        return runner
 
     def ports(self, name: str) -> list[int]:
         return self.listeners[name].ports
@@ -177,7 +225,14 @@ class Server:
         grace = self.config.limits.shutdown_grace
         for listener in self.listeners.values():
             listener.stop_accepting()
-        await asyncio.gather(*(listener.finish(grace) for listener in self.listeners.values()))
+        stopping = [listener.finish(grace) for listener in self.listeners.values()]
+        if self.runner is not None:
+            stopping.append(self.runner.stop(grace))
+        await asyncio.gather(*stopping)
+        if self._runner_task is not None:
+            self._runner_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner_task
         if self.store is not None:
             await self.store.close()
             self.store = None

@@ -84,6 +84,22 @@ class Smtp:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Outbound:
+    port: int = field(default=25, metadata=_doc("port of remote mail servers (RFC 5321 §4.5.4.2); change for tests"))
+    concurrency: int = field(default=20, metadata=_doc("deliveries under way at once"))
+    per_domain: int = field(default=4, metadata=_doc("deliveries under way at once to one destination domain"))
+    starttls: bool = field(default=True, metadata=_doc("use STARTTLS whenever the remote offers it (unverified)"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Dns:
+    nameservers: tuple[str, ...] = field(
+        default=(), metadata=_doc('resolvers as "host:port"; empty: the system\'s /etc/resolv.conf')
+    )
+    timeout: float = field(default=5.0, metadata=_doc("seconds for one lookup"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Storage:
     fsync: bool = field(
         default=True,
@@ -110,6 +126,8 @@ class Config:
     limits: Limits = field(default_factory=Limits)
     smtp: Smtp = field(default_factory=Smtp)
     storage: Storage = field(default_factory=Storage)
+    outbound: Outbound = field(default_factory=Outbound)
+    dns: Dns = field(default_factory=Dns)
     log: Log = field(default_factory=Log)
 
     @property
@@ -203,6 +221,15 @@ def _check(config: Config) -> None:
         raise ConfigError(f"log.level: must be one of {', '.join(sorted(_LOG_LEVELS))}")
     if config.limits.max_connections_per_ip < 1:
         raise ConfigError("limits.max_connections_per_ip: must be at least 1")
+    for server in config.dns.nameservers:
+        try:
+            parse_host_port(server if server.rpartition(":")[2].isdigit() else f"{server}:53")
+        except ValueError as exc:
+            raise ConfigError(f"dns.nameservers: {exc}") from exc
+    if not 0 < config.outbound.port < 65536:
+        raise ConfigError("outbound.port: must be a port number")
+    if config.outbound.concurrency < 1 or config.outbound.per_domain < 1:
+        raise ConfigError("outbound.concurrency: it and per_domain must be at least 1")
     if config.smtp.max_recipients < 100:
         raise ConfigError("smtp.max_recipients: RFC 5321 §4.5.3.1.8 requires at least 100")
 

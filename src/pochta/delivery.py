@@ -8,13 +8,28 @@ from __future__ import annotations
 
 import logging
 import mmap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from pochta.accounts import resolve
+from pochta.mail.address import AddressError, parse_address
 from pochta.mail.envelope import Envelope, Recipient
 from pochta.mail.mime import parse_message
-from pochta.store.api import INBOX, Account, Appended, BlobWriter, Mailboxes, NewMessage, NotFound
+from pochta.queue.dsn import Report
+from pochta.store.api import (
+    INBOX,
+    Account,
+    Appended,
+    Blobs,
+    BlobWriter,
+    Directory,
+    Mailboxes,
+    NewMessage,
+    NotFound,
+    QueueItem,
+    QueueStore,
+)
 
 log = logging.getLogger(__name__)
 
@@ -99,3 +114,68 @@ class LocalDelivery:
         except NotFound:
             self._inbox_ids.clear()  # an account went away meanwhile; look again next time
             raise
+
+
+class NoticeSender:
+    """Makes a generated message (a DSN today; vacation replies later) durable for its recipient:
+    local accounts get it at once, others through the queue, sent from the null reverse-path."""
+
+    def __init__(
+        self,
+        *,
+        directory: Directory,
+        queue: QueueStore,
+        blobs: Blobs,
+        delivery: LocalDelivery,
+        now: Callable[[], datetime],
+        on_queued: Callable[[], None],
+    ) -> None:
+        self._directory = directory
+        self._queue = queue
+        self._blobs = blobs
+        self._delivery = delivery
+        self._now = now
+        self._on_queued = on_queued
+
+    async def __call__(self, report: Report) -> None:
+        try:
+            address = parse_address(report.recipient)
+        except AddressError:
+            log.warning("notice dropped: bad recipient %r", report.recipient)
+            return
+        resolution = await resolve(self._directory, address)
+        if resolution is None:
+            log.warning("notice dropped: no local user %s", address)
+            return
+        writer = self._blobs.create()
+        writer.write(report.content)
+        structure = parse_blob(writer) or parse_message(report.content).dumps()
+        recipient = Recipient(address=str(address), notify=("NEVER",))  # RFC 3461 §6.2: no DSN about a DSN
+        envelope = Envelope(
+            mail_from="",
+            recipients=(recipient,),
+            body="8BITMIME" if report.is_8bit else None,
+            is_smtputf8=report.is_smtputf8,
+        )
+        now = self._now()
+        local = await self._delivery.messages(
+            [LocalCopy(account=a, recipients=(recipient,)) for a in resolution.accounts],
+            blob=writer,
+            structure=structure,
+            envelope=envelope,
+            received=now,
+        )
+        ref = writer.ref
+        items = [
+            QueueItem(
+                blob_id=ref.id,
+                size=ref.size,
+                envelope=envelope.only((Recipient(address=str(f), notify=("NEVER",)),)).dumps(),
+                domain=f.domain,
+                account_id=None,
+            )
+            for f in resolution.forwards
+        ]
+        await self._queue.enqueue(items, now=now, local=local, blobs=[writer])
+        if items:
+            self._on_queued()

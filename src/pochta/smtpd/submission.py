@@ -47,7 +47,9 @@ class SubmissionPolicy:
         blobs: Blobs,
         hostname: str,
         now: Callable[[], datetime],
+        on_queued: Callable[[], None] = lambda: None,
     ) -> None:
+        self._on_queued = on_queued  # wakes the queue runner
         self._directory = directory
         self._queue = queue
         self._delivery = delivery
@@ -171,6 +173,8 @@ class SubmissionPolicy:
                 received=transaction.started,
             )
             ids = await self._queue.enqueue(items, now=self._now(), local=local, blobs=[blob])
+            if ids:
+                self._on_queued()
         except OverQuota:
             return Reply(code=452, status="4.2.2", text="mailbox full, try again later")
         except StoreError:

@@ -1,0 +1,183 @@
+"""Sending to another server: submission on one Pochta, delivery to a second one found through MX
+records that a real DNS server process (tests/dnsserver.py) serves on 127.0.0.1; DKIM checked with
+the key published there; a remote that is down is retried; a remote 550 comes back as a DSN."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from email import message_from_bytes
+from pathlib import Path
+
+import dkim
+import dns.message
+import dns.query
+import dns.rdatatype
+import pytest
+
+from pochta.mailauth.dkim import Algorithm, generate
+from pochta.store.api import DkimKey
+
+from ..smtpd.harness import CLOCK, PASSWORD, Mx, running_mx
+
+TESTS = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def zone_file(tmp_path: Path) -> Path:
+    return tmp_path / "zone.json"
+
+
+@pytest.fixture
+def nameserver(zone_file: Path) -> Iterator[str]:
+    zone_file.write_text("{}")
+    with subprocess.Popen(
+        [sys.executable, str(TESTS / "dnsserver.py"), str(zone_file)], stdout=subprocess.PIPE, text=True
+    ) as process:
+        assert process.stdout is not None
+        address = process.stdout.readline().strip()
+        try:
+            yield address
+        finally:
+            process.kill()
+            process.stdout.close()
+
+
+async def _until(condition: object, *, seconds: float = 15) -> None:
+    for _ in range(int(seconds * 20)):
+        if await condition():  # type: ignore[operator]
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.fixture
+async def remote(tmp_path: Path) -> AsyncIterator[Mx]:
+    async with running_mx(tmp_path / "remote", hostname="mx.remote.test") as server:
+        await server.add_user("bob@remote.test")
+        yield server
+
+
+async def _submit(sender: Mx, recipients: list[str], content: bytes) -> list[str]:
+    client = await sender.connect("submissions", tls=True)
+    assert (await client.reply())[0].startswith("220")
+    await client.command("EHLO laptop")
+    credentials = base64.b64encode(f"\0alice@example.test\0{PASSWORD}".encode()).decode()
+    assert (await client.command(f"AUTH PLAIN {credentials}"))[0].startswith("235")
+    assert (await client.command("MAIL FROM:<alice@example.test>"))[0].startswith("250")
+    for recipient in recipients:
+        assert (await client.command(f"RCPT TO:<{recipient}>"))[0].startswith("250")
+    assert (await client.command("DATA"))[0].startswith("354")
+    await client.send(content + b".\r\n")
+    reply = await client.reply()
+    await client.close()
+    return reply
+
+
+def _publish(zone_file: Path, zone: dict[str, dict[str, list[str]]]) -> None:
+    zone_file.write_text(json.dumps(zone))
+
+
+async def test_mail_goes_out_signed_waits_for_a_down_remote_and_bounces_a_550(
+    tmp_path: Path, nameserver: str, zone_file: Path, remote: Mx
+) -> None:
+    key = generate("example.test", "s1", Algorithm.ED25519)
+    _publish(
+        zone_file,
+        {
+            "remote.test.": {"MX": ["10 mx.remote.test."]},
+            "mx.remote.test.": {"A": ["127.0.0.1"]},
+            f"{key.dns_name}.": {"TXT": [f'"{key.dns_record}"']},
+        },
+    )
+    async with running_mx(
+        tmp_path / "sender",
+        listen={"smtp": [], "submissions": ["127.0.0.1:0"]},
+        outbound={"port": remote.port},
+        dns={"nameservers": [nameserver], "timeout": 2.0},
+    ) as sender:
+        await sender.add_user("alice@example.test")
+        await sender.store.add_dkim_key(
+            DkimKey(
+                domain=key.domain,
+                selector=key.selector,
+                algorithm=key.algorithm.value,
+                private_key=key.private_key,
+                public_key=key.public_key,
+                created=CLOCK,
+            )
+        )
+        content = b"From: alice@example.test\r\nTo: bob@remote.test\r\nSubject: over the wire\r\n\r\nHello Bob.\r\n"
+        assert (await _submit(sender, ["bob@remote.test"], content))[0].startswith("250")
+
+        async def arrived() -> bool:
+            return len(await remote.inbox("bob@remote.test")) == 1
+
+        await _until(arrived)
+        assert await sender.store.queue_entries() == []  # delivered, so gone from the queue
+        (received,) = await remote.inbox_bytes("bob@remote.test")
+        assert received.startswith(b"Return-Path: <alice@example.test>\r\nReceived: from mx.example.test")
+        assert b"with ESMTPS" in received  # STARTTLS on the way
+
+        def txt(name: bytes, timeout: int = 5) -> bytes | None:
+            host, port = nameserver.rsplit(":", 1)
+            query = dns.message.make_query(name.decode(), dns.rdatatype.TXT)
+            answer = dns.query.udp(query, host, port=int(port), timeout=timeout)
+            return b"".join(answer.answer[0][0].strings) if answer.answer else None
+
+        assert dkim.verify(received, dnsfunc=txt)  # the receiving side's check, against real DNS
+
+    # the remote is down: the message waits in the queue, then goes once the remote is back
+    remote_port = remote.port
+    await remote.server.stop()
+    async with running_mx(
+        tmp_path / "sender",
+        listen={"smtp": [], "submissions": ["127.0.0.1:0"]},
+        outbound={"port": remote_port},
+        dns={"nameservers": [nameserver], "timeout": 2.0},
+    ) as sender:
+        content = b"From: alice@example.test\r\nTo: bob@remote.test\r\nSubject: later\r\n\r\nStill there?\r\n"
+        assert (await _submit(sender, ["bob@remote.test"], content))[0].startswith("250")
+
+        async def deferred() -> bool:
+            entries = await sender.store.queue_entries()
+            return len(entries) == 1 and entries[0].attempts == 1
+
+        await _until(deferred)
+        (entry,) = await sender.store.queue_entries()
+        assert entry.last_error is not None and "cannot connect" in entry.last_error
+        async with running_mx(
+            tmp_path / "remote", hostname="mx.remote.test", listen={"smtp": [f"127.0.0.1:{remote_port}"]}
+        ) as back:
+            await sender.store.retry_now(entry.id, now=CLOCK)  # what `pochta queue retry ID` does
+            assert sender.server.runner is not None
+            sender.server.runner.wake()
+
+            async def arrived_later() -> bool:
+                return len(await back.inbox("bob@remote.test")) == 2
+
+            await _until(arrived_later)
+            assert await sender.store.queue_entries() == []
+
+            # a recipient the remote refuses: the sender gets an RFC 3464 report in her INBOX
+            content = b"From: alice@example.test\r\nTo: nobody@remote.test\r\nSubject: to nobody\r\n\r\nx\r\n"
+            assert (await _submit(sender, ["nobody@remote.test"], content))[0].startswith("250")
+
+            async def bounced() -> bool:
+                return len(await sender.inbox("alice@example.test")) == 1
+
+            await _until(bounced)
+            (report,) = await sender.inbox_bytes("alice@example.test")
+            parsed = message_from_bytes(report)
+            assert parsed.get_content_type() == "multipart/report"
+            assert parsed.get_param("report-type") == "delivery-status"
+            status = parsed.get_payload()[1].get_payload()  # type: ignore[index, union-attr]
+            fields = {k.lower(): v for part in status for k, v in part.items()}  # type: ignore[union-attr]
+            assert fields["action"] == "failed" and fields["status"] == "5.1.1"
+            assert fields["final-recipient"].lower() == "rfc822; nobody@remote.test"
+            assert "550" in fields["diagnostic-code"]
+            assert await sender.store.queue_entries() == []
