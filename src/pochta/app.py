@@ -211,6 +211,7 @@ class Server:
                 tls=client_tls if config.outbound.starttls else None,
                 concurrency=config.outbound.concurrency,
                 per_domain=config.outbound.per_domain,
+                lease_seconds=config.outbound.lease_seconds,
             ),
             send_notice=notices,
             now=self._now,

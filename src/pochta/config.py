@@ -89,6 +89,10 @@ class Outbound:
     concurrency: int = field(default=20, metadata=_doc("deliveries under way at once"))
     per_domain: int = field(default=4, metadata=_doc("deliveries under way at once to one destination domain"))
     starttls: bool = field(default=True, metadata=_doc("use STARTTLS whenever the remote offers it (unverified)"))
+    lease_seconds: float = field(
+        default=900.0,
+        metadata=_doc("how long a claimed message is a worker's; after a crash it is retried once this passes"),
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
