@@ -155,17 +155,12 @@ class Server:
             max_recipients=config.smtp.max_recipients,
             max_errors=config.smtp.max_errors,
         )
-        delivery = LocalDelivery(store)
+        delivery = LocalDelivery(store, queue=store)
         self.runner = runner = self._queue_runner(store, blobs, delivery)
+        delivery.on_queued = runner.wake
         mx = MxPolicy(directory=store, delivery=delivery, blobs=blobs, hostname=config.hostname)
         submission = SubmissionPolicy(
-            directory=store,
-            queue=store,
-            delivery=delivery,
-            blobs=blobs,
-            hostname=config.hostname,
-            now=self._now,
-            on_queued=runner.wake,
+            directory=store, delivery=delivery, blobs=blobs, hostname=config.hostname, now=self._now
         )
         smtp_settings = SessionSettings(
             hostname=config.hostname, limits=limits, tls=tls, now=self._now, new_id=self._new_id

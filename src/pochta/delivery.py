@@ -29,6 +29,7 @@ from pochta.store.api import (
     NotFound,
     QueueItem,
     QueueStore,
+    StoreError,
 )
 
 log = logging.getLogger(__name__)
@@ -59,8 +60,10 @@ def parse_file(path: str) -> bytes:
 
 
 class LocalDelivery:
-    def __init__(self, mailboxes: Mailboxes) -> None:
+    def __init__(self, mailboxes: Mailboxes, *, queue: QueueStore | None = None) -> None:
         self._mailboxes = mailboxes
+        self._queue = queue
+        self.on_queued: Callable[[], None] = lambda: None  # wakes the queue runner
         self._inbox_ids: dict[int, int] = {}  # account id → INBOX id; INBOX is never deleted or renamed away
 
     async def _inbox(self, account_id: int) -> int:
@@ -114,6 +117,45 @@ class LocalDelivery:
         except NotFound:
             self._inbox_ids.clear()  # an account went away meanwhile; look again next time
             raise
+
+    async def accept(
+        self,
+        copies: Sequence[LocalCopy],
+        remote: Sequence[Recipient],
+        *,
+        blob: BlobWriter,
+        structure: bytes,
+        envelope: Envelope,
+        received: datetime,
+        now: datetime,
+        account_id: int | None,
+    ) -> tuple[int, list[int]]:
+        """Local copies and queue entries for `remote` recipients (one per domain), in one commit.
+        Returns how many local copies were stored and the queue ids."""
+        if not remote:
+            return len(
+                await self.deliver(copies, blob=blob, structure=structure, envelope=envelope, received=received)
+            ), []
+        if self._queue is None:
+            raise StoreError("no outbound queue")
+        ref = blob.ref
+        by_domain: dict[str, list[Recipient]] = {}
+        for recipient in remote:
+            by_domain.setdefault(recipient.address.rpartition("@")[2], []).append(recipient)
+        items = [
+            QueueItem(
+                blob_id=ref.id,
+                size=ref.size,
+                envelope=envelope.only(tuple(recipients)).dumps(),
+                domain=domain,
+                account_id=account_id,
+            )
+            for domain, recipients in by_domain.items()
+        ]
+        local = await self.messages(copies, blob=blob, structure=structure, envelope=envelope, received=received)
+        ids = await self._queue.enqueue(items, now=now, local=local, blobs=[blob])
+        self.on_queued()
+        return len(local), ids
 
 
 class NoticeSender:

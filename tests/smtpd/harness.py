@@ -140,6 +140,8 @@ async def running_mx(tmp_path: Path, **overrides: Any) -> AsyncIterator[Mx]:
         "hostname": "mx.example.test",
         "data_dir": str(tmp_path / "data"),
         "listen": {**_NO_LISTENERS, "smtp": ["127.0.0.1:0"]},
+        # nothing outside the machine: a closed local port answers every lookup at once
+        "dns": {"nameservers": ["127.0.0.1:9"], "timeout": 0.5},
     }
     for key, value in overrides.items():
         raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value

@@ -417,20 +417,32 @@ async def test_shutdown_lets_an_open_transaction_finish(tmp_path: Path) -> None:
             await client.close()
 
 
-async def test_alias_to_an_external_address_is_deferred_until_forwarding_exists(mx: Mx) -> None:
+async def test_alias_with_an_external_target_forwards_through_the_queue(mx: Mx) -> None:
     await mx.store.add_alias("fwd@example.test", ["alice@example.test", "someone@remote.test"])
     client = await mx.transcript(
         """
         S: 220 *
         C: HELO c
         S: 250 *
-        C: MAIL FROM:<x@remote.test>
+        C: MAIL FROM:<x@sender.test>
         S: 250 *
         C: RCPT TO:<fwd@example.test>
-        S: 451 4.3.2 <fwd@example.test>: forwarding not available yet, try later
+        S: 250 2.1.5 <fwd@example.test> recipient ok
+        C: DATA
+        S: 354 *
+        C: Subject: for a list
+        C:
+        C: body
+        C: .
+        S: 250 2.0.0 OK id=id0001
         """
     )
     await client.close()
+    (stored,) = await mx.inbox_bytes("alice@example.test")
+    (entry,) = await mx.store.queue_entries()
+    assert entry.domain == "remote.test" and [r.address for r in entry.recipients] == ["someone@remote.test"]
+    assert Envelope.loads(entry.envelope).mail_from == "x@sender.test"
+    assert await mx.blobs.read(entry.blob_id) == stored  # one stored copy serves both
 
 
 async def test_garbage_never_kills_the_server(mx: Mx) -> None:

@@ -49,12 +49,7 @@ class MxPolicy:
             return Reply(code=554, status="5.7.1", text=f"{shown}: {RELAY_DENIED}")
         if resolution is None:
             return Reply(code=550, status="5.1.1", text=f"{shown}: no such user here")
-        if resolution.forwards:
-            # Forwarding needs the outbound queue (not built yet): ask the sender to retry rather than
-            # accept a copy we could not pass on.
-            log.warning("rcpt=%s expands to external addresses; forwarding is not available yet", address)
-            return Reply(code=451, status="4.3.2", text=f"{shown}: forwarding not available yet, try later")
-        if not resolution.accounts:  # an alias that leads nowhere (a loop, or targets since removed)
+        if not resolution.accounts and not resolution.forwards:  # an alias that leads nowhere (a loop)
             return Reply(code=550, status="5.1.1", text=f"{shown}: no such user here")
         expected = transaction.mail.size or 0
         for account in resolution.accounts:
@@ -70,6 +65,9 @@ class MxPolicy:
             copy = transaction.copies.get(account.id)
             recipients = (*copy.recipients, recipient) if copy else (recipient,)
             transaction.copies[account.id] = LocalCopy(account=account, recipients=recipients)
+        # An alias's external targets are forwarded through the queue with the original sender
+        # (SRS, which would keep SPF passing at the target, is not done yet).
+        transaction.remote += [Recipient(address=str(forward)) for forward in resolution.forwards]
         return Reply(code=250, status="2.1.5", text=f"{shown} recipient ok")
 
     async def _postmaster(self) -> Address | None:
@@ -91,12 +89,15 @@ class MxPolicy:
             structure = await asyncio.to_thread(parse_file, self._blobs.path(spool.ref.id))
         blob = spool.ref
         try:
-            appended = await self._delivery.deliver(
+            stored, queued = await self._delivery.accept(
                 list(transaction.copies.values()),
+                transaction.remote,
                 blob=spool,
                 structure=structure,
                 envelope=transaction.envelope(),
                 received=transaction.started,
+                now=transaction.started,
+                account_id=None,
             )
         except OverQuota:
             return MAILBOX_FULL
@@ -104,11 +105,12 @@ class MxPolicy:
             log.exception("delivery failed id=%s", transaction.id)
             return Reply(code=451, status="4.3.0", text="could not store the message, try again later")
         log.info(
-            "smtp delivered id=%s from=<%s> rcpts=%d copies=%d size=%d peer=%s",
+            "smtp delivered id=%s from=<%s> rcpts=%d copies=%d forwarded=%d size=%d peer=%s",
             transaction.id,
             transaction.mail.path or "",
             len(transaction.recipients),
-            len(appended),
+            stored,
+            len(queued),
             blob.size,
             session.stream.peer_host,
         )

@@ -26,7 +26,7 @@ from pochta.mailauth.dkim import Algorithm, SigningKey, sign
 from pochta.proto import sasl
 from pochta.proto.smtp import Extensions, MailFrom, RcptTo, Reply, replies
 from pochta.smtpd.session import Session, Transaction
-from pochta.store.api import Account, Blobs, BlobWriter, Directory, OverQuota, QueueItem, QueueStore, StoreError
+from pochta.store.api import Account, Blobs, BlobWriter, Directory, OverQuota, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +42,12 @@ class SubmissionPolicy:
         self,
         *,
         directory: Directory,
-        queue: QueueStore,
         delivery: LocalDelivery,
         blobs: Blobs,
         hostname: str,
         now: Callable[[], datetime],
-        on_queued: Callable[[], None] = lambda: None,
     ) -> None:
-        self._on_queued = on_queued  # wakes the queue runner
         self._directory = directory
-        self._queue = queue
         self._delivery = delivery
         self._blobs = blobs
         self._hostname = hostname
@@ -151,30 +147,17 @@ class SubmissionPolicy:
             structure = await asyncio.to_thread(parse_file, self._blobs.path(blob.ref.id))
         ref = blob.ref
         envelope = transaction.envelope()
-        by_domain: dict[str, list[Recipient]] = {}
-        for recipient in transaction.remote:
-            by_domain.setdefault(recipient.address.rpartition("@")[2], []).append(recipient)
-        items = [
-            QueueItem(
-                blob_id=ref.id,
-                size=ref.size,
-                envelope=envelope.only(tuple(recipients)).dumps(),
-                domain=domain,
-                account_id=account.id,
-            )
-            for domain, recipients in by_domain.items()
-        ]
         try:
-            local = await self._delivery.messages(
+            stored, ids = await self._delivery.accept(
                 list(transaction.copies.values()),
+                transaction.remote,
                 blob=blob,
                 structure=structure,
                 envelope=envelope,
                 received=transaction.started,
+                now=self._now(),
+                account_id=account.id,
             )
-            ids = await self._queue.enqueue(items, now=self._now(), local=local, blobs=[blob])
-            if ids:
-                self._on_queued()
         except OverQuota:
             return Reply(code=452, status="4.2.2", text="mailbox full, try again later")
         except StoreError:
@@ -185,7 +168,7 @@ class SubmissionPolicy:
             transaction.id,
             account.address,
             len(transaction.recipients),
-            len(local),
+            stored,
             ",".join(map(str, ids)),
             ref.size,
         )
