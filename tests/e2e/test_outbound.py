@@ -118,7 +118,11 @@ async def test_mail_goes_out_signed_waits_for_a_down_remote_and_bounces_a_550(
             return len(await remote.inbox("bob@remote.test")) == 1
 
         await _until(arrived)
-        assert await sender.store.queue_entries() == []  # delivered, so gone from the queue
+
+        async def emptied() -> bool:  # delivered, so gone from the queue (recorded just after the 250)
+            return await sender.store.queue_entries() == []
+
+        await _until(emptied)
         (received,) = await remote.inbox_bytes("bob@remote.test")
         assert received.startswith(b"Return-Path: <alice@example.test>\r\nReceived: from mx.example.test")
         assert b"with ESMTPS" in received  # STARTTLS on the way
@@ -161,7 +165,7 @@ async def test_mail_goes_out_signed_waits_for_a_down_remote_and_bounces_a_550(
                 return len(await back.inbox("bob@remote.test")) == 2
 
             await _until(arrived_later)
-            assert await sender.store.queue_entries() == []
+            await _until(emptied)
 
             # a recipient the remote refuses: the sender gets an RFC 3464 report in her INBOX
             content = b"From: alice@example.test\r\nTo: nobody@remote.test\r\nSubject: to nobody\r\n\r\nx\r\n"
@@ -180,4 +184,8 @@ async def test_mail_goes_out_signed_waits_for_a_down_remote_and_bounces_a_550(
             assert fields["action"] == "failed" and fields["status"] == "5.1.1"
             assert fields["final-recipient"].lower() == "rfc822; nobody@remote.test"
             assert "550" in fields["diagnostic-code"]
-            assert await sender.store.queue_entries() == []
+
+            async def recorded() -> bool:  # the notice is made durable first, then the attempt recorded
+                return await sender.store.queue_entries() == []
+
+            await _until(recorded)
