@@ -18,11 +18,12 @@ from pathlib import Path
 from pochta import log as log_setup
 from pochta import pop3d
 from pochta.accounts import hash_password
-from pochta.config import Config
+from pochta.config import Config, parse_host_port
 from pochta.delivery import LocalDelivery, NoticeSender
 from pochta.dns import DnsResolver
 from pochta.imapd.service import handlers as imap_handlers
 from pochta.net import Handler, Listener, Refusal, Stream
+from pochta.outbound.deliver import Relay
 from pochta.proto.smtp import Limits as SmtpLimits
 from pochta.queue.runner import QueueRunner, RunnerSettings
 from pochta.smtpd.auth import SmtpAuth
@@ -207,6 +208,8 @@ class Server:
                 concurrency=config.outbound.concurrency,
                 per_domain=config.outbound.per_domain,
                 lease_seconds=config.outbound.lease_seconds,
+                smarthost=parse_host_port(config.outbound.smarthost) if config.outbound.smarthost else None,
+                relay=_relay(config),
             ),
             send_notice=notices,
             now=self._now,
@@ -235,6 +238,18 @@ class Server:
         if self.blobs is not None:
             self.blobs.close()
             self.blobs = None
+
+
+def _relay(config: Config) -> Relay | None:
+    outbound = config.outbound
+    if not outbound.smarthost:
+        return None
+    password = ""
+    if outbound.smarthost_password_file:
+        password = Path(outbound.smarthost_password_file).read_text().splitlines()[0].strip()
+    return Relay(
+        is_implicit_tls=outbound.smarthost_tls == "implicit", username=outbound.smarthost_user, password=password
+    )
 
 
 async def _serve(config: Config) -> int:

@@ -89,6 +89,16 @@ class Outbound:
     concurrency: int = field(default=20, metadata=_doc("deliveries under way at once"))
     per_domain: int = field(default=4, metadata=_doc("deliveries under way at once to one destination domain"))
     starttls: bool = field(default=True, metadata=_doc("use STARTTLS whenever the remote offers it (unverified)"))
+    smarthost: str = field(
+        default="", metadata=_doc('"host:port" to relay all outgoing mail through, instead of MX lookups')
+    )
+    smarthost_tls: str = field(
+        default="starttls", metadata=_doc('"starttls" (port 587) or "implicit" (port 465); TLS is always required')
+    )
+    smarthost_user: str = field(default="", metadata=_doc("login at the smarthost (AUTH PLAIN); empty: none"))
+    smarthost_password_file: str = field(
+        default="", metadata=_doc("file whose first line is the smarthost password (kept out of this file)")
+    )
     lease_seconds: float = field(
         default=900.0,
         metadata=_doc("how long a claimed message is a worker's; after a crash it is retried once this passes"),
@@ -230,6 +240,18 @@ def _check(config: Config) -> None:
             parse_host_port(server if server.rpartition(":")[2].isdigit() else f"{server}:53")
         except ValueError as exc:
             raise ConfigError(f"dns.nameservers: {exc}") from exc
+    outbound = config.outbound
+    if outbound.smarthost:
+        try:
+            parse_host_port(outbound.smarthost)
+        except ValueError as exc:
+            raise ConfigError(f"outbound.smarthost: {exc}") from exc
+    if outbound.smarthost_tls not in ("starttls", "implicit"):
+        raise ConfigError('outbound.smarthost_tls: must be "starttls" or "implicit"')
+    if outbound.smarthost_password_file and not Path(outbound.smarthost_password_file).is_file():
+        raise ConfigError(f"outbound.smarthost_password_file: no such file {outbound.smarthost_password_file}")
+    if outbound.smarthost_user and not outbound.smarthost_password_file:
+        raise ConfigError("outbound.smarthost_user: needs smarthost_password_file")
     if not 0 < config.outbound.port < 65536:
         raise ConfigError("outbound.port: must be a port number")
     if config.outbound.concurrency < 1 or config.outbound.per_domain < 1:

@@ -189,3 +189,33 @@ async def test_mail_goes_out_signed_waits_for_a_down_remote_and_bounces_a_550(
                 return await sender.store.queue_entries() == []
 
             await _until(recorded)
+
+
+async def test_a_smarthost_takes_everything_over_tls_with_auth(tmp_path: Path) -> None:
+    async with running_mx(
+        tmp_path / "relay", hostname="relay.example.test", listen={"smtp": [], "submissions": ["127.0.0.1:0"]}
+    ) as relay:
+        await relay.add_user("alice@example.test")
+        await relay.add_user("bob@remote.test")
+        password_file = tmp_path / "relay-password"
+        password_file.write_text(PASSWORD + "\n")
+        async with running_mx(
+            tmp_path / "sender",
+            listen={"smtp": [], "submissions": ["127.0.0.1:0"]},
+            outbound={
+                "smarthost": f"127.0.0.1:{relay.server.ports('submissions')[0]}",
+                "smarthost_tls": "implicit",
+                "smarthost_user": "alice@example.test",
+                "smarthost_password_file": str(password_file),
+            },
+        ) as sender:
+            await sender.add_user("alice@example.test")
+            content = b"From: alice@example.test\r\nTo: bob@remote.test\r\nSubject: via relay\r\n\r\nrelayed\r\n"
+            assert (await _submit(sender, ["bob@remote.test"], content))[0].startswith("250")
+
+            async def relayed() -> bool:
+                return len(await relay.inbox("bob@remote.test")) == 1
+
+            await _until(relayed)  # no DNS asked: the harness's resolver answers nothing
+            (received,) = await relay.inbox_bytes("bob@remote.test")
+            assert b"with ESMTPSA" in received and received.endswith(b"\r\n\r\nrelayed\r\n")

@@ -5,6 +5,10 @@ Opportunistic STARTTLS (RFC 3207) whenever the remote offers it; unverified, sin
 certificates do not match (MTA-STS, RFC 8461, will make it verified where a domain asks for that).
 A host that cannot be reached, greets with anything but 220, or fails before giving an answer for
 the recipients is skipped for the next one (RFC 5321 §5.1); definite answers end the attempt.
+
+The answers go to `settle` as soon as the transaction has them, before QUIT: the caller records a
+remote's 250 without first waiting for the goodbye (with TLS, a close_notify exchange of up to 5 s),
+since a crash in that wait sends the message again.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ log = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
 ReadContent = Callable[[int, int], Awaitable[bytes]]  # (start, end) → the message's octets
+Settle = Callable[[tuple[RecipientResult, ...]], Awaitable[None]]  # records one result per recipient
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,6 +48,15 @@ class Timeouts:
 class Target:
     host: str  # the MX name (for TLS SNI and logs)
     address: str  # the IP address to connect to
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Relay:
+    """How to talk to a smarthost: TLS is required (STARTTLS, or implicit on 465), AUTH PLAIN when given."""
+
+    is_implicit_tls: bool = False
+    username: str = ""
+    password: str = ""
 
 
 class _Failed(Exception):
@@ -64,20 +78,35 @@ async def deliver(
     size: int,
     helo: str,
     tls: ssl.SSLContext | None,
+    settle: Settle,
+    relay: Relay | None = None,
     timeouts: Timeouts = Timeouts(),
-) -> tuple[RecipientResult, ...]:
+) -> None:
+    """Try `targets` in order (MX hosts, or a smarthost with `relay` set) until one gives answers;
+    `settle` is awaited exactly once, with one result per recipient."""
     last = _temporary("no mail host could be reached")
     for target in targets:
         try:
-            results = await _session(
-                target, request, port=port, read=read, size=size, helo=helo, tls=tls, timeouts=timeouts
+            await _session(
+                target,
+                request,
+                port=port,
+                read=read,
+                size=size,
+                helo=helo,
+                tls=tls,
+                relay=relay,
+                settle=settle,
+                timeouts=timeouts,
             )
         except _Failed as failure:
             last = failure.reply
             log.info("outbound host=%s address=%s failed: %s", target.host, target.address, failure)
             continue
-        return results
-    return tuple(RecipientResult(address=r.address, outcome=Outcome.TEMPORARY, reply=last) for r in request.recipients)
+        return
+    await settle(
+        tuple(RecipientResult(address=r.address, outcome=Outcome.TEMPORARY, reply=last) for r in request.recipients)
+    )
 
 
 async def _session(
@@ -89,24 +118,33 @@ async def _session(
     size: int,
     helo: str,
     tls: ssl.SSLContext | None,
+    relay: Relay | None,
+    settle: Settle,
     timeouts: Timeouts,
-) -> tuple[RecipientResult, ...]:
+) -> None:
     try:
         stream = await connect(target.address, port, connect_timeout=timeouts.connect, idle_timeout=timeouts.command)
     except (OSError, TimeoutError) as exc:
         raise _Failed(_temporary(f"cannot connect to {target.host} [{target.address}]: {exc}")) from exc
-    conn = ClientConnection(hostname=helo)
+    is_implicit = relay is not None and relay.is_implicit_tls
+    conn = ClientConnection(hostname=helo, is_tls=is_implicit)
     try:
+        if is_implicit:  # RFC 8314 §3.3: TLS from the first byte
+            if tls is None:
+                raise _Failed(_temporary("the smarthost needs TLS and none is configured"))
+            await stream.start_tls(tls, server_hostname=target.host)
         greeting = await _reply(conn, stream)
         if greeting.code != 220:
             raise _Failed(greeting if greeting.code >= 400 else _temporary(f"greeting {greeting.code}"))
         await _hello(conn, stream)
-        if tls is not None and conn.capabilities.has_starttls:
+        if tls is not None and not conn.is_tls and conn.capabilities.has_starttls:
             stream.write(conn.starttls())
             if (await _reply(conn, stream)).code == 220:
                 await stream.start_tls(tls, server_hostname=target.host)
                 conn.tls_established()
                 await _hello(conn, stream)
+        if relay is not None:
+            await _relay_login(conn, stream, relay)
         transaction = Transaction(conn, request)
         stream.write(transaction.start())
         while not transaction.is_done:
@@ -118,13 +156,32 @@ async def _session(
                 stream.write(transaction.receive(event))
             else:
                 transaction.fail(event)
+    except (ConnectionError, IdleTimeout, ssl.SSLError) as exc:
+        await stream.close()
+        raise _Failed(_temporary(f"{target.host} [{target.address}]: {exc or type(exc).__name__}")) from exc
+    except BaseException:
+        await stream.close()
+        raise
+    try:
+        await settle(transaction.results)  # outside the try above: a failed record must not try the next host
+    finally:
         if not conn.is_closed:
             stream.write(conn.quit())
-        return transaction.results
-    except (ConnectionError, IdleTimeout, ssl.SSLError) as exc:
-        raise _Failed(_temporary(f"{target.host} [{target.address}]: {exc or type(exc).__name__}")) from exc
-    finally:
         await stream.close()
+
+
+async def _relay_login(conn: ClientConnection, stream: Stream, relay: Relay) -> None:
+    """A smarthost gets our credentials only over TLS (RFC 4954 §4, RFC 8314 §3)."""
+    if not conn.is_tls:
+        raise _Failed(Reply(code=454, status="4.7.0", text="the smarthost offers no TLS; not sending"))
+    if not relay.username:
+        return
+    if "PLAIN" not in conn.capabilities.auth_mechanisms:
+        raise _Failed(Reply(code=454, status="4.7.0", text="the smarthost offers no AUTH PLAIN"))
+    stream.write(conn.auth_plain(username=relay.username, password=relay.password))
+    reply = await _reply(conn, stream)
+    if reply.code != 235:  # a wrong password is our configuration: keep the mail, retry (as Postfix does)
+        raise _Failed(Reply(code=454, status="4.7.0", text=f"smarthost login failed: {reply.code} {reply.lines[0]}"))
 
 
 async def _hello(conn: ClientConnection, stream: Stream) -> None:

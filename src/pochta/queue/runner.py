@@ -2,14 +2,17 @@
 and sends the sender a DSN for failures (and one delay notice).
 
 A worker that dies mid-delivery keeps its lease until it runs out; then the entry is claimed again, so
-nothing is lost. A recipient the remote accepted (250) is recorded at once and never sent again; a
-crash between the remote's 250 and that record is the one window where SMTP itself may duplicate.
+nothing is lost. A recipient the remote accepted (250) is recorded at once, before QUIT, and never
+sent again; a crash between the remote's 250 and that record is the one window where SMTP itself may
+duplicate (RFC 5321 §6.1). An entry whose lease ran out while it waited here for a slot is not started
+a second time when the next claim hands it back to us.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import secrets
 import ssl
@@ -19,9 +22,9 @@ from datetime import datetime
 
 from pochta.mail.address import Address, AddressError, parse_address
 from pochta.mail.envelope import Envelope, Recipient
-from pochta.outbound.deliver import Target, deliver
+from pochta.outbound.deliver import Relay, Target, deliver
 from pochta.outbound.mx import Resolver, Unroutable, find_route
-from pochta.proto.smtp.client import MailRequest, Outcome, RecipientRequest
+from pochta.proto.smtp.client import MailRequest, Outcome, RecipientRequest, RecipientResult
 from pochta.proto.smtp.events import Body, Notify, Orcpt, Ret
 from pochta.proto.smtp.replies import Reply
 from pochta.queue.dsn import Action, RecipientStatus, Report, build_report, notices_to_send
@@ -43,6 +46,8 @@ class RunnerSettings:
     lease_seconds: float = 900.0  # longer than one delivery may take (RFC 5321 timeouts add up to ~20 min)
     poll_seconds: float = 5.0  # how often to look for due entries when nothing wakes us
     policy: RetryPolicy = field(default_factory=RetryPolicy)
+    smarthost: tuple[str, int] | None = None  # relay everything through this host instead of MX lookups
+    relay: Relay | None = None  # TLS and credentials for the smarthost
 
 
 class QueueRunner:
@@ -70,6 +75,7 @@ class QueueRunner:
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._domains: dict[str, asyncio.Semaphore] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._in_flight: set[int] = set()  # entry ids with an attempt under way (or waiting for a slot)
         self._stopping = False
 
     def wake(self) -> None:
@@ -93,6 +99,9 @@ class QueueRunner:
             now=self._now(), owner=self._owner, lease_seconds=self._settings.lease_seconds, limit=max(free, 0)
         )
         for entry in entries:
+            if entry.id in self._in_flight:  # its lease ran out while it waited for a slot: it is still ours
+                continue
+            self._in_flight.add(entry.id)
             task = asyncio.ensure_future(self._attempt_guarded(entry))
             self._tasks.add(task)
             task.add_done_callback(self._finished)
@@ -122,15 +131,26 @@ class QueueRunner:
                 await self._attempt(entry)
             except Exception:
                 log.exception("queue attempt failed id=%d domain=%s; its lease will run out", entry.id, entry.domain)
+            finally:
+                self._in_flight.discard(entry.id)
 
     async def _attempt(self, entry: QueueEntry) -> None:
-        settings = self._settings
         envelope = Envelope.loads(entry.envelope)
         by_address = {r.address: r for r in envelope.recipients}
         pending = [r for r in entry.recipients if r.state is RecipientState.PENDING]
-        outcomes = await self._deliver(
-            entry, envelope, [by_address.get(r.address, Recipient(address=r.address)) for r in pending]
+
+        async def settle(outcomes: dict[Recipient, tuple[Outcome, Reply, str | None]]) -> None:
+            await self._record(entry, envelope, outcomes)
+
+        await self._deliver(
+            entry, envelope, [by_address.get(r.address, Recipient(address=r.address)) for r in pending], settle=settle
         )
+
+    async def _record(
+        self, entry: QueueEntry, envelope: Envelope, outcomes: dict[Recipient, tuple[Outcome, Reply, str | None]]
+    ) -> None:
+        """One answer per recipient, durable: DSNs first, then the queue's record."""
+        settings = self._settings
         now = self._now()
         retry_at = next_attempt(entry.created, entry.attempts + 1, now, policy=settings.policy)
         results: dict[str, tuple[RecipientState, str]] = {}
@@ -184,17 +204,33 @@ class QueueRunner:
         )
 
     async def _deliver(
-        self, entry: QueueEntry, envelope: Envelope, recipients: list[Recipient]
-    ) -> dict[Recipient, tuple[Outcome, Reply, str | None]]:
+        self,
+        entry: QueueEntry,
+        envelope: Envelope,
+        recipients: list[Recipient],
+        *,
+        settle: Callable[[dict[Recipient, tuple[Outcome, Reply, str | None]]], Awaitable[None]],
+    ) -> None:
+        """Deliver to `recipients`; `settle` gets one outcome per recipient, once, as soon as they are known."""
         settings = self._settings
-        route = await find_route(
-            entry.domain, resolver=self._resolver, shuffle=self._shuffle, local_names=(settings.hostname,)
-        )
-        if isinstance(route, Unroutable):
-            outcome = Outcome.PERMANENT if route.reply.code >= 500 else Outcome.TEMPORARY
-            return {r: (outcome, route.reply, None) for r in recipients}
+        port = settings.port
+        if settings.smarthost is not None:
+            host_name, port = settings.smarthost
+            hosts: tuple[str, ...] = (host_name,)
+        else:
+            route = await find_route(
+                entry.domain, resolver=self._resolver, shuffle=self._shuffle, local_names=(settings.hostname,)
+            )
+            if isinstance(route, Unroutable):
+                outcome = Outcome.PERMANENT if route.reply.code >= 500 else Outcome.TEMPORARY
+                await settle({r: (outcome, route.reply, None) for r in recipients})
+                return
+            hosts = route.hosts
         targets: list[Target] = []
-        for host in route.hosts:
+        for host in hosts:
+            if _is_ip(host):  # a smarthost or MX given as an address needs no lookup
+                targets.append(Target(host=host, address=host.strip("[]")))
+                continue
             try:
                 targets += [Target(host=host, address=a) for a in await self._resolver.addresses(host)]
             except Exception as exc:  # a host that does not resolve is skipped, like an unreachable one
@@ -213,7 +249,8 @@ class QueueRunner:
             if _address(r.address) is None
         }
         if not wanted:
-            return outcomes
+            await settle(outcomes)
+            return
         request = MailRequest(
             mail_from=_address(envelope.mail_from) if envelope.mail_from else None,
             recipients=tuple(wanted),
@@ -227,12 +264,22 @@ class QueueRunner:
         async def read(start: int, end: int) -> bytes:
             return await self._blobs.read(entry.blob_id, start, end)
 
-        results = await deliver(
-            targets, request, port=settings.port, read=read, size=entry.size, helo=settings.hostname, tls=settings.tls
+        async def answered(results: tuple[RecipientResult, ...]) -> None:
+            for result in results:
+                outcomes[requests[str(result.address)]] = (result.outcome, result.reply, entry.domain)
+            await settle(outcomes)
+
+        await deliver(
+            targets,
+            request,
+            port=port,
+            read=read,
+            size=entry.size,
+            helo=settings.hostname,
+            tls=settings.tls,
+            relay=settings.relay if settings.smarthost is not None else None,
+            settle=answered,
         )
-        for result in results:
-            outcomes[requests[str(result.address)]] = (result.outcome, result.reply, entry.domain)
-        return outcomes
 
     async def _notify(
         self, entry: QueueEntry, envelope: Envelope, statuses: list[RecipientStatus], now: datetime
@@ -271,6 +318,14 @@ def _status(
         last_attempt_at=now,
         will_retry_until=until,
     )
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def _text(reply: Reply) -> str:
