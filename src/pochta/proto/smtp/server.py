@@ -12,6 +12,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from pochta.proto.lines import TooLong, take_line
+
 from .content import ChunkReader, DataReader, HeaderMeter
 from .events import (
     Auth,
@@ -363,27 +365,10 @@ class ServerConnection:
 
     def _take_line(self) -> bytes | Reply | None:
         """A line without its line ending, LINE_TOO_LONG, or None when no whole line is buffered."""
-        buffer = self._buffer
-        newline = buffer.find(b"\n")
-        if self._is_discarding_line:  # RFC 5321 §4.5.3.1.4: drop the rest of an over-long line
-            if newline == -1:
-                buffer.clear()
-                return None
-            del buffer[: newline + 1]
-            self._is_discarding_line = False
-            return LINE_TOO_LONG
-        limit = self._line_limit()
-        if newline == -1:
-            if len(buffer) >= limit:
-                buffer.clear()
-                self._is_discarding_line = True
-            return None
-        line = bytes(buffer[:newline])
-        del buffer[: newline + 1]
-        if newline + 1 > limit:
-            return LINE_TOO_LONG
-        # RFC 5321 §2.3.8 wants CRLF; a bare LF ending a command is tolerated (never in DATA content)
-        return line[:-1] if line.endswith(b"\r") else line
+        line, self._is_discarding_line = take_line(
+            self._buffer, limit=self._line_limit(), is_discarding=self._is_discarding_line
+        )
+        return LINE_TOO_LONG if line is TooLong.LINE else line
 
     def _line_limit(self) -> int:
         if self.state is State.AUTH:
