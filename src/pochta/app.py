@@ -24,6 +24,7 @@ from pochta.dns import DnsResolver
 from pochta.imapd.service import handlers as imap_handlers
 from pochta.net import Handler, Listener, Refusal, Stream
 from pochta.outbound.deliver import Relay
+from pochta.outbound.mtasts import PolicyCache
 from pochta.proto.smtp import Limits as SmtpLimits
 from pochta.queue.runner import QueueRunner, RunnerSettings
 from pochta.smtpd.auth import SmtpAuth
@@ -194,17 +195,35 @@ class Server:
         def wake() -> None:
             runner.wake()
 
+        verified_tls = ssl.create_default_context(cafile=config.outbound.ca_file or None)
+        if config.outbound.ca_file:
+            verified_tls.load_default_certs()  # the system's CAs as well as the extra ones
+        verified_tls.minimum_version = ssl.TLSVersion.TLSv1_2  # RFC 8461 §4.2
+        resolver = DnsResolver(nameservers=config.dns.nameservers or None, timeout=config.dns.timeout)
+        mta_sts = (
+            PolicyCache(
+                txt=resolver.txt,
+                addresses=resolver.addresses,
+                context=verified_tls,
+                now=self._now,
+                port=config.outbound.mta_sts_port,
+            )
+            if config.outbound.mta_sts
+            else None
+        )
         notices = NoticeSender(
             directory=store, queue=store, blobs=blobs, delivery=delivery, now=self._now, on_queued=wake
         )
         runner = QueueRunner(
             queue=store,
             blobs=blobs,
-            resolver=DnsResolver(nameservers=config.dns.nameservers or None, timeout=config.dns.timeout),
+            resolver=resolver,
+            mta_sts=mta_sts,
             settings=RunnerSettings(
                 hostname=config.hostname,
                 port=config.outbound.port,
                 tls=client_tls if config.outbound.starttls else None,
+                verified_tls=verified_tls,
                 concurrency=config.outbound.concurrency,
                 per_domain=config.outbound.per_domain,
                 lease_seconds=config.outbound.lease_seconds,

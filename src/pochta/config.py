@@ -99,6 +99,11 @@ class Outbound:
     smarthost_password_file: str = field(
         default="", metadata=_doc("file whose first line is the smarthost password (kept out of this file)")
     )
+    mta_sts: bool = field(default=True, metadata=_doc("honour remote domains' MTA-STS policies (RFC 8461)"))
+    mta_sts_port: int = field(default=443, metadata=_doc("HTTPS port for MTA-STS policy fetches; change for tests"))
+    ca_file: str = field(
+        default="", metadata=_doc("extra CA certificates (PEM) trusted when a remote's TLS must be verified")
+    )
     lease_seconds: float = field(
         default=900.0,
         metadata=_doc("how long a claimed message is a worker's; after a crash it is retried once this passes"),
@@ -252,6 +257,8 @@ def _check(config: Config) -> None:
         raise ConfigError(f"outbound.smarthost_password_file: no such file {outbound.smarthost_password_file}")
     if outbound.smarthost_user and not outbound.smarthost_password_file:
         raise ConfigError("outbound.smarthost_user: needs smarthost_password_file")
+    if outbound.ca_file and not Path(outbound.ca_file).is_file():
+        raise ConfigError(f"outbound.ca_file: no such file {outbound.ca_file}")
     if not 0 < config.outbound.port < 65536:
         raise ConfigError("outbound.port: must be a port number")
     if config.outbound.concurrency < 1 or config.outbound.per_domain < 1:

@@ -219,3 +219,90 @@ async def test_a_smarthost_takes_everything_over_tls_with_auth(tmp_path: Path) -
             await _until(relayed)  # no DNS asked: the harness's resolver answers nothing
             (received,) = await relay.inbox_bytes("bob@remote.test")
             assert b"with ESMTPSA" in received and received.endswith(b"\r\n\r\nrelayed\r\n")
+
+
+async def test_mta_sts_enforce_needs_a_verified_policy_host(tmp_path: Path, nameserver: str, zone_file: Path) -> None:
+    from ..certs import certificates
+    from ..outbound.test_mtasts import https_policy
+
+    ca, cert, key = certificates(tmp_path / "pki", "mx.remote.test", "mta-sts.remote.test")
+    policy = "version: STSv1\nmode: enforce\nmx: mx.remote.test\nmax_age: 86400\n"
+    with https_policy(cert, key, policy) as (policy_port, served):
+        async with running_mx(
+            tmp_path / "remote", hostname="mx.remote.test", tls={"cert": str(cert), "key": str(key)}
+        ) as remote:
+            await remote.add_user("bob@remote.test")
+            _publish(
+                zone_file,
+                {
+                    "remote.test.": {"MX": ["10 mx.remote.test."]},
+                    "mx.remote.test.": {"A": ["127.0.0.1"]},
+                    "_mta-sts.remote.test.": {"TXT": ['"v=STSv1; id=1"']},
+                    "mta-sts.remote.test.": {"A": ["127.0.0.1"]},
+                },
+            )
+            async with running_mx(
+                tmp_path / "sender",
+                listen={"smtp": [], "submissions": ["127.0.0.1:0"]},
+                outbound={"port": remote.port, "ca_file": str(ca), "mta_sts_port": policy_port},
+                dns={"nameservers": [nameserver], "timeout": 2.0},
+            ) as sender:
+                await sender.add_user("alice@example.test")
+                content = b"From: alice@example.test\r\nTo: bob@remote.test\r\nSubject: sts\r\n\r\nverified\r\n"
+                assert (await _submit(sender, ["bob@remote.test"], content))[0].startswith("250")
+
+                async def arrived() -> bool:
+                    return len(await remote.inbox("bob@remote.test")) == 1
+
+                await _until(arrived)  # the remote's certificate verified against the policy's CA
+
+                # the policy changes (new id) to name another host: nothing goes to mx.remote.test
+                served["/.well-known/mta-sts.txt"] = policy.replace("mx.remote.test", "mx.elsewhere.test")
+                _publish(
+                    zone_file,
+                    {
+                        "remote.test.": {"MX": ["10 mx.remote.test."]},
+                        "mx.remote.test.": {"A": ["127.0.0.1"]},
+                        "_mta-sts.remote.test.": {"TXT": ['"v=STSv1; id=2"']},
+                        "mta-sts.remote.test.": {"A": ["127.0.0.1"]},
+                    },
+                )
+                assert (await _submit(sender, ["bob@remote.test"], content))[0].startswith("250")
+
+                async def refused_by_policy() -> bool:
+                    entries = await sender.store.queue_entries()
+                    return len(entries) == 1 and entries[0].attempts == 1
+
+                await _until(refused_by_policy)
+                (entry,) = await sender.store.queue_entries()
+                assert entry.last_error is not None and "4.7.5" in entry.last_error
+                assert len(await remote.inbox("bob@remote.test")) == 1
+
+                # the policy names the host again, but the host now shows a certificate nobody signed
+                port = remote.port
+                await remote.server.stop()
+                async with running_mx(
+                    tmp_path / "remote", hostname="mx.remote.test", listen={"smtp": [f"127.0.0.1:{port}"]}
+                ) as impostor:
+                    served["/.well-known/mta-sts.txt"] = policy
+                    _publish(
+                        zone_file,
+                        {
+                            "remote.test.": {"MX": ["10 mx.remote.test."]},
+                            "mx.remote.test.": {"A": ["127.0.0.1"]},
+                            "_mta-sts.remote.test.": {"TXT": ['"v=STSv1; id=3"']},
+                            "mta-sts.remote.test.": {"A": ["127.0.0.1"]},
+                        },
+                    )
+                    await sender.store.retry_now(entry.id, now=CLOCK)
+                    assert sender.server.runner is not None
+                    sender.server.runner.wake()
+
+                    async def refused_unverified() -> bool:
+                        entries = await sender.store.queue_entries()
+                        return len(entries) == 1 and entries[0].attempts == 2
+
+                    await _until(refused_unverified)
+                    (entry,) = await sender.store.queue_entries()
+                    assert entry.last_error is not None and "CERTIFICATE_VERIFY_FAILED" in entry.last_error
+                    assert len(await impostor.inbox("bob@remote.test")) == 1  # still only the first one

@@ -7,17 +7,15 @@ import http.server
 import ssl
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from pochta.dns import DnsResolver
 from pochta.outbound.mtasts import Mode, Policy, PolicyCache, parse_policy, parse_record
 
+from ..certs import certificates
 from ..dnsserver import serving
 
 POLICY = "version: STSv1\r\nmode: enforce\r\nmx: mx.remote.test\r\nmx: *.backup.remote.test\r\nmax_age: 86400\r\n"
@@ -53,47 +51,17 @@ def test_policies() -> None:
         assert parse_policy(broken) is None, broken
 
 
-def _certificates(directory: Path) -> tuple[Path, Path, Path]:
-    """A throwaway CA and a certificate for mta-sts.remote.test signed by it."""
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test CA")])
-    start = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(1)
-        .not_valid_before(start)
-        .not_valid_after(start + dt.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mta-sts.remote.test")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(2)
-        .not_valid_before(start)
-        .not_valid_after(start + dt.timedelta(days=2))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("mta-sts.remote.test")]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    ca_path, cert_path, key_path = directory / "ca.pem", directory / "cert.pem", directory / "key.pem"
-    ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    cert_path.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return ca_path, cert_path, key_path
-
-
 @pytest.fixture
 def policy_server(tmp_path: Path) -> Iterator[tuple[int, Path, dict[str, str]]]:
-    ca, cert, key = _certificates(tmp_path)
-    served = {"/.well-known/mta-sts.txt": POLICY}
+    ca, cert, key = certificates(tmp_path, "mta-sts.remote.test")
+    with https_policy(cert, key, POLICY) as (port, served):
+        yield port, ca, served
+
+
+@contextmanager
+def https_policy(cert: Path, key: Path, policy: str) -> Iterator[tuple[int, dict[str, str]]]:
+    """An HTTPS server on 127.0.0.1 serving `policy` at /.well-known/mta-sts.txt (changeable)."""
+    served = {"/.well-known/mta-sts.txt": policy}
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -117,7 +85,7 @@ def policy_server(tmp_path: Path) -> Iterator[tuple[int, Path, dict[str, str]]]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield server.server_address[1], ca, served
+        yield server.server_address[1], served
     finally:
         server.shutdown()
         server.server_close()

@@ -80,10 +80,12 @@ async def deliver(
     tls: ssl.SSLContext | None,
     settle: Settle,
     relay: Relay | None = None,
+    require_tls: bool = False,
     timeouts: Timeouts = Timeouts(),
 ) -> None:
     """Try `targets` in order (MX hosts, or a smarthost with `relay` set) until one gives answers;
-    `settle` is awaited exactly once, with one result per recipient."""
+    `settle` is awaited exactly once, with one result per recipient. With `require_tls` (an MTA-STS
+    policy in force) a host that does not complete STARTTLS with `tls` (a verifying context) is skipped."""
     last = _temporary("no mail host could be reached")
     for target in targets:
         try:
@@ -97,6 +99,7 @@ async def deliver(
                 tls=tls,
                 relay=relay,
                 settle=settle,
+                require_tls=require_tls,
                 timeouts=timeouts,
             )
         except _Failed as failure:
@@ -120,6 +123,7 @@ async def _session(
     tls: ssl.SSLContext | None,
     relay: Relay | None,
     settle: Settle,
+    require_tls: bool,
     timeouts: Timeouts,
 ) -> None:
     try:
@@ -143,6 +147,8 @@ async def _session(
                 await stream.start_tls(tls, server_hostname=target.host)
                 conn.tls_established()
                 await _hello(conn, stream)
+        if require_tls and not conn.is_tls:  # RFC 8461 §5: no verified TLS, no delivery to this host
+            raise _Failed(Reply(code=451, status="4.7.5", text=f"{target.host}: MTA-STS policy requires TLS"))
         if relay is not None:
             await _relay_login(conn, stream, relay)
         transaction = Transaction(conn, request)

@@ -23,6 +23,7 @@ from datetime import datetime
 from pochta.mail.address import Address, AddressError, parse_address
 from pochta.mail.envelope import Envelope, Recipient
 from pochta.outbound.deliver import Relay, Target, deliver
+from pochta.outbound.mtasts import Mode, PolicyCache
 from pochta.outbound.mx import Resolver, Unroutable, find_route
 from pochta.proto.smtp.client import MailRequest, Outcome, RecipientRequest, RecipientResult
 from pochta.proto.smtp.events import Body, Notify, Orcpt, Ret
@@ -46,6 +47,7 @@ class RunnerSettings:
     lease_seconds: float = 900.0  # longer than one delivery may take (RFC 5321 timeouts add up to ~20 min)
     poll_seconds: float = 5.0  # how often to look for due entries when nothing wakes us
     policy: RetryPolicy = field(default_factory=RetryPolicy)
+    verified_tls: ssl.SSLContext | None = None  # certificate-checking client context, for MTA-STS domains
     smarthost: tuple[str, int] | None = None  # relay everything through this host instead of MX lookups
     relay: Relay | None = None  # TLS and credentials for the smarthost
 
@@ -62,7 +64,9 @@ class QueueRunner:
         now: Callable[[], datetime],
         shuffle: Callable[[list[str]], None],
         owner: str | None = None,
+        mta_sts: PolicyCache | None = None,
     ) -> None:
+        self._mta_sts = mta_sts
         self._queue = queue
         self._blobs = blobs
         self._resolver = resolver
@@ -214,6 +218,7 @@ class QueueRunner:
         """Deliver to `recipients`; `settle` gets one outcome per recipient, once, as soon as they are known."""
         settings = self._settings
         port = settings.port
+        require_tls = False
         if settings.smarthost is not None:
             host_name, port = settings.smarthost
             hosts: tuple[str, ...] = (host_name,)
@@ -226,6 +231,18 @@ class QueueRunner:
                 await settle({r: (outcome, route.reply, None) for r in recipients})
                 return
             hosts = route.hosts
+            policy = await self._mta_sts.policy(entry.domain) if self._mta_sts is not None else None
+            if policy is not None and policy.mode is not Mode.NONE:
+                allowed = tuple(h for h in hosts if policy.allows(h))
+                if policy.mode is Mode.TESTING:  # RFC 8461 §5: report only, deliver as usual
+                    if allowed != hosts:
+                        log.info("mta-sts testing domain=%s hosts outside the policy: %s", entry.domain, hosts)
+                else:
+                    if not allowed:  # RFC 8461 §5: no host the policy names: keep the mail and retry
+                        reply = Reply(code=451, status="4.7.5", text="no mail host matches the MTA-STS policy")
+                        await settle({r: (Outcome.TEMPORARY, reply, None) for r in recipients})
+                        return
+                    hosts, require_tls = allowed, True
         targets: list[Target] = []
         for host in hosts:
             if _is_ip(host):  # a smarthost or MX given as an address needs no lookup
@@ -276,9 +293,10 @@ class QueueRunner:
             read=read,
             size=entry.size,
             helo=settings.hostname,
-            tls=settings.tls,
+            tls=settings.verified_tls if require_tls else settings.tls,
             relay=settings.relay if settings.smarthost is not None else None,
             settle=answered,
+            require_tls=require_tls,
         )
 
     async def _notify(
