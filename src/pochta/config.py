@@ -87,7 +87,9 @@ class Smtp:
 class Outbound:
     port: int = field(default=25, metadata=_doc("port of remote mail servers (RFC 5321 §4.5.4.2); change for tests"))
     concurrency: int = field(default=20, metadata=_doc("deliveries under way at once"))
-    per_domain: int = field(default=4, metadata=_doc("deliveries under way at once to one destination domain"))
+    per_domain: int = field(
+        default=20, metadata=_doc("deliveries under way at once to one destination domain (Postfix's default too)")
+    )
     starttls: bool = field(default=True, metadata=_doc("use STARTTLS whenever the remote offers it (unverified)"))
     smarthost: str = field(
         default="", metadata=_doc('"host:port" to relay all outgoing mail through, instead of MX lookups')

@@ -43,7 +43,7 @@ class RunnerSettings:
     port: int = 25  # RFC 5321 §4.5.4.2
     tls: ssl.SSLContext | None = None  # opportunistic STARTTLS; None: never
     concurrency: int = 20
-    per_domain: int = 4
+    per_domain: int = 20
     lease_seconds: float = 900.0  # longer than one delivery may take (RFC 5321 timeouts add up to ~20 min)
     poll_seconds: float = 5.0  # how often to look for due entries when nothing wakes us
     policy: RetryPolicy = field(default_factory=RetryPolicy)
