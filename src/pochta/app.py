@@ -273,15 +273,15 @@ def _relay(config: Config) -> Relay | None:
 
 async def _serve(config: Config) -> int:
     server = Server(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):  # before the first port opens: a SIGTERM is never lost
+        loop.add_signal_handler(signum, stop.set)
     try:
         await server.start()
     except OSError as exc:
         print(f"pochta: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     log.info("pochta started hostname=%s data_dir=%s", config.hostname, config.data_dir)
     await stop.wait()
     log.info("stopping: no new connections, %.0f s for open sessions", config.limits.shutdown_grace)
