@@ -125,6 +125,7 @@ def test_imaplib_idle_hears_new_mail(server: _Server) -> None:
     latency = time.monotonic() - started
     assert re.fullmatch(rb"\* \d+ EXISTS\r\n", line), line
     assert latency < 1.0, latency
+    assert re.fullmatch(rb"\* \d+ RECENT\r\n", watcher.readline())  # an IMAP4rev1 session (RFC 3501 §7.3.2)
     watcher.send(b"DONE\r\n")
     assert watcher.readline() == f"{tag} OK IDLE terminated\r\n".encode()
     other.logout()

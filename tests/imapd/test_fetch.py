@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 
+from pochta.imapd.content import decode_quoted_printable
+
 from .harness import Imap
 
 PLAIN = (
@@ -48,10 +50,10 @@ async def test_append_and_multiappend(imap: Imap) -> None:
     lines = await client.command("EXAMINE Sent")
     assert "* 2 EXISTS" in lines
     lines = await client.command("FETCH 1:2 (FLAGS INTERNALDATE)")
-    assert lines[0] == '* 1 FETCH (FLAGS () INTERNALDATE "27-Nov-2026 12:00:00 +0000")' or lines[0].startswith(
-        "* 1 FETCH (FLAGS () INTERNALDATE"
+    assert lines[0] == '* 1 FETCH (FLAGS (\\Recent) INTERNALDATE "27-Nov-2026 12:00:00 +0000")' or lines[0].startswith(
+        "* 1 FETCH (FLAGS (\\Recent) INTERNALDATE"
     )
-    assert lines[1] == '* 2 FETCH (FLAGS (\\Draft) INTERNALDATE " 1-Feb-2026 10:00:00 +0000")'
+    assert lines[1] == '* 2 FETCH (FLAGS (\\Draft \\Recent) INTERNALDATE " 1-Feb-2026 10:00:00 +0000")'
 
 
 async def test_append_over_quota(imap: Imap) -> None:
@@ -114,7 +116,7 @@ async def test_body_sets_seen_and_peek_does_not(imap: Imap) -> None:
         S: * FLAGS *
         S: * OK *
         S: * 1 EXISTS
-        S: * 0 RECENT
+        S: * 1 RECENT
         S: * OK [UNSEEN 1] first unseen
         S: * OK [UIDVALIDITY *
         S: * OK [UIDNEXT 2] next UID
@@ -122,13 +124,13 @@ async def test_body_sets_seen_and_peek_does_not(imap: Imap) -> None:
         S: * OK [MAILBOXID (F1)] mailbox id
         S: a OK [READ-WRITE] SELECT completed
         C: b FETCH 1 (BODY.PEEK[TEXT] FLAGS)
-        S: * 1 FETCH (BODY[TEXT] {14}\\r\\nHello there.\\r\\n FLAGS ())
+        S: * 1 FETCH (BODY[TEXT] {14}\\r\\nHello there.\\r\\n FLAGS (\\Recent))
         S: b OK FETCH completed
         C: c FETCH 1 BODY[TEXT]
-        S: * 1 FETCH (BODY[TEXT] {14}\\r\\nHello there.\\r\\n FLAGS (\\Seen))
+        S: * 1 FETCH (BODY[TEXT] {14}\\r\\nHello there.\\r\\n FLAGS (\\Recent \\Seen))
         S: c OK FETCH completed
         C: d FETCH 1 (FLAGS RFC822.HEADER)
-        S: * 1 FETCH (FLAGS (\\Seen) RFC822.HEADER {*
+        S: * 1 FETCH (FLAGS (\\Recent \\Seen) RFC822.HEADER {*
         S: d OK FETCH completed
         C: e FETCH 2 FLAGS
         S: e BAD invalid message sequence number
@@ -145,10 +147,13 @@ async def test_fetch_macros_and_object_ids(imap: Imap) -> None:
     await client.append("INBOX", PLAIN)
     await client.command("EXAMINE INBOX")
     lines = await client.command("FETCH 1:* (EMAILID THREADID MODSEQ)")
+    assert lines.pop(0) == "* OK [HIGHESTMODSEQ 3] CONDSTORE enabled"  # RFC 7162 §3.1: FETCH MODSEQ enables it
     assert lines[0].split("EMAILID")[1] == lines[1].split("EMAILID")[1].replace("MODSEQ (3)", "MODSEQ (2)")
     assert "THREADID NIL" in lines[0]
     lines = await client.command("FETCH 1 FAST")
-    assert lines[0].startswith("* 1 FETCH (FLAGS () INTERNALDATE ") and lines[0].endswith(f" RFC822.SIZE {len(PLAIN)})")
+    assert lines[0].startswith("* 1 FETCH (FLAGS (\\Recent) INTERNALDATE ") and lines[0].endswith(
+        f" RFC822.SIZE {len(PLAIN)})"
+    )
     lines = await client.command("FETCH 1 ENVELOPE")
     assert '"=?utf-8?q?caf=C3=A9?="' in lines[0] and '"Tue, 3 Nov 2026 10:00:00 +0100"' in lines[0]
 
@@ -169,4 +174,12 @@ async def test_large_sections_stream_exact_bytes(imap: Imap) -> None:
     assert await fetch("UID BODY.PEEK[]") == b"* 1 FETCH (UID 1 BODY[] {%d}\r\n%s)" % (len(message), message)
     part = body[1000:301000]
     assert await fetch("BODY.PEEK[TEXT]<1000.300000>") == b"* 1 FETCH (BODY[TEXT]<1000> {300000}\r\n%s)" % part
-    assert await fetch("RFC822") == b"* 1 FETCH (RFC822 {%d}\r\n%s FLAGS (\\Seen))" % (len(message), message)
+    assert await fetch("RFC822") == b"* 1 FETCH (RFC822 {%d}\r\n%s FLAGS (\\Recent \\Seen))" % (len(message), message)
+
+
+def test_quoted_printable_follows_rfc_2045() -> None:
+    body = b"hello  \r\nbar=\r\n\r\nfoo\t \t= \r\n=62\r\nfoo = \t\r\nbar\r\na=3d=3D=zz\r\n"
+    # trailing whitespace is padding, "=" then whitespace is a soft break, a bad escape stays as written
+    expected = b"hello\r\nbar\r\nfoo\t \tb\r\nfoo bar\r\na===zz\r\n"
+    assert decode_quoted_printable(body) == expected
+    assert decode_quoted_printable(body.replace(b"\r\n", b"\n")) == expected

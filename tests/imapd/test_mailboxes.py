@@ -112,6 +112,8 @@ async def test_subscriptions(imap: Imap) -> None:
         """
         C: a CREATE Lists/python
         S: a OK [MAILBOXID *
+        C: a2 SUBSCRIBE Lists/python
+        S: a2 OK done
         C: b UNSUBSCRIBE Lists
         S: b OK done
         C: c UNSUBSCRIBE Drafts
@@ -143,8 +145,57 @@ async def test_status(imap: Imap) -> None:
     await client.append("INBOX", b"Subject: one\r\n\r\nbody\r\n", flags="\\Seen")
     await client.append("INBOX", b"Subject: two\r\n\r\nbody\r\n", flags="\\Deleted")
     lines = await client.command("STATUS INBOX (MESSAGES UNSEEN DELETED SIZE RECENT)")
-    assert lines == ['* STATUS "INBOX" (MESSAGES 2 UNSEEN 1 DELETED 1 SIZE 44 RECENT 0)', "t4 OK STATUS completed"]
+    assert lines == ['* STATUS "INBOX" (MESSAGES 2 UNSEEN 1 DELETED 1 SIZE 44 RECENT 2)', "t4 OK STATUS completed"]
     lines = await client.command("STATUS INBOX (MESSAGES MAILBOXID)")
     assert lines[0] == '* STATUS "INBOX" (MESSAGES 2 MAILBOXID (F1))'
     lines = await client.command("STATUS INBOX (UIDNEXT UIDVALIDITY HIGHESTMODSEQ APPENDLIMIT)")
     assert lines[0].startswith('* STATUS "INBOX" (UIDNEXT 3 UIDVALIDITY ') and "APPENDLIMIT 52428800" in lines[0]
+
+
+async def test_create_does_not_subscribe_and_lsub_percent_shows_unsubscribed_parents(imap: Imap) -> None:
+    client = await imap.session()
+    await imap.transcript(
+        """
+        C: a CREATE Box/child
+        S: a OK [MAILBOXID *
+        C: b LSUB "" "Box*"
+        S: b OK LSUB completed
+        C: c SUBSCRIBE Box/child
+        S: c OK done
+        C: d LSUB "" "%"
+        S: * LSUB () "/" "INBOX"
+        S: * LSUB () "/" "Archive"
+        S: * LSUB (\\Noselect) "/" "Box"
+        S: * LSUB () "/" "Drafts"
+        S: * LSUB () "/" "Junk"
+        S: * LSUB () "/" "Sent"
+        S: * LSUB () "/" "Trash"
+        S: d OK LSUB completed
+        C: e LSUB "" "Box*"
+        S: * LSUB () "/" "Box/child"
+        S: e OK LSUB completed
+        C: f LIST (SUBSCRIBED RECURSIVEMATCH) "" ("Box" "Box/child")
+        S: * LIST (\\HasNoChildren \\Subscribed) "/" "Box/child"
+        S: f OK LIST completed
+        """,
+        client,
+    )
+
+
+async def test_a_name_that_is_not_modified_utf7_is_no_such_mailbox(imap: Imap) -> None:
+    client = await imap.session()
+    assert (await client.command("SELECT a&b"))[-1].endswith("NO [NONEXISTENT] no such mailbox")
+    assert await client.command('LIST "" a&b%') == ["t3 OK LIST completed"]
+    assert (await client.command("CREATE a&b"))[-1].startswith("t4 BAD ")
+
+
+async def test_status_recent_counts_what_no_session_has_seen(imap: Imap) -> None:
+    client = await imap.session()
+    await client.append("INBOX", b"Subject: x\r\n\r\nx\r\n")
+    await client.append("INBOX", b"Subject: y\r\n\r\ny\r\n")
+    assert (await client.command("STATUS INBOX (RECENT)"))[0] == '* STATUS "INBOX" (RECENT 2)'
+    assert "* 2 RECENT" in await client.command("EXAMINE INBOX")  # EXAMINE looks, does not take
+    assert (await client.command("STATUS INBOX (RECENT)"))[0] == '* STATUS "INBOX" (RECENT 2)'
+    assert "* 2 RECENT" in await client.command("SELECT INBOX")
+    assert "* 0 RECENT" in await client.command("SELECT INBOX")
+    assert (await client.command("STATUS INBOX (RECENT)"))[0] == '* STATUS "INBOX" (RECENT 0)'

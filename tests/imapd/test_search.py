@@ -62,7 +62,7 @@ async def test_search_keys(imap: Imap) -> None:
     }
     for criteria, expected in cases.items():
         lines = await client.command(f"SEARCH CHARSET UTF-8 {criteria}".encode())
-        got = lines[0].removeprefix("* SEARCH").split("(MODSEQ")[0].strip()
+        got = lines[-2].removeprefix("* SEARCH").split("(MODSEQ")[0].strip()
         assert got == expected, (criteria, lines)
     assert (await client.command("SEARCH CHARSET KOI8-R ALL"))[-1].endswith(
         "NO [BADCHARSET (US-ASCII UTF-8)] unsupported charset"
@@ -91,6 +91,7 @@ async def test_esearch_and_searchres(imap: Imap) -> None:
         S: * SEARCH 1 3
         S: f OK SEARCH completed
         C: g SEARCH MODSEQ 2
+        S: * OK [HIGHESTMODSEQ 4] CONDSTORE enabled
         S: * SEARCH 1 2 3 (MODSEQ 4)
         S: g OK SEARCH completed
         """,
@@ -101,3 +102,31 @@ async def test_esearch_and_searchres(imap: Imap) -> None:
 async def test_imap4rev2_search_answers_with_esearch(imap: Imap) -> None:
     client = await _mailbox(imap, enable="IMAP4rev2")
     assert (await client.command("SEARCH SEEN", tag="s"))[0] == '* ESEARCH (TAG "s") ALL 1'
+
+
+async def test_address_keys_match_the_parsed_address(imap: Imap) -> None:
+    client = await imap.session()
+    await client.append("INBOX", b"From: <ann (work) @ (dept) example.test>\r\nTo: Bo <bo@example.test>\r\n\r\nx\r\n")
+    await client.command("SELECT INBOX")
+    assert (await client.command("SEARCH FROM ann@example.test"))[0] == "* SEARCH 1"  # comments are not part of it
+    assert (await client.command('SEARCH TO "Bo <bo@example.test>"'))[0] == "* SEARCH 1"
+    assert (await client.command("SEARCH FROM dept.example"))[0] == "* SEARCH"
+
+
+async def test_esearch_min_max_report_the_modseq_of_what_they_return(imap: Imap) -> None:
+    client = await _mailbox(imap)
+    await client.command("STORE 3 +FLAGS.SILENT (\\Answered)")  # message 3 gets the highest MODSEQ
+    lines = await client.command("SEARCH RETURN (MIN) MODSEQ 1")
+    assert lines[-2].endswith(" MIN 1 MODSEQ 2")  # RFC 7162 §3.1.5: MIN's own MODSEQ
+    lines = await client.command("SEARCH RETURN (MIN MAX) MODSEQ 1")
+    assert lines[-2].endswith(" MIN 1 MAX 3 MODSEQ 5")
+
+
+async def test_recent_keys(imap: Imap) -> None:
+    client = await _mailbox(imap)  # this session selected first: every message is \\Recent for it
+    assert (await client.command("SEARCH RECENT"))[0] == "* SEARCH 1 2 3"
+    assert (await client.command("SEARCH NEW"))[0] == "* SEARCH 2 3"
+    assert (await client.command("SEARCH OLD"))[0] == "* SEARCH"
+    other = await imap.session()
+    await other.command("SELECT INBOX")
+    assert (await other.command("SEARCH RECENT"))[0] == "* SEARCH"

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from pochta.imapd.mailboxes import check_name
+from pochta.imapd.recent import RecentClaims
 from pochta.imapd.refusal import Refusal
 from pochta.imapd.selected import Selected
 from pochta.proto.imap import SequenceSet
@@ -27,7 +28,7 @@ def _selected(uids: list[int]) -> Selected:
         )
         for uid in uids
     ]
-    return Selected(mailbox, messages, is_read_only=False)
+    return Selected(mailbox, messages, is_read_only=False, claims=RecentClaims(started=NOW), shows_recent=False)
 
 
 def test_sequence_sets_resolve_to_uids() -> None:

@@ -20,18 +20,20 @@ async def test_store_flags(imap: Imap) -> None:
     await imap.transcript(
         """
         C: a STORE 1 +FLAGS (\\Seen $Work)
-        S: * 1 FETCH (FLAGS ($Work \\Seen))
+        S: * FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)
+        S: * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work \\*)] flags
+        S: * 1 FETCH (FLAGS ($Work \\Recent \\Seen))
         S: a OK STORE completed
         C: b STORE 1:2 -FLAGS.SILENT ($Work)
         S: b OK STORE completed
         C: c UID STORE 2:3 FLAGS (\\Flagged)
-        S: * 2 FETCH (UID 2 FLAGS (\\Flagged))
-        S: * 3 FETCH (UID 3 FLAGS (\\Flagged))
+        S: * 2 FETCH (UID 2 FLAGS (\\Flagged \\Recent))
+        S: * 3 FETCH (UID 3 FLAGS (\\Flagged \\Recent))
         S: c OK STORE completed
         C: d FETCH 1:* FLAGS
-        S: * 1 FETCH (FLAGS (\\Seen))
-        S: * 2 FETCH (FLAGS (\\Flagged))
-        S: * 3 FETCH (FLAGS (\\Flagged))
+        S: * 1 FETCH (FLAGS (\\Recent \\Seen))
+        S: * 2 FETCH (FLAGS (\\Flagged \\Recent))
+        S: * 3 FETCH (FLAGS (\\Flagged \\Recent))
         S: d OK FETCH completed
         C: e STORE 9 +FLAGS (\\Seen)
         S: e BAD invalid message sequence number
@@ -43,11 +45,15 @@ async def test_store_flags(imap: Imap) -> None:
 async def test_store_unchangedsince_reports_modified(imap: Imap) -> None:
     client = await _with_messages(imap, 2)
     lines = await client.command("FETCH 1:2 (MODSEQ)")
-    assert lines[:2] == ["* 1 FETCH (MODSEQ (2))", "* 2 FETCH (MODSEQ (3))"]
+    assert lines[:3] == [
+        "* OK [HIGHESTMODSEQ 3] CONDSTORE enabled",  # RFC 7162 §3.1: FETCH MODSEQ enables CONDSTORE
+        "* 1 FETCH (MODSEQ (2))",
+        "* 2 FETCH (MODSEQ (3))",
+    ]
     await imap.transcript(
         """
         C: a STORE 1:2 (UNCHANGEDSINCE 2) +FLAGS (\\Answered)
-        S: * 1 FETCH (FLAGS (\\Answered) MODSEQ (4))
+        S: * 1 FETCH (FLAGS (\\Answered \\Recent) MODSEQ (4))
         S: a OK [MODIFIED 2] STORE completed
         C: b UID STORE 1 (UNCHANGEDSINCE 4) FLAGS.SILENT (\\Seen)
         S: * 1 FETCH (UID 1 MODSEQ (5))

@@ -29,7 +29,8 @@ async def test_noop_shows_other_sessions_changes(imap: Imap) -> None:
     await second.command("STORE 1 +FLAGS.SILENT (\\Seen)")
     assert await first.command("NOOP", tag="n") == [
         "* 3 EXISTS",
-        "* 1 FETCH (UID 1 FLAGS (\\Seen))",
+        "* 2 RECENT",  # RFC 3501 §7.3.2; message 3 is recent for the second session, which saw it first
+        "* 1 FETCH (UID 1 FLAGS (\\Recent \\Seen))",
         "n OK NOOP completed",
     ]
     assert await first.command("NOOP", tag="m") == ["m OK NOOP completed"]
@@ -67,12 +68,13 @@ async def test_idle_pushes_new_mail_flags_and_expunges(imap: Imap) -> None:
     await second.append("INBOX", MESSAGE)
     assert await first.line() == "* 3 EXISTS"
     latency = time.monotonic() - started
+    assert await first.line() in ("* 2 RECENT", "* 3 RECENT")  # whichever session saw message 3 first
     print(f"IDLE push latency {latency * 1000:.1f} ms")
     assert latency < 1.0
     await second.command("STORE 2 +FLAGS.SILENT (\\Flagged)")
-    assert await first.line() == "* 2 FETCH (UID 2 FLAGS (\\Flagged))"
+    assert await first.line() == "* 2 FETCH (UID 2 FLAGS (\\Flagged \\Recent))"
     await second.command("STORE 1 +FLAGS.SILENT (\\Deleted)")
-    assert await first.line() == "* 1 FETCH (UID 1 FLAGS (\\Deleted))"
+    assert await first.line() == "* 1 FETCH (UID 1 FLAGS (\\Deleted \\Recent))"
     await second.command("EXPUNGE")
     assert await first.line() == "* 1 EXPUNGE"
     await first.send(b"DONE\r\n")
@@ -91,6 +93,7 @@ async def test_idle_latency_for_delivery_is_well_under_a_second(imap: Imap) -> N
         await other.append("INBOX", MESSAGE)
         assert await first.line() == f"* {count} EXISTS"
         latencies.append(time.monotonic() - started)
+        assert await first.line() == f"* {count} RECENT"  # the IDLE session is the first to see each
     print("IDLE latencies ms:", [round(value * 1000, 1) for value in latencies])
     assert max(latencies) < 1.0
 
@@ -152,3 +155,17 @@ async def test_a_bad_line_ends_idle(imap: Imap) -> None:
     await client.send(b"STOP\r\n")
     assert await client.line() == "i BAD expected DONE"
     assert await client.command("NOOP", tag="n") == ["n OK NOOP completed"]
+
+
+async def test_recent_counts_only_messages_still_there(imap: Imap) -> None:
+    first, second = await _two_sessions(imap, 3)  # the first session selected first: 3 recent for it
+    await second.command("STORE 1:2 +FLAGS.SILENT (\\Deleted)")
+    await second.command("EXPUNGE")
+    await second.append("INBOX", MESSAGE)  # recent for the second session, which sees it at once
+    assert await first.command("NOOP", tag="n") == [
+        "* 2 EXPUNGE",
+        "* 1 EXPUNGE",
+        "* 2 EXISTS",
+        "* 1 RECENT",
+        "n OK NOOP completed",
+    ]

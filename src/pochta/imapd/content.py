@@ -9,6 +9,7 @@ from pochta.mail.headers import decode_charset, header_value, parse_content_type
 
 IDENTITY_ENCODINGS = frozenset({b"", b"7bit", b"8bit", b"binary"})
 _NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
+_HEX_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
 
 
 def transfer_encoding(header: bytes) -> bytes:
@@ -31,8 +32,28 @@ def decode_body(body: bytes, encoding: bytes) -> bytes | None:
         except binascii.Error:
             return b""
     if encoding == b"quoted-printable":
-        return binascii.a2b_qp(body)
+        return decode_quoted_printable(body)
     return None
+
+
+def decode_quoted_printable(body: bytes) -> bytes:
+    """RFC 2045 §6.7: trailing whitespace of a line is transport padding and goes (rule 3), ``=`` at the
+    end of a line (whitespace after it allowed) is a soft line break (rule 5), ``=XX`` is an octet, and a
+    ``=`` that starts neither stays as it is. Lines end in CRLF, whatever the input used."""
+    lines = body.split(b"\n")
+    out: list[bytes] = []
+    for index, raw in enumerate(lines):
+        is_last = index == len(lines) - 1
+        line = raw.removesuffix(b"\r").rstrip(b" \t")
+        is_soft = line.endswith(b"=")
+        out.append(_HEX_ESCAPE.sub(_unescape, line[:-1] if is_soft else line))
+        if not is_soft and not is_last:
+            out.append(b"\r\n")
+    return b"".join(out)
+
+
+def _unescape(match: re.Match[bytes]) -> bytes:
+    return bytes((int(match.group(1), 16),))
 
 
 def body_text(header: bytes, body: bytes) -> str:

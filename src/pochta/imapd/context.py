@@ -11,6 +11,8 @@ from typing import Protocol
 from pochta.proto.imap import Limits, Response
 from pochta.store.api import Blobs, Store
 
+from .recent import RecentClaims
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
@@ -26,6 +28,7 @@ class Context:
     store: Store
     blobs: Blobs
     settings: Settings
+    recent: RecentClaims  # shared by every session of the process
 
 
 class Output(Protocol):

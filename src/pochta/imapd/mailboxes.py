@@ -15,6 +15,7 @@ from pochta.proto.imap import commands as c
 from pochta.proto.imap.responses import ListData, NamespaceData, RawData, Response, StatusData, render_mailbox
 from pochta.store.api import HIERARCHY_SEPARATOR, INBOX, Mailbox, Mailboxes, SpecialUse
 
+from .recent import RecentClaims
 from .refusal import Refusal
 
 SEPARATOR = HIERARCHY_SEPARATOR
@@ -59,8 +60,9 @@ async def create(store: Mailboxes, account_id: int, command: c.Create) -> Mailbo
     for depth in range(1, len(parts)):  # RFC 9051 §6.3.4: create the missing superiors too
         parent = SEPARATOR.join(parts[:depth])
         if parent not in existing:
-            await store.create_mailbox(account_id, parent)
-    return await store.create_mailbox(account_id, name, special_use=use)
+            await store.create_mailbox(account_id, parent, subscribe=False)
+    # RFC 9051 §6.3.4 does not subscribe a created mailbox (nor does Dovecot); only the defaults are subscribed
+    return await store.create_mailbox(account_id, name, special_use=use, subscribe=False)
 
 
 async def delete(store: Mailboxes, account_id: int, name: str) -> None:
@@ -84,7 +86,7 @@ async def rename(store: Mailboxes, account_id: int, command: c.Rename) -> None:
     for depth in range(1, len(parts)):  # RFC 9051 §6.3.6: create the missing superiors of the new name
         parent = SEPARATOR.join(parts[:depth])
         if parent not in existing and parent != old:
-            await store.create_mailbox(account_id, parent)
+            await store.create_mailbox(account_id, parent, subscribe=False)
     await store.rename_mailbox(account_id, old, new)
 
 
@@ -162,10 +164,13 @@ async def list_mailboxes(
         child_info: tuple[str, ...] = ()
         if is_subscribed_only and (mailbox is None or not mailbox.is_subscribed):
             if c.ListSelection.RECURSIVEMATCH in selection and any(
-                other.mailbox is not None and other.mailbox.is_subscribed and other.name.startswith(name + SEPARATOR)
+                other.mailbox is not None
+                and other.mailbox.is_subscribed
+                and other.name.startswith(name + SEPARATOR)
+                and not any(pattern.matches(other.name) for pattern in patterns)
                 for other in nodes.values()
             ):
-                child_info = ("SUBSCRIBED",)  # RFC 5258 §3.5
+                child_info = ("SUBSCRIBED",)  # RFC 5258 §3.5: for a child the patterns do not list itself
             else:
                 continue
         if c.ListSelection.SPECIAL_USE in selection and (mailbox is None or mailbox.special_use is None):
@@ -188,11 +193,22 @@ async def lsub(store: Mailboxes, account_id: int, command: c.Lsub) -> list[Respo
     if not command.pattern:
         return [ListData(attributes=("\\Noselect",), delimiter=SEPARATOR, mailbox="", is_lsub=True)]
     pattern = _Pattern(command.reference, command.pattern)
-    mailboxes = await store.list_mailboxes(account_id)
+    subscribed = {mailbox.name for mailbox in await store.list_mailboxes(account_id) if mailbox.is_subscribed}
+    found: dict[str, tuple[str, ...]] = {}
+    for name in subscribed:
+        if pattern.matches(name):
+            found[name] = ()
+            continue
+        parts = name.split(SEPARATOR)
+        for depth in range(1, len(parts)):
+            # RFC 3501 §6.3.9: with "%", a parent of a subscribed mailbox is listed as \Noselect
+            # when it is not subscribed itself
+            parent = SEPARATOR.join(parts[:depth])
+            if parent not in subscribed and pattern.matches(parent):
+                found[parent] = ("\\Noselect",)
     return [
-        ListData(attributes=(), delimiter=SEPARATOR, mailbox=mailbox.name, is_lsub=True)
-        for mailbox in sorted(mailboxes, key=lambda m: (m.name != INBOX, m.name))
-        if mailbox.is_subscribed and pattern.matches(mailbox.name)
+        ListData(attributes=found[name], delimiter=SEPARATOR, mailbox=name, is_lsub=True)
+        for name in sorted(found, key=lambda n: (n != INBOX, n))
     ]
 
 
@@ -205,7 +221,13 @@ def mailbox_id(mailbox: Mailbox) -> str:
 
 
 def status_data(
-    mailbox: Mailbox, items: Sequence[c.StatusItem], *, deleted: int | None, is_utf8: bool, append_limit: int = 0
+    mailbox: Mailbox,
+    items: Sequence[c.StatusItem],
+    *,
+    deleted: int | None,
+    is_utf8: bool,
+    append_limit: int = 0,
+    recent: int = 0,
 ) -> Response:
     values: list[tuple[str, int]] = []
     for item in items:
@@ -221,7 +243,7 @@ def status_data(
             case c.StatusItem.SIZE:
                 values.append((item.value, mailbox.size))
             case c.StatusItem.RECENT:
-                values.append((item.value, 0))
+                values.append((item.value, recent))
             case c.StatusItem.HIGHESTMODSEQ:
                 values.append((item.value, mailbox.highestmodseq))
             case c.StatusItem.DELETED if deleted is not None:
@@ -237,13 +259,25 @@ def status_data(
     return RawData(data=b"STATUS %s (%s)" % (render_mailbox(mailbox.name, is_utf8=is_utf8), b" ".join(words)))
 
 
-async def status(store: Mailboxes, account_id: int, command: c.Status, *, append_limit: int, is_utf8: bool) -> Response:
+async def status(
+    store: Mailboxes,
+    account_id: int,
+    command: c.Status,
+    *,
+    append_limit: int,
+    is_utf8: bool,
+    recent: RecentClaims,
+) -> Response:
     name = check_name(command.mailbox)
     mailbox = await store.get_mailbox(account_id, name)
     if mailbox is None:
         raise Refusal.no("no such mailbox", "NONEXISTENT")
     deleted: int | None = None
-    if c.StatusItem.DELETED in command.items:
+    recent_count = 0
+    if c.StatusItem.DELETED in command.items or c.StatusItem.RECENT in command.items:
         messages = await store.messages(mailbox.id)
         deleted = sum(1 for message in messages if "\\Deleted" in message.flags)
-    return status_data(mailbox, command.items, deleted=deleted, is_utf8=is_utf8, append_limit=append_limit)
+        recent_count = recent.count(mailbox, messages)
+    return status_data(
+        mailbox, command.items, deleted=deleted, is_utf8=is_utf8, append_limit=append_limit, recent=recent_count
+    )

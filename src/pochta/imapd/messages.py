@@ -75,7 +75,7 @@ async def fetch(
             number = selected.sequence_number(message.uid)
             if number is None:
                 continue
-            flags = selected.flags[message.uid]
+            flags = selected.visible_flags(message.uid)
             modseq = selected.modseqs[message.uid]
             pairs = await render_items(message, items, blobs=context.blobs, flags=flags, modseq=modseq)
             if message.uid in newly_seen:  # RFC 9051 §6.4.5: the changed FLAGS go with the response
@@ -157,14 +157,21 @@ async def search_messages(
             flags=selected.flags[message.uid],
             modseq=selected.modseqs[message.uid],
             content=content,
+            is_recent=message.uid in selected.recent,
         )
         if search.matches(criteria, candidate, search_context):
             matched.append(message.uid)
     numbers = matched if command.is_uid else [selected.sequence_number(uid) or 0 for uid in matched]
-    modseq = max(selected.modseqs[uid] for uid in matched) if matched and search.uses_modseq(criteria) else None
     returns = command.returns
     if returns is None and is_rev2:
         returns = frozenset({c.SearchReturn.ALL})  # RFC 9051 §6.4.4: IMAP4rev2 answers with ESEARCH
+    reported = matched
+    if matched and returns is not None and not returns & {c.SearchReturn.ALL, c.SearchReturn.COUNT}:
+        # RFC 7162 §3.1.5: with only MIN and/or MAX, MODSEQ is the highest of the messages returned
+        reported = [matched[0]] if c.SearchReturn.MIN in returns else []
+        reported += [matched[-1]] if c.SearchReturn.MAX in returns else []
+        reported = reported or matched
+    modseq = max(selected.modseqs[uid] for uid in reported) if matched and search.uses_modseq(criteria) else None
     if returns is None:
         out.send(SearchData(numbers=numbers, modseq=modseq))
         return None
@@ -220,6 +227,8 @@ async def store_flags(
     )
     for update in result.updated:
         selected.set_flags(update.uid, update.flags, update.modseq)
+    for response in selected.keyword_updates(update.uid for update in result.updated):
+        out.send(response)
     failed = set(result.failed_unchangedsince)
     with_modseq = is_condstore or command.unchanged_since is not None
     updated = {update.uid for update in result.updated}
@@ -233,7 +242,7 @@ async def store_flags(
         if command.is_uid:
             items.append((b"UID", b"%d" % uid))
         if not command.is_silent:
-            items.append((b"FLAGS", render_flags(sorted(selected.flags[uid]))))
+            items.append((b"FLAGS", render_flags(sorted(selected.visible_flags(uid)))))
         if with_modseq:
             items.append((b"MODSEQ", b"(%d)" % selected.modseqs[uid]))
         out.send(FetchData(sequence_number=number, items=items))

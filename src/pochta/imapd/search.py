@@ -11,12 +11,15 @@ import functools
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from pochta.mail.addresslist import parse_address_list
 from pochta.mail.headers import decode_words, header_value, header_values, parse_date
 from pochta.mail.mime import ParsedMessage, Part
 from pochta.proto.imap import search as s
 from pochta.store.api import Message
 
 from .content import body_text
+
+_ADDRESS_FIELDS = frozenset({"from", "sender", "reply-to", "to", "cc", "bcc"})
 
 
 @dataclass(kw_only=True)
@@ -28,6 +31,7 @@ class Candidate:
     flags: frozenset[str]
     modseq: int
     content: bytes | None = None  # the whole message, read only for text keys
+    is_recent: bool = False  # this session holds \Recent (RFC 3501 §2.3.2)
 
     @functools.cached_property
     def root(self) -> Part:
@@ -80,7 +84,7 @@ def matches(criteria: s.Criteria, candidate: Candidate, context: Context) -> boo
         case s.Flag(flag=flag, is_set=is_set):
             return _has_flag(candidate.flags, flag) == is_set
         case s.Recent(is_set=is_set):
-            return not is_set  # no session ever sees a message as \Recent
+            return candidate.is_recent == is_set
         case s.Size(is_larger=is_larger, size=size):
             return message.size > size if is_larger else message.size < size
         case s.Within(is_younger=is_younger, seconds=seconds):
@@ -155,7 +159,21 @@ def _header_matches(candidate: Candidate, name: str, value: str) -> bool:
     values = header_values(_header_block(candidate), name)
     if not value:
         return bool(values)  # RFC 9051 §6.4.4: an empty string matches any message with the field
-    return any(_contains(decode_words(raw), value) for raw in values)
+    if any(_contains(decode_words(raw), value) for raw in values):
+        return True
+    if name.lower() in _ADDRESS_FIELDS:  # also the addresses as parsed: comments and spacing gone
+        return any(_contains(_addresses_text(raw), value) for raw in values)
+    return False
+
+
+def _addresses_text(raw: bytes) -> str:
+    words: list[str] = []
+    for address in parse_address_list(raw):
+        if address.mailbox is None or address.host is None:
+            continue  # a group marker
+        spec = f"{address.mailbox.decode(errors='replace')}@{address.host.decode(errors='replace')}"
+        words.append(f"{decode_words(address.name)} <{spec}>" if address.name else spec)
+    return ", ".join(words)
 
 
 def _header_text(candidate: Candidate) -> str:

@@ -30,14 +30,24 @@ from pochta.proto.imap.seqset import STAR
 from pochta.store.api import HIERARCHY_SEPARATOR, Change, ChangeKind, Mailbox, Mailboxes, Message
 from pochta.store.api import Changes as ChangeLog
 
+from .recent import RecentClaims
 from .refusal import Refusal
 
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 SEEN = "\\Seen"
+RECENT = "\\Recent"
 
 
 class Selected:
-    def __init__(self, mailbox: Mailbox, messages: Sequence[Message], *, is_read_only: bool) -> None:
+    def __init__(
+        self,
+        mailbox: Mailbox,
+        messages: Sequence[Message],
+        *,
+        is_read_only: bool,
+        claims: RecentClaims,
+        shows_recent: bool,
+    ) -> None:
         self.mailbox_id = mailbox.id
         self.name = mailbox.name
         self.uidvalidity = mailbox.uidvalidity
@@ -50,20 +60,22 @@ class Selected:
         self._new: list[int] = []  # appended by others, not announced with EXISTS yet
         self._expunged: set[int] = set()  # gone from the store, still numbered for the client
         self._changed: set[int] = set()  # flags changed by others, FETCH owed
+        # \Recent (RFC 3501 §2.3.2): a read-write session takes it; EXAMINE only looks
+        self._claims = claims
+        self.shows_recent = shows_recent  # IMAP4rev1 only: RFC 9051 has no \Recent
+        self._mailbox = mailbox
+        floor = claims.floor(mailbox, messages)
+        above = [uid for uid in self.uids if uid > floor]
+        self.recent: set[int] = set(above) if is_read_only else claims.claim(mailbox, above)
+        self._announced_keywords: set[str] = set()  # keywords the last FLAGS response listed
 
     # ---- SELECT ------------------------------------------------------------------------------------
 
     def opening(self, *, is_rev2: bool) -> list[Response]:
         """The untagged responses of SELECT and EXAMINE (RFC 9051 §6.3.2, RFC 3501 §6.3.1, RFC 7162 §3.1.2.1)."""
-        keywords = self.keywords()
-        permanent = () if self.is_read_only else (*SYSTEM_FLAGS, *keywords, "\\*")
-        out: list[Response] = [
-            FlagsData(flags=(*SYSTEM_FLAGS, *keywords)),
-            Condition(status=Status.OK, code=flags_code("PERMANENTFLAGS", permanent), text="flags"),
-            ExistsData(count=self.count),
-        ]
+        out: list[Response] = [*self._flags_responses(), ExistsData(count=self.count)]
         if not is_rev2:
-            out.append(RecentData(count=0))
+            out.append(RecentData(count=len(self.recent)))
             unseen = next((n for n, uid in enumerate(self.uids, 1) if SEEN not in self.flags[uid]), None)
             if unseen is not None:
                 out.append(Condition(status=Status.OK, code=number_code("UNSEEN", unseen), text="first unseen"))
@@ -185,10 +197,19 @@ class Selected:
         if allow_expunge and self._expunged:
             out += self._expunge_responses(self._expunged, is_qresync=is_qresync)
             self._expunged = set()
+        touched = self._changed | set(self._new)
         if self._new:
+            if self.is_read_only:
+                floor = self._claims.floor(self._mailbox, ())
+                self.recent.update(uid for uid in self._new if uid > floor)
+            else:
+                self.recent |= self._claims.claim(self._mailbox, self._new)
             self.uids.extend(self._new)
             self._new = []
             out.append(ExistsData(count=len(self.uids)))
+            if self.shows_recent:
+                out.append(RecentData(count=len(self.recent)))
+        out += self.keyword_updates(touched)
         for uid in sorted(self._changed):
             number = self.sequence_number(uid)
             if number is None or uid in self._expunged:
@@ -198,7 +219,7 @@ class Selected:
         return out
 
     def flag_items(self, uid: int, *, is_condstore: bool) -> list[tuple[bytes, bytes]]:
-        items = [(b"UID", b"%d" % uid), (b"FLAGS", render_flags(sorted(self.flags[uid])))]
+        items = [(b"UID", b"%d" % uid), (b"FLAGS", render_flags(sorted(self.visible_flags(uid))))]
         if is_condstore:
             items.append((b"MODSEQ", b"(%d)" % self.modseqs[uid]))
         return items
@@ -214,6 +235,7 @@ class Selected:
             self.flags.pop(uid, None)
             self.modseqs.pop(uid, None)
             self._changed.discard(uid)
+            self.recent.discard(uid)  # RECENT never counts more than EXISTS
         if not present:
             return []
         removed = {uid for _, uid in present}
@@ -222,6 +244,29 @@ class Selected:
             return [VanishedData(uids=sorted(removed))]
         # Highest number first, so no response renumbers the messages of those that follow.
         return [ExpungeData(sequence_number=number) for number, _ in reversed(present)]
+
+    def visible_flags(self, uid: int) -> frozenset[str]:
+        """The flags FETCH shows: with ``\\Recent`` where this IMAP4rev1 session holds it."""
+        flags = self.flags[uid]
+        return flags | {RECENT} if self.shows_recent and uid in self.recent else flags
+
+    def keyword_updates(self, uids: Iterable[int]) -> list[Response]:
+        """FLAGS and PERMANENTFLAGS again when one of ``uids`` has a keyword not announced yet
+        (RFC 9051 §7.3.5: before any FETCH shows it)."""
+        announced = self._announced_keywords
+        for uid in uids:
+            if any(flag not in announced and not flag.startswith("\\") for flag in self.flags.get(uid, ())):
+                return self._flags_responses()
+        return []
+
+    def _flags_responses(self) -> list[Response]:
+        keywords = self.keywords()
+        self._announced_keywords = set(keywords)
+        permanent = () if self.is_read_only else (*SYSTEM_FLAGS, *keywords, "\\*")
+        return [
+            FlagsData(flags=(*SYSTEM_FLAGS, *keywords)),
+            Condition(status=Status.OK, code=flags_code("PERMANENTFLAGS", permanent), text="flags"),
+        ]
 
     def keywords(self) -> list[str]:
         found: set[str] = set()

@@ -10,6 +10,7 @@ from pochta.proto.imap import Limits
 from pochta.store.api import Blobs, Store
 
 from .context import Context, Settings
+from .recent import RecentClaims
 from .session import Session
 
 
@@ -29,7 +30,7 @@ def handlers(
         tls=tls,
         failure_delay=failure_delay,
     )
-    context = Context(store=store, blobs=blobs, settings=settings)
+    context = Context(store=store, blobs=blobs, settings=settings, recent=RecentClaims(started=settings.now()))
 
     async def imap(stream: Stream) -> None:
         await Session(stream, context=context).run()

@@ -48,7 +48,7 @@ from pochta.proto.imap.responses import (
 )
 from pochta.store.api import Account, StoreError
 
-from . import auth, mailboxes, messages
+from . import auth, mailboxes, messages, search
 from .context import Context
 from .messages import Upload, open_upload
 from .refusal import Refusal, refusal_for
@@ -280,9 +280,16 @@ class Session:
                 append_limit = self.settings.limits.max_append
                 self.send(
                     await mailboxes.status(
-                        store, account_id, command, append_limit=append_limit, is_utf8=self.conn.is_utf8
+                        store,
+                        account_id,
+                        command,
+                        append_limit=append_limit,
+                        is_utf8=self.conn.is_utf8,
+                        recent=context.recent,
                     )
                 )
+                if c.StatusItem.HIGHESTMODSEQ in command.items:
+                    self.conn.enable("CONDSTORE")  # RFC 7162 §3.1
                 return _Ok(text="STATUS completed")
             case c.Idle():
                 await self._idle(tag)
@@ -291,6 +298,10 @@ class Session:
 
     async def _selected_command(self, tag: str, command: c.CommandType) -> _Ok | None:
         context, selected = self.context, self._selected()
+        if "CONDSTORE" not in self.conn.enabled and _enables_condstore(command):
+            self.conn.enable("CONDSTORE")  # RFC 7162 §3.1: the first CONDSTORE-enabling command
+            modseq = Code(name="HIGHESTMODSEQ", value=b"%d" % selected.modseq)
+            self.send(Condition(status=Status.OK, code=modseq, text="CONDSTORE enabled"))
         is_condstore = "CONDSTORE" in self.conn.enabled
         is_qresync = "QRESYNC" in self.conn.enabled
         match command:
@@ -453,7 +464,13 @@ class Session:
             raise Refusal.no("no such mailbox", "NONEXISTENT")
         if command.is_condstore:
             self.conn.enable("CONDSTORE")  # RFC 7162 §3.1.8
-        selected = Selected(mailbox, await store.messages(mailbox.id), is_read_only=command.is_read_only)
+        selected = Selected(
+            mailbox,
+            await store.messages(mailbox.id),
+            is_read_only=command.is_read_only,
+            claims=self.context.recent,
+            shows_recent=not self.conn.is_rev2,
+        )
         for response in selected.opening(is_rev2=self.conn.is_rev2):
             self.send(response)
         code = Code(name="MAILBOXID", value=b"(%s)" % mailboxes.mailbox_id(mailbox).encode())
@@ -568,3 +585,15 @@ class Session:
             if item is not None:
                 item.abort()
         self._upload = None
+
+
+def _enables_condstore(command: c.CommandType) -> bool:
+    """RFC 7162 §3.1: FETCH MODSEQ or CHANGEDSINCE, SEARCH MODSEQ, STORE UNCHANGEDSINCE."""
+    match command:
+        case c.Fetch():
+            return c.FetchAttribute.MODSEQ in command.items or command.changed_since is not None
+        case c.Search():
+            return search.uses_modseq(command.criteria)
+        case c.Store():
+            return command.unchanged_since is not None
+    return False

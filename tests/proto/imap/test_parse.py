@@ -159,12 +159,14 @@ def test_authenticated_commands(line: bytes, command: c.CommandType) -> None:
         b"a1 SELECT",
         b"a1 SELECT INBOX (FOO)",
         b"a1 SELECT INBOX (QRESYNC (1 2))",  # QRESYNC not enabled (RFC 7162 §3.2.5)
-        b"a1 SELECT &AGE-",
+        b"a1 CREATE &AGE-",  # a new name must be valid modified UTF-7
+        b"a1 RENAME INBOX/x &AGE-",
         b"a1 SELECT Entw\xc3\xbcrfe",
         b'a1 SELECT "Entw\xc3\xbcrfe"',
         b"a1 STATUS INBOX ()",
         b"a1 STATUS INBOX (FOO)",
         b'a1 LIST (RECURSIVEMATCH) "" %',
+        b'a1 LIST (RECURSIVEMATCH REMOTE) "" %',  # RFC 5258 §3.1: REMOTE selects nothing
         b'a1 LIST (BOGUS) "" %',
         b'a1 LIST "" % RETURN (BOGUS)',
         b"a1 ENABLE",
@@ -302,3 +304,8 @@ def test_date_time_in_append_is_parsed_with_its_offset() -> None:
     assert start.date == datetime.datetime(
         1994, 2, 7, 21, 52, 25, tzinfo=datetime.timezone(-datetime.timedelta(hours=8))
     )
+
+
+def test_a_name_that_is_not_modified_utf7_is_taken_as_written() -> None:
+    # it names no mailbox (SELECT answers NO, LIST nothing); only a name being made must be valid
+    assert command_of(b"a1 SELECT &AGE-x", logged_in) == c.Select(mailbox="&AGE-x")

@@ -18,6 +18,7 @@ from .tokens import MAX_NUMBER64, ParseError, Reader
 from .utf7 import Utf7Error, decode_mailbox
 
 SEARCH_CHARSETS = ("US-ASCII", "UTF-8")  # RFC 9051 §6.4.4: US-ASCII and UTF-8 are required
+_NOT_SELECTING = frozenset({c.ListSelection.RECURSIVEMATCH, c.ListSelection.REMOTE})  # RFC 5258 §3.1
 _SYSTEM_FLAGS = {flag.upper(): flag for flag in ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")}
 
 
@@ -57,13 +58,16 @@ def parse_arguments(name: str, reader: Reader, options: Options) -> c.CommandTyp
 # ---- shared pieces --------------------------------------------------------------------------------
 
 
-def mailbox(reader: Reader, options: Options) -> str:
-    """RFC 9051 §9 mailbox: an astring, decoded (RFC 3501 §5.1.3 / RFC 6855 §3); INBOX in any case is INBOX."""
-    name = decode_name(reader.astring("a mailbox name"), options)
+def mailbox(reader: Reader, options: Options, *, is_new: bool = False) -> str:
+    """RFC 9051 §9 mailbox: an astring, decoded (RFC 3501 §5.1.3 / RFC 6855 §3); INBOX in any case is INBOX.
+
+    A name being made (``is_new``: CREATE, the new name of RENAME) must be valid modified UTF-7; any other
+    name that is not is taken as written, so it names no mailbox (NO, not BAD, like Dovecot)."""
+    name = decode_name(reader.astring("a mailbox name"), options, is_strict=is_new)
     return "INBOX" if name.upper() == "INBOX" else name  # RFC 9051 §5.1
 
 
-def decode_name(raw: bytes, options: Options) -> str:
+def decode_name(raw: bytes, options: Options, *, is_strict: bool = False) -> str:
     if options.is_utf8:
         try:
             return raw.decode("utf-8")
@@ -74,6 +78,8 @@ def decode_name(raw: bytes, options: Options) -> str:
     try:
         return decode_mailbox(raw.decode("ascii"))
     except Utf7Error as exc:
+        if not is_strict:
+            return raw.decode("ascii")
         raise ParseError(str(exc)) from None
 
 
@@ -225,7 +231,7 @@ def _qresync(reader: Reader) -> c.QresyncParams:
 
 def _create(reader: Reader, options: Options) -> c.Create:
     reader.space()
-    name = mailbox(reader, options)
+    name = mailbox(reader, options, is_new=True)
     special_use: tuple[str, ...] = ()
     if not reader.is_at_end():
         reader.space()  # RFC 6154 §3: CREATE mailbox (USE (\Drafts))
@@ -249,7 +255,7 @@ def _rename(reader: Reader, options: Options) -> c.Rename:
     reader.space()
     old = mailbox(reader, options)
     reader.space()
-    return c.Rename(mailbox=old, new_name=mailbox(reader, options))
+    return c.Rename(mailbox=old, new_name=mailbox(reader, options, is_new=True))
 
 
 def _list(reader: Reader, options: Options) -> c.List:
@@ -263,7 +269,7 @@ def _list(reader: Reader, options: Options) -> c.List:
                 selection.add(c.ListSelection(option.decode().upper()))
             except ValueError:
                 raise ParseError(f"unknown LIST selection option {option[:30]!r}") from None
-        if selection == {c.ListSelection.RECURSIVEMATCH}:
+        if c.ListSelection.RECURSIVEMATCH in selection and not selection - _NOT_SELECTING:
             raise ParseError("RECURSIVEMATCH needs another selection option")  # RFC 5258 §3.1
         reader.space()
     reference = decode_name(reader.astring("a reference name"), options)
