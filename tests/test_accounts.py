@@ -83,3 +83,21 @@ def test_sizes() -> None:
     assert parse_size("100k") == 102400
     with pytest.raises(ValueError):
         parse_size("lots")
+
+
+async def test_a_verified_password_is_remembered_and_a_new_one_is_not(store: Store) -> None:
+    from pochta import accounts
+
+    await _setup(store)
+    account = await store.get_account("bob@example.test")
+    assert account is not None
+    assert not accounts._verified.recall(account.password_hash, "correct horse")
+    assert await check_password(store, "bob@example.test", "correct horse") is not None
+    assert accounts._verified.recall(account.password_hash, "correct horse")  # the next login skips argon2
+    assert await check_password(store, "bob@example.test", "correct horse") is not None
+    assert await check_password(store, "bob@example.test", "correct horse!") is None
+    assert not accounts._verified.recall(account.password_hash, "correct horse!")  # failures are not kept
+    password_hash, scram = hash_password("another horse")
+    await store.set_password("bob@example.test", password_hash=password_hash, scram=scram)
+    assert await check_password(store, "bob@example.test", "correct horse") is None  # the old one is gone
+    assert await check_password(store, "bob@example.test", "another horse") is not None

@@ -9,8 +9,10 @@ chain deeper than `MAX_ALIAS_DEPTH` stops the expansion of that branch.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import os
 import re
+import time
 from dataclasses import dataclass
 
 import argon2
@@ -69,8 +71,43 @@ async def check_password(directory: Directory, username: str, password: str) -> 
         address = ""
     account = await directory.get_account(address) if address else None
     stored = account.password_hash if account else _DUMMY_HASH
+    if account is not None and _verified.recall(stored, password):
+        return account
     ok = await asyncio.to_thread(_verify, stored, password)
-    return account if ok and account is not None else None
+    if ok and account is not None:
+        _verified.remember(stored, password)
+        return account
+    return None
+
+
+class _VerifiedCache:
+    """Passwords verified lately, so a client that logs in again and again (phones, IMAP pools) costs
+    one argon2 run per few minutes, not one per login (Dovecot's auth cache does the same). Only
+    successes are kept, as a keyed hash with the stored hash in it: a changed password misses."""
+
+    def __init__(self, *, ttl: float = 300.0, size: int = 10000) -> None:
+        self._key = os.urandom(32)
+        self._ttl = ttl
+        self._size = size
+        self._entries: dict[bytes, float] = {}
+
+    def _digest(self, stored: str, password: str) -> bytes:
+        return hmac.digest(self._key, stored.encode() + b"\0" + password.encode(), "sha256")
+
+    def recall(self, stored: str, password: str) -> bool:
+        expires = self._entries.get(self._digest(stored, password))
+        return expires is not None and expires > time.monotonic()
+
+    def remember(self, stored: str, password: str) -> None:
+        if len(self._entries) >= self._size:
+            now = time.monotonic()
+            self._entries = {k: v for k, v in self._entries.items() if v > now}
+            if len(self._entries) >= self._size:
+                self._entries.clear()
+        self._entries[self._digest(stored, password)] = time.monotonic() + self._ttl
+
+
+_verified = _VerifiedCache()
 
 
 def _verify(stored: str, password: str) -> bool:
