@@ -9,7 +9,7 @@
 #   Pochta:  bench/outbound_queue.py fills the queue through the store's enqueue while the server is
 #            stopped; `pochta serve` then finds mx.sink.test through a tests/dnsserver.py process and
 #            delivers with [outbound] per_domain = PER_DOMAIN (default 20, Postfix's
-#            default_destination_concurrency_limit; Pochta's own default is 4).
+#            default_destination_concurrency_limit, and Pochta's own default).
 #   Postfix: a throwaway instance (peers/postfix-up.sh on port 10027, its own run dir) with a
 #            transport_maps entry sending sink.test to the sink; smtp-source fills it while a
 #            header_checks HOLD keeps everything in the hold queue; `postsuper -H ALL` + `postqueue -f`
