@@ -19,16 +19,11 @@ from pochta.store.blobs import FileBlobs
 from pochta.store.sqlite import SqliteStore
 from pochta.tls import ensure_self_signed, server_context
 
+from ..certs import client_tls
+
 PASSWORD = "correct horse battery"
 _LITERAL = re.compile(rb"\{(\d+)\}\r\n\Z")
 _PASSWORD_HASH = hash_password(PASSWORD)  # argon2 is slow on purpose: hash once per test run
-
-
-def client_tls() -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 class Client:

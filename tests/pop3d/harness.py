@@ -22,16 +22,11 @@ from pochta.store.blobs import FileBlobs
 from pochta.store.sqlite import SqliteStore
 from pochta.tls import ensure_self_signed, server_context
 
+from ..certs import client_tls
+
 CLOCK = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
 PASSWORD = "correct horse battery"
 AUTH_DELAY = 0.05
-
-
-def client_tls() -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 @functools.cache

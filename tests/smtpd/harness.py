@@ -18,18 +18,13 @@ from pochta.config import from_mapping
 from pochta.store.api import INBOX, Message, Store
 from pochta.store.blobs import FileBlobs
 
+from ..certs import client_tls
+
 CLOCK = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
 PASSWORD = "correct horse battery"
 _NO_LISTENERS = {
     name: [] for name in ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "managesieve", "http")
 }
-
-
-def client_tls() -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 class Client:
