@@ -117,10 +117,6 @@ def _verify(stored: str, password: str) -> bool:
         return False
 
 
-async def is_local_domain(directory: Directory, domain: str) -> bool:
-    return await directory.get_domain(domain) is not None
-
-
 async def resolve(directory: Directory, address: Address) -> Resolution | None:
     """Where mail for `address` goes; None when its domain is ours but nobody has that address.
 

@@ -6,6 +6,7 @@ vacation replies go to the queue. Today every copy goes to INBOX.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import mmap
 from collections.abc import Callable, Sequence
@@ -47,6 +48,16 @@ def parse_blob(writer: BlobWriter) -> bytes | None:
     """The MIME parse of a blob still in memory (before commit), or None when it is on disk."""
     content = writer.in_memory()
     return parse_message(content).dumps() if content is not None else None
+
+
+async def parse_spool(writer: BlobWriter, blobs: Blobs) -> bytes:
+    """The MIME parse of a message being stored: in memory when small, else (spilled to disk) made
+    durable first and memory-mapped, so a large message is never read whole."""
+    structure = parse_blob(writer)
+    if structure is not None:
+        return structure
+    ref = await writer.commit()
+    return await asyncio.to_thread(parse_file, blobs.path(ref.id))
 
 
 def parse_file(path: str) -> bytes:

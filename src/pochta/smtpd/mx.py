@@ -6,22 +6,18 @@ RCPT; after the content the message is stored for every accepted recipient in on
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from dataclasses import replace
 
 from pochta.accounts import resolve
-from pochta.delivery import LocalCopy, LocalDelivery, parse_blob, parse_file
+from pochta.delivery import LocalDelivery, parse_spool
 from pochta.mail.address import Address, AddressError, normalize_domain
-from pochta.mail.envelope import Recipient
 from pochta.proto.smtp import Extensions, MailFrom, RcptTo, Reply
-from pochta.smtpd.session import Session, Transaction
+from pochta.smtpd.session import Session, Transaction, mailbox_full
 from pochta.store.api import Blobs, Directory, OverQuota, StoreError
 
 log = logging.getLogger(__name__)
 
 RELAY_DENIED = "relay access denied"
-MAILBOX_FULL = Reply(code=452, status="4.2.2", text="mailbox full, try again later")  # RFC 3463 X.2.2
 
 
 class MxPolicy:
@@ -51,23 +47,9 @@ class MxPolicy:
             return Reply(code=550, status="5.1.1", text=f"{shown}: no such user here")
         if not resolution.accounts and not resolution.forwards:  # an alias that leads nowhere (a loop)
             return Reply(code=550, status="5.1.1", text=f"{shown}: no such user here")
-        expected = transaction.mail.size or 0
-        for account in resolution.accounts:
-            if account.quota_bytes and account.used_bytes + expected >= account.quota_bytes:
-                return replace(MAILBOX_FULL, text=f"{shown}: mailbox full, try again later")
-        recipient = Recipient(
-            address=str(event.path),
-            notify=tuple(sorted(n.value for n in event.notify)) if event.notify else (),
-            orcpt=f"{event.orcpt.addr_type};{event.orcpt.address}" if event.orcpt else None,
-        )
-        transaction.recipients.append(recipient)
-        for account in resolution.accounts:
-            copy = transaction.copies.get(account.id)
-            recipients = (*copy.recipients, recipient) if copy else (recipient,)
-            transaction.copies[account.id] = LocalCopy(account=account, recipients=recipients)
-        # An alias's external targets are forwarded through the queue with the original sender
-        # (SRS, which would keep SPF passing at the target, is not done yet).
-        transaction.remote += [Recipient(address=str(forward)) for forward in resolution.forwards]
+        if transaction.is_over_quota(resolution):
+            return mailbox_full(shown)
+        transaction.add_recipient(event, resolution)
         return Reply(code=250, status="2.1.5", text=f"{shown} recipient ok")
 
     async def _postmaster(self) -> Address | None:
@@ -83,10 +65,7 @@ class MxPolicy:
     async def deliver(self, session: Session, transaction: Transaction, size: int) -> Reply:
         spool = transaction.spool
         assert spool is not None
-        structure = parse_blob(spool)  # small messages: parsed in memory before they reach the disk
-        if structure is None:  # a large one is on disk already (spilled): make it durable, map it
-            await spool.commit()
-            structure = await asyncio.to_thread(parse_file, self._blobs.path(spool.ref.id))
+        structure = await parse_spool(spool, self._blobs)
         blob = spool.ref
         try:
             stored, queued = await self._delivery.accept(
@@ -100,7 +79,7 @@ class MxPolicy:
                 account_id=None,
             )
         except OverQuota:
-            return MAILBOX_FULL
+            return mailbox_full()
         except StoreError:
             log.exception("delivery failed id=%s", transaction.id)
             return Reply(code=451, status="4.3.0", text="could not store the message, try again later")

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Protocol
 
+from pochta.accounts import Resolution
 from pochta.delivery import LocalCopy
 from pochta.mail.address import quote_local
 from pochta.mail.envelope import Envelope, Recipient
@@ -62,6 +63,12 @@ LOCAL_ERROR = Reply(code=451, status="4.3.0", text="local error, try again later
 AUTH_NOT_AVAILABLE = Reply(code=502, status="5.5.1", text="AUTH not available here")
 
 
+def mailbox_full(shown: str = "") -> Reply:
+    """452 4.2.2 (RFC 3463 X.2.2): temporary, the sender retries once there is room."""
+    text = "mailbox full, try again later"
+    return Reply(code=452, status="4.2.2", text=f"{shown}: {text}" if shown else text)
+
+
 @dataclass(slots=True, kw_only=True)
 class Transaction:
     """What a MAIL ... DATA exchange has gathered so far."""
@@ -73,6 +80,28 @@ class Transaction:
     remote: list[Recipient] = field(default_factory=list)  # for the outbound queue (submission)
     spool: BlobWriter | None = None
     started: datetime
+
+    def is_over_quota(self, resolution: Resolution) -> bool:
+        """Whether an account the recipient leads to is full already (or would be, by the SIZE given)."""
+        expected = self.mail.size or 0
+        return any(a.quota_bytes and a.used_bytes + expected >= a.quota_bytes for a in resolution.accounts)
+
+    def add_recipient(self, event: RcptTo, resolution: Resolution) -> None:
+        """Count an accepted RCPT: a copy for each account it reaches, the queue for the rest."""
+        recipient = Recipient(
+            address=str(event.path),
+            notify=tuple(sorted(n.value for n in event.notify)) if event.notify else (),
+            orcpt=f"{event.orcpt.addr_type};{event.orcpt.address}" if event.orcpt else None,
+        )
+        self.recipients.append(recipient)
+        for account in resolution.accounts:
+            copy = self.copies.get(account.id)
+            recipients = (*copy.recipients, recipient) if copy else (recipient,)
+            self.copies[account.id] = LocalCopy(account=account, recipients=recipients)
+        # Remote recipients, and a local alias's external targets (forwarded with the original sender;
+        # SRS, which would keep SPF passing at the target, is not done yet).
+        for forward in resolution.forwards:
+            self.remote.append(recipient if forward == event.path else Recipient(address=str(forward)))
 
     def envelope(self) -> Envelope:
         mail = self.mail

@@ -17,15 +17,14 @@ from datetime import datetime
 from email.utils import format_datetime
 
 from pochta.accounts import resolve
-from pochta.delivery import LocalCopy, LocalDelivery, parse_blob, parse_file
+from pochta.delivery import LocalDelivery, parse_spool
 from pochta.mail.address import Address, AddressError, parse_address
 from pochta.mail.addresslist import parse_address_list
-from pochta.mail.envelope import Recipient
 from pochta.mail.headers import fields
 from pochta.mailauth.dkim import Algorithm, SigningKey, sign
 from pochta.proto import sasl
 from pochta.proto.smtp import Extensions, MailFrom, RcptTo, Reply, replies
-from pochta.smtpd.session import Session, Transaction
+from pochta.smtpd.session import Session, Transaction, mailbox_full
 from pochta.store.api import Account, Blobs, BlobWriter, Directory, OverQuota, StoreError
 
 log = logging.getLogger(__name__)
@@ -73,22 +72,9 @@ class SubmissionPolicy:
         resolution = await resolve(self._directory, event.path)
         if resolution is None:
             return Reply(code=550, status="5.1.1", text=f"{shown}: no such user here")
-        for account in resolution.accounts:
-            if account.quota_bytes and account.used_bytes + (transaction.mail.size or 0) >= account.quota_bytes:
-                return Reply(code=452, status="4.2.2", text=f"{shown}: mailbox full, try again later")
-        recipient = Recipient(
-            address=str(event.path),
-            notify=tuple(sorted(n.value for n in event.notify)) if event.notify else (),
-            orcpt=f"{event.orcpt.addr_type};{event.orcpt.address}" if event.orcpt else None,
-        )
-        transaction.recipients.append(recipient)
-        for account in resolution.accounts:
-            copy = transaction.copies.get(account.id)
-            recipients = (*copy.recipients, recipient) if copy else (recipient,)
-            transaction.copies[account.id] = LocalCopy(account=account, recipients=recipients)
-        for forward in resolution.forwards:  # remote, or a local alias's external targets
-            remote = recipient if forward == event.path else Recipient(address=str(forward))
-            transaction.remote.append(remote)
+        if transaction.is_over_quota(resolution):
+            return mailbox_full(shown)
+        transaction.add_recipient(event, resolution)
         return Reply(code=250, status="2.1.5", text=f"{shown} recipient ok")
 
     async def deliver(self, session: Session, transaction: Transaction, size: int) -> Reply:
@@ -141,10 +127,7 @@ class SubmissionPolicy:
         return True
 
     async def _store(self, session: Session, transaction: Transaction, blob: BlobWriter, account: Account) -> Reply:
-        structure = parse_blob(blob)
-        if structure is None:
-            await blob.commit()
-            structure = await asyncio.to_thread(parse_file, self._blobs.path(blob.ref.id))
+        structure = await parse_spool(blob, self._blobs)
         ref = blob.ref
         envelope = transaction.envelope()
         try:
@@ -159,7 +142,7 @@ class SubmissionPolicy:
                 account_id=account.id,
             )
         except OverQuota:
-            return Reply(code=452, status="4.2.2", text="mailbox full, try again later")
+            return mailbox_full()
         except StoreError:
             log.exception("submission failed id=%s", transaction.id)
             return Reply(code=451, status="4.3.0", text="could not store the message, try again later")
