@@ -21,6 +21,7 @@ from pochta.accounts import hash_password
 from pochta.config import Config, parse_host_port
 from pochta.delivery import LocalDelivery, NoticeSender
 from pochta.dns import DnsResolver
+from pochta.filters.pipeline import Check, Pipeline
 from pochta.imapd.service import handlers as imap_handlers
 from pochta.net import Handler, Listener, Refusal, Stream
 from pochta.outbound.deliver import Relay
@@ -160,9 +161,15 @@ class Server:
         delivery = LocalDelivery(store, queue=store)
         self.runner = runner = self._queue_runner(store, blobs, delivery)
         delivery.on_queued = runner.wake
-        mx = MxPolicy(directory=store, delivery=delivery, blobs=blobs, hostname=config.hostname)
+        inbound, outgoing = self._pipelines(store)
+        mx = MxPolicy(directory=store, delivery=delivery, blobs=blobs, hostname=config.hostname, pipeline=inbound)
         submission = SubmissionPolicy(
-            directory=store, delivery=delivery, blobs=blobs, hostname=config.hostname, now=self._now
+            directory=store,
+            delivery=delivery,
+            blobs=blobs,
+            hostname=config.hostname,
+            now=self._now,
+            pipeline=outgoing,
         )
         smtp_settings = SessionSettings(
             hostname=config.hostname, limits=limits, tls=tls, now=self._now, new_id=self._new_id
@@ -183,6 +190,12 @@ class Server:
             **pop3d.handlers(store=store, blobs=blobs, config=config, tls=tls, auth_failure_delay=failure_delay),
             **imap_handlers(store=store, blobs=blobs, config=config, tls=tls, failure_delay=failure_delay),
         }
+
+    def _pipelines(self, store: Store) -> tuple[Pipeline, Pipeline]:
+        """The checks for mail arriving on the MX and for mail our users submit, in order."""
+        inbound: list[Check] = []
+        outgoing: list[Check] = []
+        return Pipeline(inbound), Pipeline(outgoing)
 
     def _queue_runner(self, store: Store, blobs: FileBlobs, delivery: LocalDelivery) -> QueueRunner:
         config = self.config

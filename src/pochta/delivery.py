@@ -1,7 +1,7 @@
-"""Local delivery: a durable blob, parsed once, appended to every recipient account's INBOX in one commit.
+"""Local delivery: a durable blob, parsed once, appended to every recipient account's mailbox in one commit.
 
-Later the spam/virus verdict and each recipient's Sieve script choose the mailbox; redirects and
-vacation replies go to the queue. Today every copy goes to INBOX.
+Each copy says where it goes: INBOX by default, the account's Junk mailbox when the spam verdict says
+so, or a folder a Sieve script chose (with its flags). Redirects and vacation replies go to the queue.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from pochta.store.api import (
     NotFound,
     QueueItem,
     QueueStore,
+    SpecialUse,
     StoreError,
 )
 
@@ -42,6 +43,9 @@ class LocalCopy:
 
     account: Account
     recipients: tuple[Recipient, ...]
+    mailbox: str = INBOX  # a mailbox name (a missing one falls back to INBOX, so nothing is lost)
+    special_use: SpecialUse | None = None  # when set, the account's mailbox with this role (e.g. Junk)
+    flags: frozenset[str] = frozenset()
 
 
 def parse_blob(writer: BlobWriter) -> bytes | None:
@@ -87,6 +91,19 @@ class LocalDelivery:
         self._inbox_ids[account_id] = mailbox.id
         return mailbox.id
 
+    async def mailbox_id(self, copy: LocalCopy) -> int:
+        """Where a copy goes; INBOX when the chosen mailbox does not exist (renamed or deleted by the user)."""
+        account_id = copy.account.id
+        if copy.special_use is not None:
+            for mailbox in await self._mailboxes.list_mailboxes(account_id):
+                if mailbox.special_use is copy.special_use:
+                    return mailbox.id
+        elif copy.mailbox != INBOX:
+            found = await self._mailboxes.get_mailbox(account_id, copy.mailbox)
+            if found is not None:
+                return found.id
+        return await self._inbox(account_id)
+
     async def messages(
         self,
         copies: Sequence[LocalCopy],
@@ -96,15 +113,16 @@ class LocalDelivery:
         envelope: Envelope,
         received: datetime,
     ) -> list[NewMessage]:
-        """One INBOX copy per account, ready for `Mailboxes.append` or `QueueStore.enqueue`."""
+        """One copy per account in the mailbox it chose, ready for `Mailboxes.append` or `QueueStore.enqueue`."""
         ref = blob.ref
         return [
             NewMessage(
                 account_id=copy.account.id,
-                mailbox_id=await self._inbox(copy.account.id),
+                mailbox_id=await self.mailbox_id(copy),
                 blob_id=ref.id,
                 size=ref.size,
                 structure=structure,
+                flags=copy.flags,
                 internal_date=received,
                 envelope=envelope.only(copy.recipients).dumps(),
             )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import textwrap
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +14,8 @@ from typing import Any
 
 from pochta.accounts import hash_password
 from pochta.app import Server
-from pochta.config import from_mapping
+from pochta.config import Config, from_mapping
+from pochta.filters.pipeline import Check, Pipeline
 from pochta.store.api import INBOX, Message, Store
 from pochta.store.blobs import FileBlobs
 
@@ -129,8 +130,20 @@ class Mx:
         return [await self.blobs.read(m.blob_id) for m in await self.inbox(address)]
 
 
+class _CheckedServer(Server):
+    """A Server whose MX runs extra checks after the configured ones (to test the pipeline seam)."""
+
+    def __init__(self, config: Config, *, checks: Sequence[Check], **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        self._extra_checks = tuple(checks)
+
+    def _pipelines(self, store: Store) -> tuple[Pipeline, Pipeline]:
+        inbound, outgoing = super()._pipelines(store)
+        return Pipeline([*inbound.checks, *self._extra_checks]), outgoing
+
+
 @asynccontextmanager
-async def running_mx(tmp_path: Path, **overrides: Any) -> AsyncIterator[Mx]:
+async def running_mx(tmp_path: Path, *, checks: Sequence[Check] = (), **overrides: Any) -> AsyncIterator[Mx]:
     raw: dict[str, Any] = {
         "hostname": "mx.example.test",
         "data_dir": str(tmp_path / "data"),
@@ -141,7 +154,9 @@ async def running_mx(tmp_path: Path, **overrides: Any) -> AsyncIterator[Mx]:
     for key, value in overrides.items():
         raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
     ids = iter(f"id{n:04d}" for n in range(1, 100000))
-    server = Server(from_mapping(raw), now=lambda: CLOCK, new_id=lambda: next(ids), auth_failure_delay=0.05)
+    server = _CheckedServer(
+        from_mapping(raw), checks=checks, now=lambda: CLOCK, new_id=lambda: next(ids), auth_failure_delay=0.05
+    )
     await server.start()
     mx = Mx(server, tmp_path)
     try:

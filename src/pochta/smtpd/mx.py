@@ -6,14 +6,20 @@ RCPT; after the content the message is stored for every accepted recipient in on
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
+import mmap
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from pochta.accounts import resolve
-from pochta.delivery import LocalDelivery, parse_spool
+from pochta.delivery import LocalCopy, LocalDelivery, parse_spool
+from pochta.filters.pipeline import ACCEPTED, Action, Inbound, Outcome, Pipeline
 from pochta.mail.address import Address, AddressError, normalize_domain
 from pochta.proto.smtp import Extensions, MailFrom, RcptTo, Reply
 from pochta.smtpd.session import Session, Transaction, mailbox_full
-from pochta.store.api import Blobs, Directory, OverQuota, StoreError
+from pochta.store.api import Blobs, BlobWriter, Directory, OverQuota, SpecialUse, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +30,20 @@ class MxPolicy:
     adds_return_path = True
     extensions = Extensions()  # everything but AUTH; the session adds STARTTLS when it has a certificate
 
-    def __init__(self, *, directory: Directory, delivery: LocalDelivery, blobs: Blobs, hostname: str) -> None:
+    def __init__(
+        self,
+        *,
+        directory: Directory,
+        delivery: LocalDelivery,
+        blobs: Blobs,
+        hostname: str,
+        pipeline: Pipeline | None = None,
+    ) -> None:
         self._directory = directory
         self._delivery = delivery
         self._blobs = blobs
         self._hostname = hostname
+        self._pipeline = pipeline or Pipeline()
 
     async def mail_from(self, session: Session, event: MailFrom) -> Reply:
         # Any sender may send to our users; SPF/DKIM/DMARC judge the sender later (inbound protection).
@@ -65,11 +80,17 @@ class MxPolicy:
     async def deliver(self, session: Session, transaction: Transaction, size: int) -> Reply:
         spool = transaction.spool
         assert spool is not None
+        outcome = await self._check(session, transaction, spool) if self._pipeline else ACCEPTED
+        if outcome.reply is not None:
+            return outcome.reply  # the session drops the spool
+        if outcome.headers:
+            spool = transaction.spool = await self._with_headers(spool, transaction.trace_length, outcome)
+        copies = [_placed(copy, outcome) for copy in transaction.copies.values()]
         structure = await parse_spool(spool, self._blobs)
         blob = spool.ref
         try:
             stored, queued = await self._delivery.accept(
-                list(transaction.copies.values()),
+                copies,
                 transaction.remote,
                 blob=spool,
                 structure=structure,
@@ -94,3 +115,54 @@ class MxPolicy:
             session.stream.peer_host,
         )
         return Reply(code=250, status="2.0.0", text=f"OK id={transaction.id}")
+
+    async def _check(self, session: Session, transaction: Transaction, spool: BlobWriter) -> Outcome:
+        async with self._content(spool) as content:
+            return await self._pipeline.run(
+                Inbound(
+                    id=transaction.id,
+                    content=content,
+                    envelope=transaction.envelope(),
+                    remote_ip=session.stream.peer_host,
+                    helo=session.conn.ehlo.name if session.conn.ehlo else "",
+                    is_tls=session.stream.is_tls,
+                    account_ids=tuple(transaction.copies),
+                )
+            )
+
+    @asynccontextmanager
+    async def _content(self, spool: BlobWriter) -> AsyncIterator[bytes | mmap.mmap]:
+        """The message for the checks: in memory when small, else made durable and mapped."""
+        content = spool.in_memory()
+        if content is not None:
+            yield content
+            return
+        ref = await spool.commit()  # already spilled to disk: the fsync is the price of a large message
+        handle = await asyncio.to_thread(open, self._blobs.path(ref.id), "rb")
+        with handle:
+            if ref.size == 0:
+                yield b""
+                return
+            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                yield mapped
+
+    async def _with_headers(self, spool: BlobWriter, trace_length: int, outcome: Outcome) -> BlobWriter:
+        """A new spool with the checks' headers after the trace headers; the old one is dropped."""
+        block = outcome.header_block()
+        fresh = self._blobs.create()
+        async with self._content(spool) as content:
+            fresh.write(content[:trace_length])
+            fresh.write(block)
+            for start in range(trace_length, len(content), _COPY_CHUNK):
+                fresh.write(content[start : start + _COPY_CHUNK])
+        spool.abort()
+        return fresh
+
+
+_COPY_CHUNK = 1 << 20
+
+
+def _placed(copy: LocalCopy, outcome: Outcome) -> LocalCopy:
+    if outcome.action is Action.JUNK or copy.account.id in outcome.junk_accounts:
+        return dataclasses.replace(copy, special_use=SpecialUse.JUNK)
+    return copy

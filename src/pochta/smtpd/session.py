@@ -79,6 +79,7 @@ class Transaction:
     copies: dict[int, LocalCopy] = field(default_factory=dict)  # account id → its copy's recipients
     remote: list[Recipient] = field(default_factory=list)  # for the outbound queue (submission)
     spool: BlobWriter | None = None
+    trace_length: int = 0  # octets of Return-Path/Received at the top of the spool; checks' headers go after
     started: datetime
 
     def is_over_quota(self, resolution: Resolution) -> bool:
@@ -265,7 +266,9 @@ class Session:
         assert transaction is not None
         if transaction.spool is None:
             transaction.spool = self.blobs.create()
-            transaction.spool.write(self._trace_headers(transaction))
+            trace = self._trace_headers(transaction)
+            transaction.trace_length = len(trace)
+            transaction.spool.write(trace)
         if isinstance(event, Data):
             self._write(replies.DATA_GO_AHEAD)
 

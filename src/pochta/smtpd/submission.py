@@ -18,6 +18,7 @@ from email.utils import format_datetime
 
 from pochta.accounts import resolve
 from pochta.delivery import LocalDelivery, parse_spool
+from pochta.filters.pipeline import Inbound, Pipeline
 from pochta.mail.address import Address, AddressError, parse_address
 from pochta.mail.addresslist import parse_address_list
 from pochta.mail.headers import fields
@@ -45,7 +46,9 @@ class SubmissionPolicy:
         blobs: Blobs,
         hostname: str,
         now: Callable[[], datetime],
+        pipeline: Pipeline | None = None,
     ) -> None:
+        self._pipeline = pipeline or Pipeline()  # outgoing checks (the virus scan); their headers are not added
         self._directory = directory
         self._delivery = delivery
         self._blobs = blobs
@@ -110,6 +113,21 @@ class SubmissionPolicy:
                 for k in keys
             ]
             message = await asyncio.to_thread(sign, message, signing) + message
+        if self._pipeline:
+            outcome = await self._pipeline.run(
+                Inbound(
+                    id=transaction.id,
+                    content=message,
+                    envelope=transaction.envelope(),
+                    remote_ip=session.stream.peer_host,
+                    helo=session.conn.ehlo.name if session.conn.ehlo else "",
+                    is_tls=session.stream.is_tls,
+                    authenticated=account.address,
+                    account_ids=tuple(transaction.copies),
+                )
+            )
+            if outcome.reply is not None:
+                return outcome.reply
         fixed = self._blobs.create()
         fixed.write(message)
         return await self._store(session, transaction, fixed, account)

@@ -1,0 +1,1 @@
+"""Checks that judge a message before we answer its DATA: sender authentication, viruses, spam."""
