@@ -22,6 +22,10 @@ from pochta.config import Config, parse_host_port
 from pochta.delivery import LocalDelivery, NoticeSender
 from pochta.dns import DnsResolver
 from pochta.filters.pipeline import Check, Pipeline
+from pochta.filters.spam.check import SpamCheck
+from pochta.filters.spam.dnsbl import Blocklists
+from pochta.filters.spam.learn import Learner
+from pochta.filters.spam.models import Models
 from pochta.imapd.service import handlers as imap_handlers
 from pochta.net import Handler, Listener, Refusal, Stream
 from pochta.outbound.deliver import Relay
@@ -117,6 +121,8 @@ class Server:
         self.blobs: FileBlobs | None = None
         self.runner: QueueRunner | None = None
         self._runner_task: asyncio.Task[None] | None = None
+        self.spam_learner: Learner | None = None
+        self._learner_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         config = self.config
@@ -145,6 +151,8 @@ class Server:
             raise
         assert self.runner is not None
         self._runner_task = asyncio.ensure_future(self.runner.run())
+        if self.spam_learner is not None:
+            self._learner_task = asyncio.ensure_future(self.spam_learner.run())
         missing = [name for name in self.listeners if name not in handlers]
         if missing:
             log.warning("not built yet, answering 'unavailable': %s", ", ".join(missing))
@@ -161,7 +169,10 @@ class Server:
         delivery = LocalDelivery(store, queue=store)
         self.runner = runner = self._queue_runner(store, blobs, delivery)
         delivery.on_queued = runner.wake
-        inbound, outgoing = self._pipelines(store)
+        spam_models = Models(store)
+        if config.spam.enabled:
+            self.spam_learner = Learner(models=spam_models, mailboxes=store, blobs=blobs)
+        inbound, outgoing = self._pipelines(store, spam_models)
         mx = MxPolicy(directory=store, delivery=delivery, blobs=blobs, hostname=config.hostname, pipeline=inbound)
         submission = SubmissionPolicy(
             directory=store,
@@ -188,13 +199,32 @@ class Server:
             "submission": submit,
             "submissions": submit,
             **pop3d.handlers(store=store, blobs=blobs, config=config, tls=tls, auth_failure_delay=failure_delay),
-            **imap_handlers(store=store, blobs=blobs, config=config, tls=tls, failure_delay=failure_delay),
+            **imap_handlers(
+                store=store,
+                blobs=blobs,
+                config=config,
+                tls=tls,
+                failure_delay=failure_delay,
+                learner=self.spam_learner,
+            ),
         }
 
-    def _pipelines(self, store: Store) -> tuple[Pipeline, Pipeline]:
+    def _pipelines(self, store: Store, spam_models: Models) -> tuple[Pipeline, Pipeline]:
         """The checks for mail arriving on the MX and for mail our users submit, in order."""
+        config = self.config
         inbound: list[Check] = []
         outgoing: list[Check] = []
+        if config.spam.enabled:  # after the auth and virus checks: it reads their facts
+            resolver = DnsResolver(nameservers=config.dns.nameservers or None, timeout=config.dns.timeout)
+            inbound.append(
+                SpamCheck(
+                    models=spam_models,
+                    store=store,
+                    blocklists=Blocklists(resolver, dnsbl=config.spam.dnsbl, uribl=config.spam.uribl),
+                    junk_threshold=config.spam.junk_threshold,
+                    reject_threshold=config.spam.reject_threshold,
+                )
+            )
         return Pipeline(inbound), Pipeline(outgoing)
 
     def _queue_runner(self, store: Store, blobs: FileBlobs, delivery: LocalDelivery) -> QueueRunner:
@@ -260,10 +290,11 @@ class Server:
         if self.runner is not None:
             stopping.append(self.runner.stop(grace))
         await asyncio.gather(*stopping)
-        if self._runner_task is not None:
-            self._runner_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner_task
+        for task in (self._runner_task, self._learner_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.store is not None:
             await self.store.close()
             self.store = None

@@ -121,6 +121,23 @@ class Dns:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Spam:
+    enabled: bool = field(default=True, metadata=_doc("score mail arriving on the MX (docs/spam.md)"))
+    junk_threshold: float = field(
+        default=5.0, metadata=_doc("score from which a message is delivered to the recipient's Junk mailbox")
+    )
+    reject_threshold: float = field(
+        default=15.0, metadata=_doc("score from which a message is refused with 550 5.7.1; above junk_threshold")
+    )
+    dnsbl: tuple[str, ...] = field(
+        default=(), metadata=_doc('DNS blocklists for the connecting IP, e.g. ["zen.spamhaus.org"]; empty: none')
+    )
+    uribl: tuple[str, ...] = field(
+        default=(), metadata=_doc('blocklists for domains linked in the body, e.g. ["multi.uribl.com"]; empty: none')
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Storage:
     fsync: bool = field(
         default=True,
@@ -149,6 +166,7 @@ class Config:
     storage: Storage = field(default_factory=Storage)
     outbound: Outbound = field(default_factory=Outbound)
     dns: Dns = field(default_factory=Dns)
+    spam: Spam = field(default_factory=Spam)
     log: Log = field(default_factory=Log)
 
     @property
@@ -232,6 +250,8 @@ def _check(config: Config) -> None:
                 parse_host_port(item)
             except ValueError as exc:
                 raise ConfigError(f"listen.{f.name}: {exc}") from exc
+    if config.spam.reject_threshold <= config.spam.junk_threshold:
+        raise ConfigError("spam.reject_threshold: must be above spam.junk_threshold")
     if bool(config.tls.cert) != bool(config.tls.key):
         raise ConfigError("tls.cert: cert and key must be given together")
     for key in ("cert", "key"):

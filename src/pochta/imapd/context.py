@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -23,12 +23,20 @@ class Settings:
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
+class Learner(Protocol):
+    """Where IMAP reports that a user called messages spam or not (moved into or out of Junk, set $Junk or
+    $NotJunk); the spam filter learns from them later, off the command's path."""
+
+    def learn(self, *, account_id: int, mailbox_id: int, uids: Sequence[int], is_spam: bool) -> None: ...
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Context:
     store: Store
     blobs: Blobs
     settings: Settings
     recent: RecentClaims  # shared by every session of the process
+    learner: Learner | None = None
 
 
 class Output(Protocol):

@@ -22,7 +22,7 @@ from pochta.proto.imap.responses import (
     copyuid,
     render_flags,
 )
-from pochta.store.api import BlobWriter, ChangeKind, FlagOp, Mailbox, NewMessage, StoreError
+from pochta.store.api import BlobWriter, ChangeKind, FlagOp, Mailbox, NewMessage, SpecialUse, StoreError
 
 from . import search
 from .context import Context, Output
@@ -227,6 +227,8 @@ async def store_flags(
     )
     for update in result.updated:
         selected.set_flags(update.uid, update.flags, update.modseq)
+    if context.learner is not None and result.updated and command.mode is not c.StoreMode.REMOVE:
+        _learn_from_keywords(context, selected, flags, [update.uid for update in result.updated])
     for response in selected.keyword_updates(update.uid for update in result.updated):
         out.send(response)
     failed = set(result.failed_unchangedsince)
@@ -286,6 +288,8 @@ async def copy(
         raise refusal_for(exc, is_target=True) from exc
     if not pairs:
         return None
+    if context.learner is not None:
+        _learn_from_copy(context, account_id, selected, target, [new for _, new in pairs])
     code = copyuid(target.uidvalidity, [source for source, _ in pairs], [new for _, new in pairs])
     if not command.is_move:
         return code
@@ -293,6 +297,31 @@ async def copy(
     for response in selected.remove([source for source, _ in pairs], is_qresync=is_qresync):
         out.send(response)
     return None
+
+
+def _learn_from_copy(context: Context, account_id: int, selected: Selected, target: Mailbox, uids: list[int]) -> None:
+    """Into Junk is "this is spam"; out of Junk, except into Trash, is "this is not spam"."""
+    assert context.learner is not None
+    if target.special_use is SpecialUse.JUNK and selected.special_use is not SpecialUse.JUNK:
+        is_spam = True
+    elif selected.special_use is SpecialUse.JUNK and target.special_use not in (SpecialUse.JUNK, SpecialUse.TRASH):
+        is_spam = False
+    else:
+        return
+    context.learner.learn(account_id=account_id, mailbox_id=target.id, uids=uids, is_spam=is_spam)
+
+
+def _learn_from_keywords(context: Context, selected: Selected, flags: frozenset[str], uids: list[int]) -> None:
+    """The $Junk and $NotJunk keywords (RFC 5788 registry; set by Thunderbird, Apple Mail and others)."""
+    assert context.learner is not None
+    lowered = {flag.lower() for flag in flags}
+    if "$junk" in lowered:
+        is_spam = True
+    elif "$notjunk" in lowered:
+        is_spam = False
+    else:
+        return
+    context.learner.learn(account_id=selected.account_id, mailbox_id=selected.mailbox_id, uids=uids, is_spam=is_spam)
 
 
 async def expunge(context: Context, selected: Selected, command: c.Expunge, out: Output, *, is_qresync: bool) -> None:

@@ -49,7 +49,9 @@ class Selected:
         shows_recent: bool,
     ) -> None:
         self.mailbox_id = mailbox.id
+        self.account_id = mailbox.account_id
         self.name = mailbox.name
+        self.special_use = mailbox.special_use
         self.uidvalidity = mailbox.uidvalidity
         self.uidnext = mailbox.uidnext
         self.is_read_only = is_read_only

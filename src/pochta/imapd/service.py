@@ -9,7 +9,7 @@ from pochta.net import Handler, Stream
 from pochta.proto.imap import Limits
 from pochta.store.api import Blobs, Store
 
-from .context import Context, Settings
+from .context import Context, Learner, Settings
 from .recent import RecentClaims
 from .session import Session
 
@@ -21,6 +21,7 @@ def handlers(
     config: Config,
     tls: ssl.SSLContext | None,
     failure_delay: float = 1.0,
+    learner: Learner | None = None,
 ) -> dict[str, Handler]:
     """Handlers for the ``imap`` and ``imaps`` listeners (``imaps`` streams arrive with TLS up)."""
     settings = Settings(
@@ -30,7 +31,9 @@ def handlers(
         tls=tls,
         failure_delay=failure_delay,
     )
-    context = Context(store=store, blobs=blobs, settings=settings, recent=RecentClaims(started=settings.now()))
+    context = Context(
+        store=store, blobs=blobs, settings=settings, recent=RecentClaims(started=settings.now()), learner=learner
+    )
 
     async def imap(stream: Stream) -> None:
         await Session(stream, context=context).run()

@@ -431,7 +431,63 @@ class QueueStore(Protocol):
     async def delete_queue_entry(self, queue_id: int) -> None: ...
 
 
-class Store(Directory, Mailboxes, Changes, QueueStore, Protocol):
+# ---- spam filter --------------------------------------------------------------------------------
+
+GLOBAL_MODEL = 0  # the account id of the model and the allow/block list that every account shares
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpamModel:
+    """One classifier model: per token, how many spam and ham messages held it."""
+
+    tokens: Mapping[str, tuple[int, int]]  # token → (spam, ham)
+    spam: int  # messages trained as spam
+    ham: int
+    generation: int  # raised by every training, so a cached copy knows it is stale
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpamTraining:
+    """Count changes for one model, written in one transaction."""
+
+    account_id: int  # GLOBAL_MODEL or a user's account
+    deltas: Mapping[str, tuple[int, int]]  # token → (spam change, ham change); counts never go below 0
+    spam: int = 0  # change of the number of spam messages
+    ham: int = 0
+    trained: Mapping[str, bool | None] = field(default_factory=dict)  # message digest → class now (None: forgotten)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpamListEntry:
+    account_id: int  # GLOBAL_MODEL for the server-wide list
+    pattern: str  # an address (local@domain) or "@domain", lowercase
+    is_block: bool  # block (always spam) or allow (never spam)
+
+
+class SpamStore(Protocol):
+    """The learning spam filter's models, what each model was taught, and the allow and block lists."""
+
+    async def spam_model(self, account_id: int) -> SpamModel: ...
+    async def spam_generation(self, account_id: int) -> int:
+        """The model's generation (0 when it was never trained): a cheap staleness check."""
+        ...
+
+    async def spam_trained(self, account_id: int, messages: Sequence[str]) -> dict[str, bool]:
+        """Which of the message digests this model was taught, and as what (True: spam)."""
+        ...
+
+    async def train_spam(self, training: SpamTraining) -> int:
+        """Apply count changes and record the trained messages; returns the model's new generation."""
+        ...
+
+    async def add_spam_list_entry(self, entry: SpamListEntry) -> None: ...
+    async def remove_spam_list_entry(self, account_id: int, pattern: str) -> None: ...
+    async def spam_list(self, account_ids: Sequence[int]) -> list[SpamListEntry]:
+        """The entries of these accounts' lists (include GLOBAL_MODEL for the server-wide one)."""
+        ...
+
+
+class Store(Directory, Mailboxes, Changes, QueueStore, SpamStore, Protocol):
     """One backend implements all of them; sessions take the narrower Protocol they need."""
 
     async def close(self) -> None: ...

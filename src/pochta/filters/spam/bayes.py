@@ -1,0 +1,185 @@
+"""The statistical classifier: token counts, Robinson's per-token probabilities, Fisher's chi-squared combining.
+
+This is the SpamBayes/bogofilter method. For each token, the share of spam and of ham messages that held
+it gives a probability that a message with the token is spam; Robinson's correction pulls tokens seen
+only a few times toward "unknown" (0.5). The most telling tokens (at most :data:`MAX_CLUES`, each at
+least :data:`MIN_DISTANCE` from 0.5) are combined with Fisher's method twice, once testing "spam", once
+testing "ham"; the result is near 1 for spam, near 0 for ham and near 0.5 when the evidence disagrees.
+
+Chosen by measurement against logistic regression over the same tokens (5-fold cross-validation on the
+training half of the SpamAssassin corpus; bench/spam_accuracy.py): about the same accuracy, and counts can
+be un-learned exactly when a user changes their mind, added up per user, and kept in the store as they are.
+
+A per-user model adds its counts to the global ones (weighted by :data:`USER_WEIGHT`), so what one user
+taught moves only that user's scores.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+STRENGTH = 0.45  # Robinson's s: how strongly a rare token is pulled toward X
+UNKNOWN = 0.5  # Robinson's x: the probability of a token never seen
+MIN_DISTANCE = 0.2  # tokens with |f - 0.5| below this are not clues (measured: 0.1 and 0.2 alike, 0.2 faster)
+MAX_CLUES = 150
+MIN_TRAINED = 5  # messages of each class a model needs before it says anything
+USER_WEIGHT = 4  # a message a user trained counts as this many of the global model's
+
+
+@dataclass(slots=True)
+class Counts:
+    """A model: how many spam and ham messages held each token, and how many there were of each."""
+
+    tokens: dict[str, tuple[int, int]] = field(default_factory=dict)  # token → (spam, ham)
+    spam: int = 0
+    ham: int = 0
+
+    def add(self, tokens: Iterable[str], *, is_spam: bool, sign: int = 1) -> None:
+        """Count one message (``sign=-1`` un-counts it, never below zero)."""
+        table = self.tokens
+        if is_spam:
+            self.spam = max(0, self.spam + sign)
+            for token in tokens:
+                spam, ham = table.get(token, (0, 0))
+                spam = max(0, spam + sign)
+                if spam or ham:
+                    table[token] = (spam, ham)
+                else:
+                    table.pop(token, None)
+        else:
+            self.ham = max(0, self.ham + sign)
+            for token in tokens:
+                spam, ham = table.get(token, (0, 0))
+                ham = max(0, ham + sign)
+                if spam or ham:
+                    table[token] = (spam, ham)
+                else:
+                    table.pop(token, None)
+
+    def apply(self, deltas: Mapping[str, tuple[int, int]], *, spam: int, ham: int) -> None:
+        """Add count changes as computed by :func:`deltas`."""
+        table = self.tokens
+        self.spam = max(0, self.spam + spam)
+        self.ham = max(0, self.ham + ham)
+        for token, (ds, dh) in deltas.items():
+            old_spam, old_ham = table.get(token, (0, 0))
+            new = (max(0, old_spam + ds), max(0, old_ham + dh))
+            if new == (0, 0):
+                table.pop(token, None)
+            else:
+                table[token] = new
+
+
+def deltas(messages: Iterable[tuple[Iterable[str], bool, int]]) -> dict[str, tuple[int, int]]:
+    """Summed count changes of (tokens, is_spam, +1 learn / -1 unlearn) messages, for one store write."""
+    out: dict[str, tuple[int, int]] = {}
+    for tokens, is_spam, sign in messages:
+        if is_spam:
+            for token in tokens:
+                spam, ham = out.get(token, (0, 0))
+                out[token] = (spam + sign, ham)
+        else:
+            for token in tokens:
+                spam, ham = out.get(token, (0, 0))
+                out[token] = (spam, ham + sign)
+    return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Result:
+    probability: float  # 0 ham … 1 spam; 0.5 when the model does not know
+    clues: tuple[tuple[str, float], ...] = ()  # the most telling tokens and their probabilities, strongest first
+    is_trained: bool = True
+
+
+class Classifier:
+    """Scores token sets against a global model and, optionally, a user's model.
+
+    The global model's clues (tokens far enough from 0.5) are computed once into a table, so scoring a
+    message is a set intersection and a sort; call :meth:`changed` after the global model is trained.
+    """
+
+    def __init__(self, model: Counts) -> None:
+        self.model = model
+        self._clues: dict[str, float] = {}
+        self.changed()
+
+    def changed(self) -> None:
+        model = self.model
+        spam_total, ham_total = model.spam, model.ham
+        clues: dict[str, float] = {}
+        for token, (spam, ham) in model.tokens.items():
+            f = _probability(spam, ham, spam_total, ham_total)
+            if abs(f - 0.5) >= MIN_DISTANCE:
+                clues[token] = f
+        self._clues = clues
+
+    def classify(self, tokens: set[str], user: Counts | None = None, *, explain: bool = False) -> Result:
+        model = self.model
+        spam_total = model.spam
+        ham_total = model.ham
+        if user is not None and (user.spam or user.ham):
+            spam_total += USER_WEIGHT * user.spam
+            ham_total += USER_WEIGHT * user.ham
+        else:
+            user = None
+        if spam_total < MIN_TRAINED or ham_total < MIN_TRAINED:
+            return Result(probability=UNKNOWN, is_trained=False)
+        global_clues = self._clues
+        if user is None:
+            found = [(global_clues[token], token) for token in tokens & global_clues.keys()]
+        else:
+            personal = tokens & user.tokens.keys()
+            found = [(global_clues[token], token) for token in (tokens - personal) & global_clues.keys()]
+            table = model.tokens
+            for token in personal:
+                user_spam, user_ham = user.tokens[token]
+                spam, ham = table.get(token, (0, 0))
+                f = _probability(spam + USER_WEIGHT * user_spam, ham + USER_WEIGHT * user_ham, spam_total, ham_total)
+                if abs(f - 0.5) >= MIN_DISTANCE:
+                    found.append((f, token))
+        if not found:
+            return Result(probability=UNKNOWN)
+        if len(found) > MAX_CLUES:
+            found.sort(key=_strength, reverse=True)
+            del found[MAX_CLUES:]
+        probability = _combine([f for f, _ in found])
+        if not explain:
+            return Result(probability=probability)
+        found.sort(key=_strength, reverse=True)
+        return Result(probability=probability, clues=tuple((token, f) for f, token in found[:20]))
+
+
+def _strength(clue: tuple[float, str]) -> float:
+    return abs(clue[0] - 0.5)
+
+
+def _probability(spam: int, ham: int, spam_total: int, ham_total: int) -> float:
+    """Robinson's f(w): the token's spam probability, pulled toward UNKNOWN when it was seen rarely."""
+    seen = spam + ham
+    if seen == 0:
+        return UNKNOWN
+    spam_ratio = spam / spam_total if spam_total else 0.0
+    ham_ratio = ham / ham_total if ham_total else 0.0
+    p = spam_ratio / (spam_ratio + ham_ratio) if spam_ratio + ham_ratio else UNKNOWN
+    return (STRENGTH * UNKNOWN + seen * p) / (STRENGTH + seen)
+
+
+def _combine(probabilities: list[float]) -> float:
+    """Fisher's chi-squared combining of both hypotheses (Robinson; as in SpamBayes)."""
+    n = len(probabilities)
+    spam_side = _chi2q(-2.0 * sum(map(math.log, probabilities)), 2 * n)
+    ham_side = _chi2q(-2.0 * sum(math.log(1.0 - p) for p in probabilities), 2 * n)
+    return (spam_side - ham_side + 1.0) / 2.0
+
+
+def _chi2q(chi: float, freedom: int) -> float:
+    """P(chi² ≥ chi) for an even number of degrees of freedom."""
+    m = chi / 2.0
+    term = total = math.exp(-m)
+    for i in range(1, freedom // 2):
+        term *= m / i
+        total += term
+    return min(total, 1.0)
