@@ -532,3 +532,6 @@ def _human(octets: int) -> str:
 
 def main() -> None:
     cli(prog_name="pochta")
+
+
+from pochta.admin import spam as _spam  # noqa: E402, F401  (registers `pochta spam`)

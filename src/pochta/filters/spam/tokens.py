@@ -121,15 +121,15 @@ def _header_features(block: bytes, out: Features) -> None:
     # Latin-1 keeps every octet; RFC 2047 words and UTF-8 values (RFC 6532) are decoded per field.
     for written, raw in _TEXT_FIELD.findall(block.decode("latin-1")):
         name = written.lower()
-        if name.startswith(_SKIPPED_HEADERS):
-            continue
-        tokens.add("h:" + name)
         value = _FOLD.sub("", raw).strip()
         if "=?" in value:
             value = decode_words(value)
         elif not value.isascii():
             value = decode_text(value.encode("latin-1"))
         seen.setdefault(name, value)
+        if name.startswith(_SKIPPED_HEADERS):
+            continue
+        tokens.add("h:" + name)
         prefix = _WORD_HEADERS.get(name) or "H" + name[:12] + ":"
         if name == "message-id":
             tokens.add("i:" + value.rpartition("@")[2].strip("> ").lower())

@@ -1,0 +1,232 @@
+"""`pochta spam ...`: train the filter in bulk, score messages, keep the allow and block lists."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from pochta.filters.spam import rules
+from pochta.filters.spam.check import assess, list_hit, senders
+from pochta.filters.spam.models import Example, Models
+from pochta.filters.spam.tokens import features
+from pochta.store.api import GLOBAL_MODEL, SpamListEntry, Store
+
+from .cli import _address, _config, _fail, _run, cli
+
+_MBOX_SEPARATOR = re.compile(rb"(?:\A|\n\r?\n)From \S+[^\n]*\n")
+_BATCH = 2000  # messages per store write while training
+
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    name: str  # the path, with ":N" for the N-th message of an mbox
+    data: bytes
+
+
+def _files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(
+            Path(root) / name
+            for root, _, names in os.walk(path)
+            for name in names
+            if not name.startswith(".") and (Path(root) / name).is_file()
+        )
+    if path.is_file():
+        return [path]
+    _fail(f"{path}: no such file or directory")
+
+
+def _messages(path: Path) -> Iterator[_Source]:
+    """The messages in a file (one message, or an mbox of several) or under a folder (Maildir or any tree)."""
+    for file in _files(path):
+        data = file.read_bytes()
+        if not data.startswith(b"From "):
+            yield _Source(str(file), data)
+            continue
+        starts = [match.end() for match in _MBOX_SEPARATOR.finditer(data)]
+        if len(starts) <= 1:
+            yield _Source(str(file), data[starts[0] :] if starts else data)
+            continue
+        ends = [*(match.start() for match in _MBOX_SEPARATOR.finditer(data)), len(data)][1:]
+        for number, (start, end) in enumerate(zip(starts, ends, strict=True), 1):
+            yield _Source(f"{file}:{number}", data[start:end])
+
+
+def _split_classes(words: Sequence[str]) -> tuple[list[Path], list[Path]]:
+    ham: list[Path] = []
+    spam: list[Path] = []
+    current: list[Path] | None = None
+    for word in words:
+        if word == "--ham":
+            current = ham
+        elif word == "--spam":
+            current = spam
+        elif word.startswith("--"):
+            _fail(f"unknown option {word}")
+        elif current is None:
+            _fail(f"{word}: say --ham or --spam before the paths")
+        else:
+            current.append(Path(word))
+    if not ham and not spam:
+        _fail("nothing to train: give --ham PATH... and/or --spam PATH...")
+    return ham, spam
+
+
+async def _account_id(store: Store, address: str | None) -> int:
+    if address is None:
+        return GLOBAL_MODEL
+    account = await store.get_account(_address(address))
+    if account is None:
+        _fail(f"{address}: no such account")
+    return account.id
+
+
+@cli.group()
+def spam() -> None:
+    """The learning spam filter (docs/spam.md)."""
+
+
+@spam.command("train", context_settings={"ignore_unknown_options": True})
+@click.option("--user", "user", metavar="ADDRESS", help="train this user's model (default: the global one)")
+@click.argument("paths", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def spam_train(ctx: click.Context, user: str | None, paths: tuple[str, ...]) -> None:
+    """Train with messages: --ham PATH... --spam PATH... (files, folders such as Maildirs, or mbox files)."""
+    ham, spam_paths = _split_classes(paths)
+    sources = [(path, False) for path in ham] + [(path, True) for path in spam_paths]
+    totals = [0, 0, 0]
+
+    async def action(store: Store) -> None:
+        account_id = await _account_id(store, user)
+        models = Models(store)
+        files = [(file, is_spam) for path, is_spam in sources for file in _files(path)]
+        with Progress(
+            TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
+        ) as progress:
+            task = progress.add_task("files", total=len(files))
+            batch: list[Example] = []
+            for file, is_spam in files:
+                for source in _messages(file):
+                    digest = hashlib.sha256(source.data).hexdigest()
+                    batch.append(Example(digest=digest, tokens=features(source.data).tokens, is_spam=is_spam))
+                if len(batch) >= _BATCH:
+                    await _learn(models, account_id, batch, totals)
+                    batch = []
+                progress.advance(task)
+            await _learn(models, account_id, batch, totals)
+
+    _run(ctx, action)
+    click.echo(f"learned {totals[0]}, relearned {totals[1]}, already known {totals[2]}")
+
+
+async def _learn(models: Models, account_id: int, batch: list[Example], totals: list[int]) -> None:
+    if batch:
+        result = await models.learn(account_id, batch)
+        totals[0] += result.learned
+        totals[1] += result.relearned
+        totals[2] += result.skipped
+
+
+@spam.command("check")
+@click.option("--user", "user", metavar="ADDRESS", help="score with this user's model and lists as well")
+@click.option("--explain", is_flag=True, help="add the rules that fired and the most telling tokens")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.pass_context
+def spam_check(ctx: click.Context, user: str | None, explain: bool, paths: tuple[Path, ...]) -> None:
+    """Score messages (files, folders or mbox files): one line each, path, score and verdict."""
+    settings = _config(ctx).spam
+
+    async def action(store: Store) -> None:
+        account_id = await _account_id(store, user)
+        models = Models(store)
+        account = account_id if account_id != GLOBAL_MODEL else None
+        entries = await store.spam_list([GLOBAL_MODEL, account_id])
+        for path in paths:
+            for source in _messages(path):
+                found = features(source.data)
+                listed = list_hit(entries, senders(found, ""))
+                hits = rules.message_hits(found, {})
+                bayes = await models.classify(found.tokens, account, explain=explain)
+                result = assess(bayes, [*hits, listed] if listed else hits)
+                if result.score >= settings.reject_threshold:
+                    verdict = "reject"
+                elif result.score >= settings.junk_threshold:
+                    verdict = "junk"
+                else:
+                    verdict = "accept"
+                line = f"{source.name}\t{result.score:.2f}\t{verdict}"
+                if explain:
+                    tests = ",".join(f"{hit.name}={hit.points:g}" for hit in result.hits) or "none"
+                    clues = " ".join(f"{token!r}={p:.3f}" for token, p in bayes.clues[:10])
+                    line += f"\ttests={tests}\tp={bayes.probability:.4f}\tclues: {clues}"
+                click.echo(line)
+
+    _run(ctx, action)
+
+
+def _pattern(text: str) -> str:
+    if text.startswith("@") and "." in text:
+        return text.lower()
+    return _address(text).lower()
+
+
+@spam.command("allow")
+@click.option("--user", "user", metavar="ADDRESS", help="this user's list (default: the server-wide one)")
+@click.argument("pattern")
+@click.pass_context
+def spam_allow(ctx: click.Context, user: str | None, pattern: str) -> None:
+    """Never call mail from PATTERN (an address or @domain) spam."""
+    _list_add(ctx, user, pattern, is_block=False)
+
+
+@spam.command("block")
+@click.option("--user", "user", metavar="ADDRESS", help="this user's list (default: the server-wide one)")
+@click.argument("pattern")
+@click.pass_context
+def spam_block(ctx: click.Context, user: str | None, pattern: str) -> None:
+    """Always call mail from PATTERN (an address or @domain) spam."""
+    _list_add(ctx, user, pattern, is_block=True)
+
+
+def _list_add(ctx: click.Context, user: str | None, pattern: str, *, is_block: bool) -> None:
+    normalized = _pattern(pattern)
+
+    async def action(store: Store) -> None:
+        account_id = await _account_id(store, user)
+        await store.add_spam_list_entry(SpamListEntry(account_id=account_id, pattern=normalized, is_block=is_block))
+
+    _run(ctx, action)
+
+
+@spam.command("unlist")
+@click.option("--user", "user", metavar="ADDRESS", help="this user's list (default: the server-wide one)")
+@click.argument("pattern")
+@click.pass_context
+def spam_unlist(ctx: click.Context, user: str | None, pattern: str) -> None:
+    """Remove PATTERN from the allow or block list."""
+    normalized = _pattern(pattern)
+
+    async def action(store: Store) -> None:
+        await store.remove_spam_list_entry(await _account_id(store, user), normalized)
+
+    _run(ctx, action)
+
+
+@spam.command("lists")
+@click.option("--user", "user", metavar="ADDRESS", help="this user's list (default: the server-wide one)")
+@click.pass_context
+def spam_lists(ctx: click.Context, user: str | None) -> None:
+    """Show the allow and block list."""
+
+    async def action(store: Store) -> list[SpamListEntry]:
+        return await store.spam_list([await _account_id(store, user)])
+
+    for entry in _run(ctx, action):
+        click.echo(f"{'block' if entry.is_block else 'allow'}\t{entry.pattern}")
