@@ -121,6 +121,7 @@ class Server:
         self.blobs: FileBlobs | None = None
         self.runner: QueueRunner | None = None
         self._runner_task: asyncio.Task[None] | None = None
+        self.spam_models: Models | None = None
         self.spam_learner: Learner | None = None
         self._learner_task: asyncio.Task[None] | None = None
 
@@ -169,10 +170,10 @@ class Server:
         delivery = LocalDelivery(store, queue=store)
         self.runner = runner = self._queue_runner(store, blobs, delivery)
         delivery.on_queued = runner.wake
-        spam_models = Models(store)
+        self.spam_models = Models(store)
         if config.spam.enabled:
-            self.spam_learner = Learner(models=spam_models, mailboxes=store, blobs=blobs)
-        inbound, outgoing = self._pipelines(store, spam_models)
+            self.spam_learner = Learner(models=self.spam_models, mailboxes=store, blobs=blobs)
+        inbound, outgoing = self._pipelines(store)
         mx = MxPolicy(directory=store, delivery=delivery, blobs=blobs, hostname=config.hostname, pipeline=inbound)
         submission = SubmissionPolicy(
             directory=store,
@@ -209,16 +210,16 @@ class Server:
             ),
         }
 
-    def _pipelines(self, store: Store, spam_models: Models) -> tuple[Pipeline, Pipeline]:
+    def _pipelines(self, store: Store) -> tuple[Pipeline, Pipeline]:
         """The checks for mail arriving on the MX and for mail our users submit, in order."""
         config = self.config
         inbound: list[Check] = []
         outgoing: list[Check] = []
-        if config.spam.enabled:  # after the auth and virus checks: it reads their facts
+        if config.spam.enabled and self.spam_models is not None:  # after auth and virus checks: reads their facts
             resolver = DnsResolver(nameservers=config.dns.nameservers or None, timeout=config.dns.timeout)
             inbound.append(
                 SpamCheck(
-                    models=spam_models,
+                    models=self.spam_models,
                     store=store,
                     blocklists=Blocklists(resolver, dnsbl=config.spam.dnsbl, uribl=config.spam.uribl),
                     junk_threshold=config.spam.junk_threshold,

@@ -129,7 +129,7 @@ class Classifier:
         else:
             user = None
         if spam_total < MIN_TRAINED or ham_total < MIN_TRAINED:
-            return Result(probability=UNKNOWN, is_trained=False)
+            return Result(probability=0.5, is_trained=False)
         global_clues = self._clues
         if user is None:
             found = [(global_clues[token], token) for token in tokens & global_clues.keys()]
@@ -144,7 +144,7 @@ class Classifier:
                 if abs(f - 0.5) >= MIN_DISTANCE:
                     found.append((f, token))
         if not found:
-            return Result(probability=UNKNOWN)
+            return Result(probability=0.5)
         if len(found) > MAX_CLUES:
             found.sort(key=_strength, reverse=True)
             del found[MAX_CLUES:]

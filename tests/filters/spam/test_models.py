@@ -1,0 +1,71 @@
+"""Models over a real SQLite store: learning once per class, moving a message between classes, caches."""
+
+from __future__ import annotations
+
+from pochta.filters.spam.models import REFRESH, Example, Models
+from pochta.filters.spam.tokens import features
+from pochta.store.api import GLOBAL_MODEL, Store
+
+from .samples import ham, message, spam
+
+
+def _example(data: bytes, *, is_spam: bool, digest: str) -> Example:
+    return Example(digest=digest, tokens=features(data).tokens, is_spam=is_spam)
+
+
+async def _train_global(models: Models, count: int = 10) -> None:
+    await models.learn(
+        GLOBAL_MODEL,
+        [_example(spam(n), is_spam=True, digest=f"s{n}") for n in range(count)]
+        + [_example(ham(n), is_spam=False, digest=f"h{n}") for n in range(count)],
+    )
+
+
+async def test_learning_is_durable_and_counted_once(store: Store) -> None:
+    models = Models(store)
+    await _train_global(models)
+    again = await models.learn(GLOBAL_MODEL, [_example(spam(0), is_spam=True, digest="s0")])
+    assert (again.learned, again.relearned, again.skipped) == (0, 0, 1)
+    model = await store.spam_model(GLOBAL_MODEL)
+    assert (model.spam, model.ham) == (10, 10)
+    fresh = Models(store)  # a new process sees the same model
+    assert (await fresh.classify(features(spam(77)).tokens, None)).probability > 0.99
+
+
+async def test_a_message_changing_class_is_moved_over(store: Store) -> None:
+    models = Models(store)
+    await _train_global(models)
+    account = 5
+    note = message("gardening club newsletter tulips compost")
+    first = await models.learn(account, [_example(note, is_spam=True, digest="n1")])
+    assert first.learned == 1
+    spammy = (await models.user(account)).tokens["gardening"]
+    assert spammy == (1, 0)
+    moved = await models.learn(account, [_example(note, is_spam=False, digest="n1")])
+    assert (moved.learned, moved.relearned) == (0, 1)
+    user = await models.user(account)
+    assert (user.spam, user.ham, user.tokens["gardening"]) == (0, 1, (0, 1))
+    assert await store.spam_trained(account, ["n1", "other"]) == {"n1": False}
+    stored = await store.spam_model(account)
+    assert stored.tokens == user.tokens and stored.generation == 2
+
+
+async def test_another_writers_training_is_seen_after_the_refresh(store: Store) -> None:
+    now = [0.0]
+    reader = Models(store, clock=lambda: now[0])
+    await _train_global(Models(store))
+    newsletter = features(message("gardening club newsletter tulips compost")).tokens
+    before = (await reader.classify(newsletter, 9)).probability
+    writer = Models(store)
+    await writer.learn(
+        9,
+        [
+            _example(message("gardening club newsletter tulips", number=n), is_spam=True, digest=f"g{n}")
+            for n in range(3)
+        ],
+    )
+    await _train_global(writer, 12)  # the global model moved on too
+    assert (await reader.classify(newsletter, 9)).probability == before  # cached
+    now[0] += REFRESH + 1
+    assert (await reader.classify(newsletter, 9)).probability > before
+    assert (await reader.classifier()).model.spam == 12

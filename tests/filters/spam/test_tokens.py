@@ -1,0 +1,58 @@
+"""The tokenizer: decoded text parts, HTML to text, links and hosts, chosen headers."""
+
+from __future__ import annotations
+
+import base64
+
+from pochta.filters.spam.tokens import features
+
+
+def test_quoted_printable_in_a_legacy_charset_is_decoded() -> None:
+    found = features(
+        b"From: a@b.example\r\nSubject: =?iso-8859-1?q?Caf=E9?= menu\r\nContent-Type: text/plain; charset=iso-8859-1\r\n"
+        b"Content-Transfer-Encoding: quoted-printable\r\n\r\nDer Caf=E9 ist ge=\r\nschlossen.\r\n"
+    )
+    assert {"café", "geschlossen.", "der café"} <= found.tokens
+    assert "s:café" in found.tokens and "s:café menu" in found.tokens
+    assert found.headers["subject"] == "Café menu"
+    assert found.text_parts == 1 and found.html_parts == 0
+
+
+def test_base64_html_becomes_text_with_its_links() -> None:
+    html = (
+        b"<html><head><style>p {color: red}</style></head><body><p>Verify&nbsp;your <b>account</b></p>"
+        b'<a href="http://evil.phish.example/login">https://www.mybank.example/</a>'
+        b'<a href="https://docs.good.example/x">documentation</a></body></html>'
+    )
+    message = (
+        b"From: bank@mybank.example\r\nContent-Type: multipart/alternative; boundary=XX\r\n\r\n"
+        b"--XX\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        + base64.encodebytes(html)
+        + b"\r\n--XX--\r\n"
+    )
+    found = features(message)
+    assert {"verify", "your", "account", "tag:a", "tag:b", "u:evil.phish.example", "u:phish.example"} <= found.tokens
+    assert "color" not in found.tokens  # style sheets are not text
+    assert found.hosts == {"evil.phish.example", "docs.good.example", "www.mybank.example"}  # links and text
+    assert found.link_mismatches == 1  # the link shows one bank and goes elsewhere
+    assert found.html_parts == 1 and found.text_parts == 0
+    assert "ct:multipart/alternative" in found.tokens and "cte:base64" in found.tokens
+
+
+def test_trace_fields_and_other_filters_verdicts_are_not_features() -> None:
+    found = features(
+        b"From bounce@x.example Fri Nov 27 10:00:00 2026\r\n"
+        b"Return-Path: <bounce@x.example>\r\nDelivered-To: alice@example.test\r\n"
+        b"X-Spam-Status: Yes, score=99 tests=SOMETHING\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\n"
+        b"Received: from relay.x.example by mx.example.test\r\nFrom: Bob <bob@x.example>\r\n\r\nhello there\r\n"
+    )
+    assert not any("something" in token or "h:x-spam" in token for token in found.tokens)
+    assert "h:delivered-to" not in found.tokens and "h:date" not in found.tokens
+    assert "Hreceived:relay.x.example" in found.tokens and "f:@x.example" in found.tokens
+    assert found.headers["date"].startswith("Fri")  # the rules still see it
+    assert {"hello", "there", "hello there"} <= found.tokens
+
+
+def test_a_message_without_text_says_so() -> None:
+    found = features(b"From: a@b.example\r\nContent-Type: image/png\r\n\r\niVBORw0KGgo=\r\n")
+    assert {"x:no-words", "ct:image/png"} <= found.tokens
