@@ -4,14 +4,62 @@ from __future__ import annotations
 
 import random
 
-_HAM_WORDS = (
-    "meeting project review schedule agenda budget release notes patch build server deploy team lunch "
-    "thanks attached minutes report quarter design document question tomorrow friday kernel compile"
-).split()
-_SPAM_WORDS = (
-    "cheap pills winner prize claim offer limited viagra casino bonus unsubscribe guaranteed income "
-    "click free money loan credit lowest rates act now exclusive deal million inheritance"
-).split()
+_HAM_WORDS = [
+    "meeting",
+    "project",
+    "review",
+    "schedule",
+    "agenda",
+    "budget",
+    "release",
+    "notes",
+    "patch",
+    "build",
+    "server",
+    "deploy",
+    "team",
+    "lunch",
+    "thanks",
+    "attached",
+    "minutes",
+    "report",
+    "quarter",
+    "design",
+    "document",
+    "question",
+    "tomorrow",
+    "friday",
+    "kernel",
+    "compile",
+]
+_SPAM_WORDS = [
+    "cheap",
+    "pills",
+    "winner",
+    "prize",
+    "claim",
+    "offer",
+    "limited",
+    "viagra",
+    "casino",
+    "bonus",
+    "unsubscribe",
+    "guaranteed",
+    "income",
+    "click",
+    "free",
+    "money",
+    "loan",
+    "credit",
+    "lowest",
+    "rates",
+    "act",
+    "now",
+    "exclusive",
+    "deal",
+    "million",
+    "inheritance",
+]
 
 
 def ham(number: int, *, words: int = 40) -> bytes:

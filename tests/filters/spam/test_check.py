@@ -117,13 +117,15 @@ async def test_each_recipient_gets_their_own_verdict(tmp_path: Path) -> None:
 
 async def test_linked_domains_on_a_uribl(tmp_path: Path) -> None:
     zone = {"spammer.example.uribl.test.": {"A": ["127.0.0.2"]}}
-    async with serving(zone) as nameserver:
-        async with running_mx(
+    async with (
+        serving(zone) as nameserver,
+        running_mx(
             tmp_path, spam={"enabled": True, "uribl": ["uribl.test"]}, dns={"nameservers": [nameserver], "timeout": 2.0}
-        ) as mx:
-            await mx.add_user("alice@example.test")
-            await send(mx, ["alice@example.test"], message("see http://www.spammer.example/buy now"))
-            await send(mx, ["alice@example.test"], message("see http://www.fine.example/read now", number=2))
-            listed, fine = await stored(mx, "alice@example.test", "INBOX")
+        ) as mx,
+    ):
+        await mx.add_user("alice@example.test")
+        await send(mx, ["alice@example.test"], message("see http://www.spammer.example/buy now"))
+        await send(mx, ["alice@example.test"], message("see http://www.fine.example/read now", number=2))
+        listed, fine = await stored(mx, "alice@example.test", "INBOX")
     assert "URIBL_BLOCKED" in header(listed, "X-Spam-Status")
     assert header(fine, "X-Spam-Status") == "No, score=0.0 required=5.0 tests=none"

@@ -9,7 +9,8 @@ from pochta.filters.spam.tokens import features
 
 def test_quoted_printable_in_a_legacy_charset_is_decoded() -> None:
     found = features(
-        b"From: a@b.example\r\nSubject: =?iso-8859-1?q?Caf=E9?= menu\r\nContent-Type: text/plain; charset=iso-8859-1\r\n"
+        b"From: a@b.example\r\nSubject: =?iso-8859-1?q?Caf=E9?= menu\r\n"
+        b"Content-Type: text/plain; charset=iso-8859-1\r\n"
         b"Content-Transfer-Encoding: quoted-printable\r\n\r\nDer Caf=E9 ist ge=\r\nschlossen.\r\n"
     )
     assert {"café", "geschlossen.", "der café"} <= found.tokens

@@ -43,7 +43,7 @@ def bayes_hit(probability: float, *, is_trained: bool) -> Hit | None:
     if not is_trained:
         return None
     points = round(BAYES_POINTS * (2.0 * probability - 1.0), 2)
-    return Hit(name=f"BAYES_{int(probability * 100):02d}", points=points)
+    return Hit(name=f"BAYES_{min(99, int(probability * 100)):02d}", points=points)
 
 
 def message_hits(features: Features, facts: Mapping[str, str]) -> list[Hit]:

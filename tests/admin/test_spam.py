@@ -1,0 +1,99 @@
+"""`pochta spam`: bulk training from files, folders and mbox; checking many files; the lists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pochta.filters.spam import rules
+
+from ..conftest import SHARED_DATA, need
+from ..filters.spam.samples import ham, message, spam
+from .test_cli import fails, ok
+
+
+@pytest.fixture
+def pochta(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    config = tmp_path / "pochta.toml"
+    config.write_text(f'hostname = "mx.example.test"\ndata_dir = "{tmp_path / "data"}"\n')
+    monkeypatch.setenv("POCHTA_CONFIG", str(config))
+    return CliRunner()
+
+
+def _mbox(messages: list[bytes]) -> bytes:
+    return b"".join(
+        b"From sender@x.example Fri Nov 27 10:00:00 2026\n" + m.replace(b"\r\n", b"\n") + b"\n" for m in messages
+    )
+
+
+def test_train_from_folders_and_mbox_then_check(pochta: CliRunner, tmp_path: Path) -> None:
+    maildir = tmp_path / "Maildir" / "cur"
+    maildir.mkdir(parents=True)
+    for n in range(10):
+        (maildir / f"{n}.eml").write_bytes(ham(n))
+    (tmp_path / "spam.mbox").write_bytes(_mbox([spam(n) for n in range(10)]))
+    output = ok(pochta, "spam", "train", "--ham", str(tmp_path / "Maildir"), "--spam", str(tmp_path / "spam.mbox"))
+    assert output.endswith("learned 20, relearned 0, already known 0\n")
+    again = ok(pochta, "spam", "train", "--spam", str(maildir / "0.eml"))  # one ham was spam after all
+    assert again.endswith("learned 0, relearned 1, already known 0\n")
+
+    (tmp_path / "new-ham.eml").write_bytes(ham(100))
+    (tmp_path / "new-spam.mbox").write_bytes(_mbox([spam(100), spam(101)]))
+    (tmp_path / "gtube.eml").write_bytes(message(rules.GTUBE))
+    lines = ok(
+        pochta,
+        "spam",
+        "check",
+        str(tmp_path / "new-ham.eml"),
+        str(tmp_path / "new-spam.mbox"),
+        str(tmp_path / "gtube.eml"),
+    ).splitlines()
+    fields = [line.split("\t") for line in lines]
+    assert [(Path(f[0]).name, f[2]) for f in fields] == [
+        ("new-ham.eml", "accept"),
+        ("new-spam.mbox:1", "junk"),
+        ("new-spam.mbox:2", "junk"),
+        ("gtube.eml", "reject"),
+    ]
+    assert float(fields[0][1]) < 0 < 5 <= float(fields[1][1])
+    explained = ok(pochta, "spam", "check", "--explain", str(tmp_path / "new-spam.mbox")).splitlines()[0]
+    assert "tests=BAYES_99=" in explained and "clues:" in explained
+
+
+def test_users_model_and_lists(pochta: CliRunner, tmp_path: Path) -> None:
+    ok(pochta, "domain", "add", "example.test")
+    ok(pochta, "user", "add", "alice@example.test", "--password-stdin", stdin="long enough password\n")
+    sample = tmp_path / "offer.eml"
+    sample.write_bytes(spam(1))
+    assert ok(pochta, "spam", "train", "--user", "alice@example.test", "--spam", str(sample)).endswith(
+        "learned 1, relearned 0, already known 0\n"
+    )
+    assert "no such account" in fails(pochta, "spam", "train", "--user", "bob@example.test", "--spam", str(sample))
+    assert "--ham or --spam" in fails(pochta, "spam", "train", str(sample))
+    assert "no such file" in fails(pochta, "spam", "check", str(tmp_path / "missing.eml"))
+
+    ok(pochta, "spam", "block", "@Offers.example")
+    ok(pochta, "spam", "allow", "--user", "alice@example.test", "promo1@offers.example")
+    assert "already listed" in fails(pochta, "spam", "block", "@offers.example")
+    assert ok(pochta, "spam", "lists") == "block\t@offers.example\n"
+    assert ok(pochta, "spam", "lists", "--user", "alice@example.test") == "allow\tpromo1@offers.example\n"
+    assert ok(pochta, "spam", "check", str(sample)).split("\t")[2] == "reject\n"
+    assert ok(pochta, "spam", "check", "--user", "alice@example.test", str(sample)).split("\t")[2] == "accept\n"
+    ok(pochta, "spam", "unlist", "@offers.example")
+    assert "not listed" in fails(pochta, "spam", "unlist", "@offers.example")
+
+
+def test_corpus_slice(pochta: CliRunner) -> None:
+    corpus = SHARED_DATA / "spam" / "spamassassin"
+    need(corpus.is_dir(), f"spam corpus missing at {corpus}: it ships in the shared data folder")
+    rows = [line.split("\t") for line in (corpus / "split-train.tsv").read_text().splitlines()[:200]]
+    hams = [str(corpus / path) for label, path in rows if label == "ham"]
+    spams = [str(corpus / path) for label, path in rows if label == "spam"]
+    ok(pochta, "spam", "train", "--ham", *hams, "--spam", *spams)
+    tests = [line.split("\t") for line in (corpus / "split-test.tsv").read_text().splitlines()[:40]]
+    output = ok(pochta, "spam", "check", *(str(corpus / path) for _, path in tests)).splitlines()
+    verdicts = {line.split("\t")[0]: line.split("\t")[2] for line in output}
+    right = sum((verdicts[str(corpus / path)] != "accept") == (label == "spam") for label, path in tests)
+    assert right >= 36  # 200 training messages already get 90% of these right
