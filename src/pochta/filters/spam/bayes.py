@@ -148,7 +148,7 @@ class Classifier:
         if len(found) > MAX_CLUES:
             found.sort(key=_strength, reverse=True)
             del found[MAX_CLUES:]
-        probability = _combine([f for f, _ in found])
+        probability = _combine(sorted([f for f, _ in found]))  # one order: the same score in every process
         if not explain:
             return Result(probability=probability)
         found.sort(key=_strength, reverse=True)

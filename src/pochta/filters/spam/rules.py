@@ -76,7 +76,8 @@ def message_hits(features: Features, facts: Mapping[str, str]) -> list[Hit]:
     if features.html_parts and not features.text_parts:
         hits.append(Hit(name="HTML_ONLY", points=0.5))
     if features.link_mismatches:
-        hits.append(Hit(name="LINK_TEXT_MISMATCH", points=1.5, detail=str(features.link_mismatches)))
+        # Weak: on the training half it fired on 40 ham (newsletters linking through click trackers) and 13 spam.
+        hits.append(Hit(name="LINK_TEXT_MISMATCH", points=0.3, detail=str(features.link_mismatches)))
     return hits
 
 
