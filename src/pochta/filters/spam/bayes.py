@@ -100,13 +100,16 @@ class Result:
 class Classifier:
     """Scores token sets against a global model and, optionally, a user's model.
 
-    The global model's clues (tokens far enough from 0.5) are computed once into a table, so scoring a
-    message is a set intersection and a sort; call :meth:`changed` after the global model is trained.
+    The global model's clues (tokens far enough from 0.5) and their logarithms are computed once into
+    tables, so scoring a message is a set intersection and two sums in C; call :meth:`changed` after the
+    global model is trained.
     """
 
     def __init__(self, model: Counts) -> None:
         self.model = model
         self._clues: dict[str, float] = {}
+        self._log_spam: dict[str, float] = {}  # ln f
+        self._log_ham: dict[str, float] = {}  # ln (1 - f)
         self.changed()
 
     def changed(self) -> None:
@@ -118,6 +121,8 @@ class Classifier:
             if abs(f - 0.5) >= MIN_DISTANCE:
                 clues[token] = f
         self._clues = clues
+        self._log_spam = {token: math.log(f) for token, f in clues.items()}
+        self._log_ham = {token: math.log(1.0 - f) for token, f in clues.items()}
 
     def classify(self, tokens: set[str], user: Counts | None = None, *, explain: bool = False) -> Result:
         model = self.model
@@ -131,28 +136,49 @@ class Classifier:
         if spam_total < MIN_TRAINED or ham_total < MIN_TRAINED:
             return Result(probability=0.5, is_trained=False)
         global_clues = self._clues
+        personal: list[float] = []
         if user is None:
-            found = [(global_clues[token], token) for token in tokens & global_clues.keys()]
+            shared = tokens & global_clues.keys()
         else:
-            personal = tokens & user.tokens.keys()
-            found = [(global_clues[token], token) for token in (tokens - personal) & global_clues.keys()]
+            mine = tokens & user.tokens.keys()
+            shared = (tokens - mine) & global_clues.keys()
             table = model.tokens
-            for token in personal:
+            for token in mine:
+                user_spam, user_ham = user.tokens[token]
+                spam, ham = table.get(token, (0, 0))
+                f = _probability(spam + USER_WEIGHT * user_spam, ham + USER_WEIGHT * user_ham, spam_total, ham_total)
+                if abs(f - 0.5) >= MIN_DISTANCE:
+                    personal.append(f)
+        count = len(shared) + len(personal)
+        if count == 0:
+            return Result(probability=0.5)
+        if count > MAX_CLUES or explain:
+            return self._classify_listed(tokens, shared, user, spam_total, ham_total, explain=explain)
+        # fsum is exact, so the score does not depend on the order of the set
+        log_spam = math.fsum(map(self._log_spam.__getitem__, shared)) + math.fsum(map(math.log, personal))
+        log_ham = math.fsum(map(self._log_ham.__getitem__, shared)) + math.fsum(math.log(1.0 - f) for f in personal)
+        return Result(probability=_combine(log_spam, log_ham, count))
+
+    def _classify_listed(
+        self, tokens: set[str], shared: set[str], user: Counts | None, spam_total: int, ham_total: int, *, explain: bool
+    ) -> Result:
+        """The slow path: every clue with its token, the strongest MAX_CLUES of them, for --explain."""
+        found = [(self._clues[token], token) for token in shared]
+        if user is not None:
+            table = self.model.tokens
+            for token in tokens & user.tokens.keys():
                 user_spam, user_ham = user.tokens[token]
                 spam, ham = table.get(token, (0, 0))
                 f = _probability(spam + USER_WEIGHT * user_spam, ham + USER_WEIGHT * user_ham, spam_total, ham_total)
                 if abs(f - 0.5) >= MIN_DISTANCE:
                     found.append((f, token))
-        if not found:
-            return Result(probability=0.5)
-        if len(found) > MAX_CLUES:
-            found.sort(key=_strength, reverse=True)
-            del found[MAX_CLUES:]
-        probability = _combine(sorted([f for f, _ in found]))  # one order: the same score in every process
-        if not explain:
-            return Result(probability=probability)
         found.sort(key=_strength, reverse=True)
-        return Result(probability=probability, clues=tuple((token, f) for f, token in found[:20]))
+        del found[MAX_CLUES:]
+        log_spam = math.fsum(math.log(f) for f, _ in found)
+        log_ham = math.fsum(math.log(1.0 - f) for f, _ in found)
+        probability = _combine(log_spam, log_ham, len(found))
+        clues = tuple((token, f) for f, token in found[:20]) if explain else ()
+        return Result(probability=probability, clues=clues)
 
 
 def _strength(clue: tuple[float, str]) -> float:
@@ -170,19 +196,36 @@ def _probability(spam: int, ham: int, spam_total: int, ham_total: int) -> float:
     return (STRENGTH * UNKNOWN + seen * p) / (STRENGTH + seen)
 
 
-def _combine(probabilities: list[float]) -> float:
-    """Fisher's chi-squared combining of both hypotheses (Robinson; as in SpamBayes)."""
-    n = len(probabilities)
-    spam_side = _chi2q(-2.0 * sum(map(math.log, probabilities)), 2 * n)
-    ham_side = _chi2q(-2.0 * sum(math.log(1.0 - p) for p in probabilities), 2 * n)
+def _combine(log_spam: float, log_ham: float, count: int) -> float:
+    """Fisher's chi-squared combining of both hypotheses (Robinson; as in SpamBayes), from the sums of
+    ln f and ln (1 - f) over the `count` clues."""
+    spam_side = _chi2q(-2.0 * log_spam, 2 * count)
+    ham_side = _chi2q(-2.0 * log_ham, 2 * count)
     return (spam_side - ham_side + 1.0) / 2.0
 
 
 def _chi2q(chi: float, freedom: int) -> float:
-    """P(chi² ≥ chi) for an even number of degrees of freedom."""
+    """P(chi² ≥ chi) for an even number of degrees of freedom: the Poisson(chi/2) distribution's mass below
+    freedom/2, summed outward from its largest term so that nothing underflows (exp(-m) alone would for
+    m > 745, that is for messages with many clues)."""
     m = chi / 2.0
-    term = total = math.exp(-m)
-    for i in range(1, freedom // 2):
+    terms = freedom // 2
+    if m <= 0.0:
+        return 1.0
+    peak = min(terms - 1, int(m))
+    log_peak = -m + peak * math.log(m) - math.lgamma(peak + 1)
+    if log_peak < -745.0:
+        return 0.0
+    total = term = 1.0
+    for i in range(peak, 0, -1):  # t(i-1) = t(i) * i / m
+        term *= i / m
+        total += term
+        if term < total * 1e-17:
+            break
+    term = 1.0
+    for i in range(peak + 1, terms):  # t(i) = t(i-1) * m / i
         term *= m / i
         total += term
-    return min(total, 1.0)
+        if term < total * 1e-17:
+            break
+    return min(1.0, math.exp(log_peak) * total)
