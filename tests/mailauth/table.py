@@ -63,11 +63,13 @@ def to_zone(table: Table) -> Zone:
     for name, records in table.items():
         zone[name] = {}
         for kind, values in records.items():
-            if kind == "TXT":
-                values = [" ".join(_quoted(value[i : i + 255]) for i in range(0, max(len(value), 1), 255)) for value in values]
-            zone[name][kind] = list(values)
+            zone[name][kind] = [_txt(value) for value in values] if kind == "TXT" else list(values)
     return zone
 
 
 def _quoted(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _txt(text: str) -> str:
+    return " ".join(_quoted(text[i : i + 255]) for i in range(0, max(len(text), 1), 255))

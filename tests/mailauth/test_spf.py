@@ -27,7 +27,16 @@ APPENDIX_A: Table = {
     "140.2.0.192.in-addr.arpa.": {"PTR": ["mail-c.example.org."]},
     "4.0.0.10.in-addr.arpa.": {"PTR": ["bob.example.com."]},
 }
-HOSTS = ["192.0.2.10", "192.0.2.11", "192.0.2.65", "192.0.2.66", "192.0.2.129", "192.0.2.130", "192.0.2.140", "10.0.0.4"]
+HOSTS = [
+    "192.0.2.10",
+    "192.0.2.11",
+    "192.0.2.65",
+    "192.0.2.66",
+    "192.0.2.129",
+    "192.0.2.130",
+    "192.0.2.140",
+    "10.0.0.4",
+]
 
 
 def _with(table: Table, name: str, txt: str | list[str]) -> Table:
@@ -328,9 +337,7 @@ async def test_helo_identity_and_null_sender() -> None:
     resolver = TableResolver(
         {"mail.example.com.": {"TXT": ["v=spf1 a exists:%{l}.%{o}.x.example -all"], "A": ["192.0.2.3"]}}
     )
-    outcome = await check_host(
-        resolver, ip="192.0.2.3", domain="mail.example.com", sender="", helo="mail.example.com"
-    )
+    outcome = await check_host(resolver, ip="192.0.2.3", domain="mail.example.com", sender="", helo="mail.example.com")
     assert outcome.result is SpfResult.PASS
     outcome = await check_host(resolver, ip="192.0.2.4", domain="mail.example.com", sender="")
     assert outcome.result is SpfResult.FAIL
