@@ -95,7 +95,7 @@ def sign(message: bytes, keys: Sequence[SigningKey]) -> bytes:
 # --- verification (RFC 6376 §6, RFC 8463) -----------------------------------------------------------------
 
 MAX_SIGNATURES = 10  # RFC 6376 §6.1 lets a verifier limit the signatures it checks; more is a denial of service
-_THREAD_ABOVE = 64 * 1024  # octets: hash larger messages in a worker thread, off the event loop
+THREAD_ABOVE = 64 * 1024  # octets: hash larger messages in a worker thread, off the event loop
 
 
 class DkimResult(enum.StrEnum):
@@ -148,7 +148,7 @@ async def verify(message: bytes, resolver: Resolver) -> list[DkimOutcome]:
     if pending:
         checked = (
             await asyncio.to_thread(_check_signatures, message, pending, keys)
-            if len(message) > _THREAD_ABOVE
+            if len(message) > THREAD_ABOVE
             else _check_signatures(message, pending, keys)
         )
         for index, (result, reason) in zip(pending, checked, strict=True):
@@ -191,7 +191,7 @@ _SELECTOR = re.compile(
     r"[A-Za-z0-9_](?:[A-Za-z0-9_\-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_\-]*[A-Za-z0-9_])?)*"
 )
 # dkimpy logs a remote's broken signature at ERROR; our outcome carries the reason instead.
-_QUIET = logging.Logger("dkimpy", level=logging.CRITICAL + 1)
+QUIET_LOG = logging.Logger("dkimpy", level=logging.CRITICAL + 1)
 
 
 async def fetch_key(resolver: Resolver, name: str) -> tuple[tuple[DkimResult, str] | None, bytes]:
@@ -223,7 +223,7 @@ def _check_signatures(message: bytes, indexes: list[int], keys: dict[bytes, byte
     def dnsfunc(name: bytes, timeout: float = 5) -> bytes | None:
         return keys.get(name.lower())
 
-    verifier = dkim.DKIM(message, minkey=1024, logger=_QUIET)  # RFC 8301 §3.2: smaller RSA keys are refused
+    verifier = dkim.DKIM(message, minkey=1024, logger=QUIET_LOG)  # RFC 8301 §3.2: smaller RSA keys are refused
     results: list[tuple[DkimResult, str]] = []
     for index in indexes:
         try:
