@@ -70,9 +70,10 @@ class _Term:
     cidr4: int = 32
     cidr6: int = 128
     network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
+    text: str = ""  # as written in the record
 
     def __str__(self) -> str:
-        return f"{self.name}:{self.spec}" if self.spec else self.name
+        return self.text or self.name
 
 
 @dataclass(slots=True)
@@ -132,7 +133,7 @@ def _parse_mechanism(word: str) -> _Term:
     rest = match.group(3)
     # The name runs to ":" or "/"; "ip4:" etc. keep their colon.
     name = match.group(2).lower()
-    term = _Term(qualifier=qualifier, name=name)
+    term = _Term(qualifier=qualifier, name=name, text=word)
     if name == "all":
         if rest:
             raise _PermError(f"bad term {word!r}")
