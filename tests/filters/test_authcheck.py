@@ -231,3 +231,18 @@ async def test_mx_without_auth_adds_nothing(tmp_path: Path) -> None:
         assert (await send(mx, mail_from="x@evil.example", content=content)).startswith("250 ")
         (stored,) = await mx.inbox_bytes("alice@example.test")
         assert b"Authentication-Results" not in stored
+
+
+async def test_mx_checks_a_large_message_spilled_to_disk(tmp_path: Path) -> None:
+    body = b"".join(b"line %06d of a long report\r\n" % n for n in range(12_000))  # ~330 KB: mapped, not in memory
+    content = message("joe@origin.example").replace(b"Noon?\r\n", body)
+    content = sign(content, [ORIGIN]) + content
+    async with (
+        serving(to_zone(TABLE)) as nameserver,
+        running_mx(tmp_path, auth={"enabled": True}, dns={"nameservers": [nameserver], "timeout": 2.0}) as mx,
+    ):
+        await mx.add_user("alice@example.test")
+        assert (await send(mx, mail_from="joe@origin.example", content=content)).startswith("250 ")
+        (stored,) = await mx.inbox_bytes("alice@example.test")
+        assert "dkim=pass header.d=origin.example" in _auth_results(stored)
+        assert stored.endswith(content)

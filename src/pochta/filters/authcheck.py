@@ -9,13 +9,14 @@ when a sealer the operator trusts vouches for the message with a passing ARC cha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from pochta.dns import Resolver
+from pochta.dns import DnsError, Resolver
 from pochta.filters.pipeline import Action, Inbound, Verdict
 from pochta.mailauth import arc as arc_module
 from pochta.mailauth import dkim as dkim_module
@@ -56,8 +57,11 @@ class AuthCheck:
         content = message.content
         data = content if isinstance(content, bytes) else content[:]  # dkimpy wants bytes
         header_block = _header_block(data)
-        spf, dkim, arc = await asyncio.gather(
-            self._spf(resolver, message), dkim_module.verify(data, resolver), arc_module.verify(data, resolver)
+        spf, dkim, arc, _ = await asyncio.gather(
+            self._spf(resolver, message),
+            dkim_module.verify(data, resolver),
+            arc_module.verify(data, resolver),
+            _prefetch_policies(resolver, header_block),  # DMARC's lookups need no result of the others
         )
         dmarc = await dmarc_module.check(
             resolver,
@@ -115,6 +119,13 @@ class AuthCheck:
             text = f"DMARC policy of {dmarc.from_domain} rejects this message: no aligned SPF or DKIM pass"
             return Action.REJECT, Reply(code=550, status="5.7.1", text=text), ""
         return Action.JUNK, None, ""
+
+
+async def _prefetch_policies(resolver: Resolver, header_block: bytes) -> None:
+    """Ask for the From domains' DMARC records now; the answers (or failures) wait in the message's cache."""
+    for domain in dmarc_module.from_domains(header_block)[: dmarc_module.MAX_FROM_DOMAINS]:
+        with contextlib.suppress(DnsError):
+            await dmarc_module.find_record(resolver, domain)
 
 
 def _header_block(data: bytes) -> bytes:

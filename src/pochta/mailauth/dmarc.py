@@ -37,6 +37,7 @@ class Policy(enum.StrEnum):
     REJECT = "reject"
 
 
+MAX_FROM_DOMAINS = 4  # From domains checked; a message naming more is judged by the first ones
 _WEAKER = {Policy.REJECT: Policy.QUARANTINE, Policy.QUARANTINE: Policy.NONE, Policy.NONE: Policy.NONE}
 
 
@@ -241,6 +242,7 @@ async def check(
     if not domains:
         return DmarcOutcome(result=DmarcResult.PERMERROR, reason="no From domain")
     outcomes = [
-        await evaluate(resolver, from_domain=domain, spf=spf, dkim=dkim, sample=sample) for domain in domains[:4]
+        await evaluate(resolver, from_domain=domain, spf=spf, dkim=dkim, sample=sample)
+        for domain in domains[:MAX_FROM_DOMAINS]
     ]
     return max(outcomes, key=lambda o: (_ORDER[o.result], _STRENGTH[o.disposition]))
