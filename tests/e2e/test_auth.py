@@ -97,7 +97,12 @@ def test_mail_signed_by_one_pochta_passes_dkim_spf_and_dmarc_at_another(
 ) -> None:
     receiver_port, submission_port = free_ports(2)
     dns = f'[dns]\nnameservers = ["{nameserver}"]\ntimeout = 2.0\n'
-    receiver = _node(tmp_path / "remote", hostname="mx.remote.test", ports={"smtp": receiver_port}, extra=dns)
+    receiver = _node(
+        tmp_path / "remote",
+        hostname="mx.remote.test",
+        ports={"smtp": receiver_port},
+        extra=f"{dns}[auth]\nenabled = true\n",
+    )
     sender = _node(
         tmp_path / "sender",
         hostname="mx.sender.test",

@@ -3,11 +3,13 @@ server publishing SPF, DKIM and DMARC records."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
 import dkim
 
+from pochta.dns import DnsResolver
 from pochta.filters.authcheck import AuthCheck, AuthSettings
 from pochta.filters.pipeline import Action, Inbound
 from pochta.mail.envelope import Envelope
@@ -246,3 +248,16 @@ async def test_mx_checks_a_large_message_spilled_to_disk(tmp_path: Path) -> None
         (stored,) = await mx.inbox_bytes("alice@example.test")
         assert "dkim=pass header.d=origin.example" in _auth_results(stored)
         assert stored.endswith(content)
+
+
+async def test_a_dns_server_that_never_answers_costs_the_time_budget_and_gives_temperror() -> None:
+    async with serving({}) as nameserver:  # "silent.test." is never answered (tests/dnsserver.py)
+        check = AuthCheck(
+            DnsResolver(nameservers=[nameserver], timeout=30), AuthSettings(hostname="mx.example.test", time_budget=0.3)
+        )
+        started = time.monotonic()
+        verdict = await check.check(inbound(message("a@silent.test"), mail_from="a@silent.test"), {})
+        assert time.monotonic() - started < 5
+    assert verdict.action is Action.ACCEPT
+    assert verdict.facts["spf"] == "temperror"
+    assert "spf=temperror (127.0.0.1: DNS too slow)" in verdict.headers[0][1]

@@ -40,6 +40,7 @@ class AuthSettings:
     hostname: str  # our authserv-id (RFC 8601 §2.5)
     dmarc_reject: bool = True  # False: a p=reject failure goes to Junk instead
     trusted_arc_sealers: frozenset[str] = field(default_factory=frozenset)
+    time_budget: float = 20.0  # seconds for each method's lookups (RFC 7208 §4.6.4: at least 20 s for SPF)
 
 
 class AuthCheck:
@@ -57,18 +58,28 @@ class AuthCheck:
         content = message.content
         data = content if isinstance(content, bytes) else content[:]  # dkimpy wants bytes
         header_block = _header_block(data)
+        budget = self._settings.time_budget  # DNS that never answers costs this, then temperror
+        slow = "DNS too slow"
         spf, dkim, arc, _ = await asyncio.gather(
-            self._spf(resolver, message),
-            dkim_module.verify(data, resolver),
-            arc_module.verify(data, resolver),
-            _prefetch_policies(resolver, header_block),  # DMARC's lookups need no result of the others
+            _within(
+                self._spf(resolver, message), SpfOutcome(result=SpfResult.TEMPERROR, domain="", reason=slow), budget
+            ),
+            _within(
+                dkim_module.verify(data, resolver), [DkimOutcome(result=DkimResult.TEMPERROR, reason=slow)], budget
+            ),
+            _within(arc_module.verify(data, resolver), ArcOutcome(result=ArcResult.TEMPERROR, reason=slow), budget),
+            _within(_prefetch_policies(resolver, header_block), None, budget),  # needs no other result
         )
-        dmarc = await dmarc_module.check(
-            resolver,
-            header_block=header_block,
-            spf=Identifier(domain=spf.domain, is_pass=spf.result is SpfResult.PASS) if spf.domain else None,
-            dkim=[Identifier(domain=o.domain, is_pass=o.result is DkimResult.PASS) for o in dkim],
-            sample=self._sample,
+        dmarc = await _within(
+            dmarc_module.check(
+                resolver,
+                header_block=header_block,
+                spf=Identifier(domain=spf.domain, is_pass=spf.result is SpfResult.PASS) if spf.domain else None,
+                dkim=[Identifier(domain=o.domain, is_pass=o.result is DkimResult.PASS) for o in dkim],
+                sample=self._sample,
+            ),
+            DmarcOutcome(result=DmarcResult.TEMPERROR, reason=slow),
+            budget,
         )
         action, reply, note = self._decide(dmarc, arc)
         results = [
@@ -119,6 +130,15 @@ class AuthCheck:
             text = f"DMARC policy of {dmarc.from_domain} rejects this message: no aligned SPF or DKIM pass"
             return Action.REJECT, Reply(code=550, status="5.7.1", text=text), ""
         return Action.JUNK, None, ""
+
+
+async def _within(work: Awaitable[_T], late: _T, seconds: float) -> _T:
+    """The work's result, or ``late`` when DNS keeps it longer (a temperror, never a refusal)."""
+    try:
+        async with asyncio.timeout(seconds):
+            return await work
+    except TimeoutError:
+        return late
 
 
 async def _prefetch_policies(resolver: Resolver, header_block: bytes) -> None:
@@ -185,6 +205,12 @@ def _arc_result(arc: ArcOutcome) -> MethodResult:
     return MethodResult(method="arc", result=arc.result.value, comment=comment[:200])
 
 
+def _retrieve(future: asyncio.Future[object]) -> None:
+    """Mark a lookup's failure as seen even when the method that wanted it has given up."""
+    if not future.cancelled():
+        future.exception()
+
+
 class _Answers:
     """A resolver that asks each question once for the message being checked (SPF, DKIM, DMARC and ARC
     often ask the same names) and remembers failures as well as answers."""
@@ -198,7 +224,9 @@ class _Answers:
         future = self._answers.get(key)
         if future is None:
             future = self._answers[key] = asyncio.ensure_future(query(name))
-        return await future  # type: ignore[return-value]
+            future.add_done_callback(_retrieve)
+        # shielded: a method that runs out of time must not cancel a lookup another method waits for
+        return await asyncio.shield(future)  # type: ignore[arg-type]
 
     async def mx(self, domain: str) -> list[tuple[int, str]]:
         return await self._ask("mx", domain, self._resolver.mx)
