@@ -261,3 +261,14 @@ async def test_a_dns_server_that_never_answers_costs_the_time_budget_and_gives_t
     assert verdict.action is Action.ACCEPT
     assert verdict.facts["spf"] == "temperror"
     assert "spf=temperror (127.0.0.1: DNS too slow)" in verdict.headers[0][1]
+
+
+async def test_an_international_from_domain_is_shown_as_its_a_label() -> None:
+    table = {**TABLE, "_dmarc.xn--bcher-kva.example.": {"TXT": ["v=DMARC1; p=reject"]}}
+    check = AuthCheck(TableResolver(table), AuthSettings(hostname="mx.example.test"))
+    content = "From: <a@bücher.example>\r\nSubject: x\r\n\r\nhi\r\n".encode()
+    verdict = await check.check(inbound(content, mail_from="x@evil.example"), {})
+    assert verdict.reply is not None
+    assert (
+        verdict.reply.text == "DMARC policy of xn--bcher-kva.example rejects this message: no aligned SPF or DKIM pass"
+    )

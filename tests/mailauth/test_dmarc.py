@@ -131,6 +131,7 @@ def test_from_domains() -> None:
     assert from_domains(block) == ["example.com", "other.example"]
     assert from_domains(b"Subject: no from\r\n") == []
     assert from_domains(b"From: undisclosed\r\n") == []
+    assert from_domains("From: <a@Bücher.example>\r\n".encode()) == ["xn--bcher-kva.example"]  # RFC 6532
 
 
 async def test_the_worst_of_several_from_domains_counts() -> None:
@@ -142,3 +143,5 @@ async def test_the_worst_of_several_from_domains_counts() -> None:
     outcome = await check(resolver, header_block=b"From: a@monitor.example\r\n", spf=None, dkim=[passing])
     assert outcome.result is DmarcResult.PASS
     assert (await check(resolver, header_block=b"To: x@y.example\r\n", spf=None, dkim=[])).result == "permerror"
+    invalid = await check(resolver, header_block=b"From: a@exa_mple..com\r\n", spf=None, dkim=[])
+    assert (invalid.result, invalid.reason) == ("permerror", "From domain is not valid")

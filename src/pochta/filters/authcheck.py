@@ -127,7 +127,7 @@ class AuthCheck:
         if arc.result is ArcResult.PASS and arc.sealer in self._settings.trusted_arc_sealers:
             return Action.ACCEPT, None, f"overridden: ARC sealed by trusted {arc.sealer}"  # RFC 7489 §7.2
         if dmarc.disposition is Policy.REJECT and self._settings.dmarc_reject:
-            text = f"DMARC policy of {dmarc.from_domain} rejects this message: no aligned SPF or DKIM pass"
+            text = f"DMARC policy of {_shown(dmarc.from_domain)} rejects this message: no aligned SPF or DKIM pass"
             return Action.REJECT, Reply(code=550, status="5.7.1", text=text), ""
         return Action.JUNK, None, ""
 
@@ -146,6 +146,14 @@ async def _prefetch_policies(resolver: Resolver, header_block: bytes) -> None:
     for domain in dmarc_module.from_domains(header_block)[: dmarc_module.MAX_FROM_DOMAINS]:
         with contextlib.suppress(DnsError):
             await dmarc_module.find_record(resolver, domain)
+
+
+def _shown(domain: str) -> str:
+    """A domain for a reply line: its ASCII form (an international name as its A-label)."""
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return domain.encode("ascii", "replace").decode("ascii")
 
 
 def _header_block(data: bytes) -> bytes:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import publicsuffixlist
 
 from pochta.dns import DomainNotFound, Resolver, TemporaryLookupFailure
+from pochta.mail.address import AddressError, normalize_domain
 from pochta.mail.headers import decode_text, header_values
 
 
@@ -128,18 +129,27 @@ def organizational_domain(domain: str) -> str:
 
 def is_aligned(identifier: str, from_domain: str, *, strict: bool) -> bool:
     """RFC 7489 §3.1: the same domain (strict), or the same organizational domain (relaxed)."""
-    identifier, from_domain = identifier.rstrip(".").lower(), from_domain.rstrip(".").lower()
+    identifier, from_domain = _ascii(identifier), _ascii(from_domain)
     if strict:
         return identifier == from_domain
     return organizational_domain(identifier) == organizational_domain(from_domain)
 
 
+def _ascii(domain: str) -> str:
+    """The lower-case A-label form (RFC 6532 lets From carry U-labels; DKIM d= is always ASCII); a name that
+    is no domain at all is kept as written, for ``evaluate`` to refuse."""
+    try:
+        return normalize_domain(domain)
+    except AddressError:
+        return domain.strip().rstrip(".").lower()
+
+
 def from_domains(header_block: bytes) -> list[str]:
-    """The domains of every address in every From field (RFC 7489 §6.6.1), lower case, in order."""
+    """The domains of every address in every From field (RFC 7489 §6.6.1), A-labels, in order."""
     domains: list[str] = []
     for value in header_values(header_block, "From"):
         for _, address in email.utils.getaddresses([decode_text(value)]):
-            domain = address.rpartition("@")[2].strip().rstrip(".").lower()
+            domain = _ascii(address.rpartition("@")[2])
             if "@" in address and domain and domain not in domains:
                 domains.append(domain)
     return domains
@@ -182,6 +192,10 @@ async def evaluate(
     sample: Callable[[], float] = random.random,
 ) -> DmarcOutcome:
     """DMARC for one From domain: pass when an authenticated identifier aligns (RFC 7489 §4.2)."""
+    try:
+        from_domain = normalize_domain(from_domain)
+    except AddressError:
+        return DmarcOutcome(result=DmarcResult.PERMERROR, from_domain=from_domain, reason="From domain is not valid")
     try:
         found = await find_record(resolver, from_domain)
     except TemporaryLookupFailure as exc:
