@@ -48,7 +48,9 @@ class _StreamProtocol(asyncio.Protocol):
         self._paused_reading = False
         self._write_ready = asyncio.Event()
         self._write_ready.set()
-        self.closed = asyncio.get_running_loop().create_future()
+        # CPython 3.11's get_running_loop() makes a getpid() system call each time: look it up once
+        self.loop = asyncio.get_running_loop()
+        self.closed = self.loop.create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but they have its methods
@@ -84,7 +86,7 @@ class _StreamProtocol(asyncio.Protocol):
             self._waiter.set_result(None)
 
     async def wait_data(self) -> None:
-        self._waiter = asyncio.get_running_loop().create_future()
+        self._waiter = self.loop.create_future()
         try:
             await self._waiter
         finally:
@@ -157,7 +159,7 @@ class Stream:
         # One timer per wait that only fires at the deadline: cheaper than asyncio.timeout() per read,
         # which showed up in profiles at thousands of reads a second.
         protocol = self._protocol
-        loop = asyncio.get_running_loop()
+        loop = protocol.loop
         deadline = loop.time() + self._idle_timeout
         timer = loop.call_at(deadline, protocol._wake)
         try:
@@ -178,7 +180,7 @@ class Stream:
         if self._transport.is_closing():
             return
         if not self._pending:
-            asyncio.get_running_loop().call_soon(self.flush)
+            self._protocol.loop.call_soon(self.flush)
         self._pending.append(data)
 
     def flush(self) -> None:
