@@ -33,7 +33,7 @@ from pochta.filters.pipeline import Action, Inbound
 from pochta.mail.envelope import Envelope
 
 from ..smtpd.harness import PASSWORD, Client, Mx, running_mx
-from .clamd import BODY_SIGNATURE, EICAR, FILE_SIGNATURE, STREAM_MAX_LENGTH, ClamdProcess
+from .clamd import BODY_SIGNATURE, EICAR, FILE_SIGNATURE, STREAM_MAX_LENGTH, ClamdProcess, find_clamd
 
 # --- the protocol without sockets
 
@@ -374,14 +374,26 @@ async def test_submission_refuses_eicar_attachment(clamd: ClamdProcess, tmp_path
         assert (await _send(client, clean, sender="alice@example.test"))[0].startswith("250 2.0.0")
 
 
+@pytest.mark.parametrize("address", ["unix", "tcp"])
 @pytest.mark.parametrize(("fail_open", "expected"), [(False, "451 4.7.1"), (True, "250 2.0.0")])
-async def test_mx_with_clamd_stopped(tmp_path: Path, fail_open: bool, expected: str) -> None:
-    port = await _closed_port()
-    antivirus = {"clamd": f"tcp:127.0.0.1:{port}", "fail_open": fail_open}
-    async with running_mx(tmp_path, antivirus=antivirus) as mx:
-        await mx.add_user("alice@example.test")
-        assert (await _mx_send(mx, CLEAN))[0].startswith(expected)
-        assert len(await mx.inbox("alice@example.test")) == (1 if fail_open else 0)
+async def test_mx_with_clamd_stopped(
+    clamd: ClamdProcess, tmp_path: Path, fail_open: bool, expected: str, address: str
+) -> None:
+    # a clamd of its own that scans one message, then stops while Pochta runs
+    binary = find_clamd()
+    assert binary is not None  # the session's clamd started, so it is there
+    (tmp_path / "clamd").mkdir()
+    own = await asyncio.to_thread(ClamdProcess.start, binary, tmp_path / "clamd")
+    try:
+        antivirus = {"clamd": own.unix_address if address == "unix" else own.tcp_address, "fail_open": fail_open}
+        async with running_mx(tmp_path, antivirus=antivirus) as mx:
+            await mx.add_user("alice@example.test")
+            assert (await _mx_send(mx, CLEAN))[0].startswith("250 2.0.0")
+            await asyncio.to_thread(own.stop)
+            assert (await _mx_send(mx, CLEAN))[0].startswith(expected)
+            assert len(await mx.inbox("alice@example.test")) == (2 if fail_open else 1)
+    finally:
+        own.stop()
 
 
 async def test_mx_with_clamd_hung_tempfails_after_the_timeout(silent_clamd: tuple[str, int], tmp_path: Path) -> None:
