@@ -119,6 +119,9 @@ class Stream:
         self.peer_host, self.peer_port = _host_port(transport.get_extra_info("peername"))
         self.local_host, self.local_port = _host_port(transport.get_extra_info("sockname"))
         self._interruptible = False
+        # Writes are corked until the loop turns: the replies to a pipelined batch leave in one send(),
+        # not one system call each (profiles of IMAP and SMTP load showed the calls, not the bytes).
+        self._pending: list[bytes] = []
 
     @property
     def is_tls(self) -> bool:
@@ -168,10 +171,23 @@ class Stream:
             timer.cancel()
 
     def write(self, data: bytes) -> None:
+        if self._transport.is_closing():
+            return
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._pending.append(data)
+
+    def flush(self) -> None:
+        """Hand what was written to the transport now."""
+        if not self._pending:
+            return
+        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        self._pending.clear()
         if not self._transport.is_closing():
             self._transport.write(data)
 
     async def drain(self) -> None:
+        self.flush()
         if self._protocol.can_write:  # the common case: nothing queued, no timer needed
             return
         async with asyncio.timeout(self._idle_timeout):
@@ -207,6 +223,7 @@ class Stream:
         self._transport.abort()
 
     async def close(self) -> None:
+        self.flush()
         if not self._transport.is_closing():
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._protocol.drain(), 5)
