@@ -220,6 +220,7 @@ class Stream:
 
     def abort(self) -> None:
         """Drop the connection at once, unsent data and all (a peer that stopped answering)."""
+        self._pending.clear()
         self._transport.abort()
 
     async def close(self) -> None:
