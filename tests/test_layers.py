@@ -34,14 +34,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "queue",
     ),
     "mailauth": ("mailauth", "mail", "dns"),
-    "filters": (
-        "filters",
-        "mail",
-        "mailauth",
-        "dns",
-        "proto.smtp.replies",
-        "store.api",
-    ),  # spam models live in the store
+    "filters": ("filters", "mail", "mailauth", "dns", "proto.smtp.replies", "store.api"),  # spam models: the store
+    "filters.clamav": ("filters", "net", "proto.smtp.replies"),  # a clamd client: its socket comes from net
     "imapd": ("imapd", "proto.imap", "proto.sasl", "net", "store.api", "accounts", "mail", "config", "delivery"),
     "pop3d": ("proto.pop3", "proto.sasl", "net", "store.api", "accounts", "mail", "config"),
     "queue": ("queue", "store.api", "outbound", "proto.smtp.replies", "proto.smtp", "mail"),

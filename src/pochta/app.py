@@ -18,9 +18,11 @@ from pathlib import Path
 from pochta import log as log_setup
 from pochta import pop3d
 from pochta.accounts import hash_password
-from pochta.config import Config, parse_host_port
+from pochta.config import Antivirus, Config, parse_host_port, parse_socket_address
 from pochta.delivery import LocalDelivery, NoticeSender
 from pochta.dns import DnsResolver
+from pochta.filters.authcheck import AuthCheck, AuthSettings
+from pochta.filters.clamav import Clamd, OnOversize, VirusCheck
 from pochta.filters.pipeline import Check, Pipeline
 from pochta.filters.spam.check import SpamCheck
 from pochta.filters.spam.dnsbl import Blocklists
@@ -215,8 +217,19 @@ class Server:
         config = self.config
         inbound: list[Check] = []
         outgoing: list[Check] = []
+        resolver = DnsResolver(nameservers=config.dns.nameservers or None, timeout=config.dns.timeout)
+        auth = config.auth
+        if auth.enabled:  # first: the spam rules and Sieve read its facts
+            sealers = frozenset(sealer.lower().rstrip(".") for sealer in auth.trusted_arc_sealers)
+            settings = AuthSettings(
+                hostname=config.hostname, dmarc_reject=auth.dmarc_reject, trusted_arc_sealers=sealers
+            )
+            inbound.append(AuthCheck(resolver, settings))
+        if config.antivirus.clamd:
+            virus = _virus_check(config.antivirus)
+            inbound.append(virus)
+            outgoing.append(virus)
         if config.spam.enabled and self.spam_models is not None:  # after auth and virus checks: reads their facts
-            resolver = DnsResolver(nameservers=config.dns.nameservers or None, timeout=config.dns.timeout)
             inbound.append(
                 SpamCheck(
                     models=self.spam_models,
@@ -302,6 +315,18 @@ class Server:
         if self.blobs is not None:
             self.blobs.close()
             self.blobs = None
+
+
+def _virus_check(antivirus: Antivirus) -> VirusCheck:
+    clamd = Clamd(
+        parse_socket_address(antivirus.clamd), timeout=antivirus.timeout, connect_timeout=antivirus.connect_timeout
+    )
+    return VirusCheck(
+        clamd,
+        fail_open=antivirus.fail_open,
+        on_oversize=OnOversize(antivirus.on_oversize),
+        max_scan_size=antivirus.max_scan_size,
+    )
 
 
 def _relay(config: Config) -> Relay | None:
