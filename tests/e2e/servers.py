@@ -74,6 +74,8 @@ def write_config(directory: Path, ports: dict[str, int], *, extra: str = "") -> 
     )
     if "[auth]" not in extra:  # SPF/DKIM/DMARC need a DNS server: tests/e2e/test_auth.py brings one
         extra += "\n[auth]\nenabled = false\n"
+    if "[spam]" not in extra:  # exact stored bytes; tests/filters/spam test the filter end to end
+        extra += "\n[spam]\nenabled = false\n"
     config = directory / "pochta.toml"
     config.write_text(f'hostname = "mx.example.test"\ndata_dir = "{directory / "data"}"\n[listen]\n{listen}\n{extra}\n')
     return config

@@ -46,7 +46,9 @@ class Learned:
 
 
 def _counts(model: SpamModel) -> Counts:
-    return Counts(tokens=dict(model.tokens), spam=model.spam, ham=model.ham)
+    # The store hands over a fresh dict: take it as it is rather than copy half a million entries.
+    tokens = model.tokens if isinstance(model.tokens, dict) else dict(model.tokens)
+    return Counts(tokens=tokens, spam=model.spam, ham=model.ham)
 
 
 class Models:
