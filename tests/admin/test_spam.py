@@ -33,6 +33,9 @@ def test_train_from_folders_and_mbox_then_check(pochta: CliRunner, tmp_path: Pat
     maildir.mkdir(parents=True)
     for n in range(10):
         (maildir / f"{n}.eml").write_bytes(ham(n))
+    (tmp_path / "Maildir" / "tmp").mkdir()
+    (tmp_path / "Maildir" / "tmp" / "partial").write_bytes(spam(1)[:50])  # still being delivered: not read
+    (tmp_path / "Maildir" / "dovecot-uidlist").write_bytes(b"3 V1 N11\n")  # server state, not mail
     (tmp_path / "spam.mbox").write_bytes(_mbox([spam(n) for n in range(10)]))
     output = ok(pochta, "spam", "train", "--ham", str(tmp_path / "Maildir"), "--spam", str(tmp_path / "spam.mbox"))
     assert output.endswith("learned 20, relearned 0, already known 0\n")

@@ -30,14 +30,16 @@ class _Source:
     data: bytes
 
 
+_NOT_MAIL = ("dovecot", "maildirfolder", "courier", "subscriptions", ".")  # index and state files in Maildirs
+
+
 def _files(path: Path) -> list[Path]:
     if path.is_dir():
-        return sorted(
-            Path(root) / name
-            for root, _, names in os.walk(path)
-            for name in names
-            if not name.startswith(".") and (Path(root) / name).is_file()
-        )
+        found: list[Path] = []
+        for root, directories, names in os.walk(path):
+            directories[:] = sorted(d for d in directories if d != "tmp" and not d.startswith("."))  # tmp: unfinished
+            found += [Path(root) / name for name in sorted(names) if not name.startswith(_NOT_MAIL)]
+        return [file for file in found if file.is_file()]
     if path.is_file():
         return [path]
     _fail(f"{path}: no such file or directory")
