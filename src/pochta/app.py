@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pochta import log as log_setup
-from pochta import pop3d
+from pochta import pop3d, sieved
 from pochta.accounts import hash_password
 from pochta.config import Config, parse_host_port
 from pochta.delivery import LocalDelivery, NoticeSender
@@ -189,6 +189,7 @@ class Server:
             "submissions": submit,
             **pop3d.handlers(store=store, blobs=blobs, config=config, tls=tls, auth_failure_delay=failure_delay),
             **imap_handlers(store=store, blobs=blobs, config=config, tls=tls, failure_delay=failure_delay),
+            **sieved.handlers(store=store, config=config, tls=tls, auth_failure_delay=failure_delay),
         }
 
     def _pipelines(self, store: Store) -> tuple[Pipeline, Pipeline]:
