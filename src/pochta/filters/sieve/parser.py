@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from pochta.filters.sieve import grammar
+from pochta.filters.sieve import grammar, matching
 from pochta.filters.sieve.errors import SieveError
 from pochta.filters.sieve.lexer import Kind, Token, tokens
 
@@ -344,7 +344,7 @@ def _describe(token: Token) -> str:
 
 def _compile_regex(pattern: str, token: Token) -> re.Pattern[str]:
     try:
-        return re.compile(pattern)
+        return matching.compile_regex(pattern, False)
     except (re.error, OverflowError, RecursionError) as error:
         raise SieveError(token.line, token.column, f'invalid regular expression "{pattern}": {error}') from None
 
