@@ -26,6 +26,8 @@ _BLOCK = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 _ENTITIES = {"&nbsp;": " ", "&lt;": "<", "&gt;": ">", "&amp;": "&", "&quot;": '"', "&#39;": "'"}
 _ENTITY = re.compile("|".join(re.escape(e) for e in _ENTITIES))
 _LINE_BREAK = re.compile(r"\r?\n")
+_Q_WORD = re.compile(rb"=\?[^?\s]+\?[qQ]\?[^?\s]*\?=")
+_EIGHT_BIT = re.compile(rb"[\x80-\xff]")
 MAX_HEADER_LINE = 78  # RFC 5322 §2.1.1: fold added fields at this width
 
 
@@ -48,7 +50,7 @@ class Headers:
 
     def values(self, name: str) -> list[str]:
         """The values as text, RFC 2047 words decoded (RFC 5228 §2.7.2)."""
-        return [decode_words(value) for value in self.raw(name)]
+        return [header_text(value) for value in self.raw(name)]
 
     def has(self, name: str) -> bool:
         wanted = name.lower()
@@ -75,7 +77,7 @@ class Headers:
             if index > len(positions):
                 return
             positions = [positions[-index] if is_last else positions[index - 1]]
-        doomed = {i for i in positions if not keep(decode_words(_value(self._fields[i][1])))}
+        doomed = {i for i in positions if not keep(header_text(_value(self._fields[i][1])))}
         if doomed:
             self._fields = [entry for i, entry in enumerate(self._fields) if i not in doomed]
             self.is_edited = True
@@ -84,6 +86,14 @@ class Headers:
         """The header block with its ending blank line, CRLF line ends."""
         lines = [re.sub(rb"\r?\n", b"\r\n", text.rstrip(b"\r\n")) + b"\r\n" for _, text in self._fields]
         return b"".join(lines) + b"\r\n"
+
+
+def header_text(value: bytes) -> str:
+    """A raw value as text with its encoded words decoded, also those with raw 8-bit octets inside
+    a Q-encoded word (seen in the wild; Dovecot decodes them as well)."""
+    if b"=?" in value and not value.isascii():
+        value = _Q_WORD.sub(lambda word: _EIGHT_BIT.sub(lambda m: b"=%02X" % m.group(0)[0], word.group(0)), value)
+    return decode_words(value)
 
 
 def _value(field_text: bytes) -> bytes:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pochta.filters.sieve import grammar, matching
 from pochta.filters.sieve.errors import SieveError
 from pochta.filters.sieve.lexer import Kind, Token, tokens
+from pochta.mail.address import AddressError, parse_address
 
 MAX_NESTING = 64  # blocks and tests inside each other; deeper is an error, never a RecursionError
 
@@ -271,7 +272,7 @@ class _Parser:
             operator = node.tags.get(relational)
             if isinstance(operator, str) and operator.lower() not in grammar.RELATIONAL_OPERATORS:
                 raise self._error(token, f'unknown relational operator "{operator}"')
-        if "last" in node.tags and "index" not in node.tags and node.name != "duplicate":
+        if "last" in node.tags and "index" not in node.tags and node.name not in ("duplicate", "addheader"):
             raise self._error(token, ":last needs :index")
         if node.tags.get("index") == 0:
             raise self._error(token, ":index counts from 1")
@@ -310,6 +311,13 @@ class _Parser:
             for variable in names:
                 if not _VARIABLE_NAME.fullmatch(variable) or (name != "global" and variable.isdigit()):
                     raise self._error(token, f'invalid variable name "{variable}"')
+        elif name == "redirect":
+            address = str(node.args[0])
+            if literal(address):
+                try:
+                    parse_address(address.strip().removeprefix("<").removesuffix(">"))
+                except AddressError as error:
+                    raise self._error(token, f'redirect to an invalid address "{address}": {error}') from None
         elif name == "include":
             script_name = str(node.args[0])
             if literal(script_name) and (not script_name or "/" in script_name or script_name.startswith(".")):

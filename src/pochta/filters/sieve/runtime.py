@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from pochta.filters.sieve import dates, matching, vacation
 from pochta.filters.sieve.errors import SieveError
-from pochta.filters.sieve.message import Headers, address_part, addresses, body_texts, split_envelope
+from pochta.filters.sieve.message import Headers, address_part, addresses, body_texts, header_text, split_envelope
 from pochta.filters.sieve.model import (
     Action,
     Discard,
@@ -26,7 +26,6 @@ from pochta.filters.sieve.model import (
 from pochta.filters.sieve.parser import Node, Script, Value, parse
 from pochta.mail import mime
 from pochta.mail.address import AddressError, parse_address
-from pochta.mail.headers import decode_words
 
 MAX_INCLUDE_DEPTH = 10  # RFC 6609 §3.2 leaves it to us; recursion is an error
 MAX_VARIABLE_LENGTH = 64 * 1024  # longer values are cut (RFC 5229 §6 allows a limit)
@@ -367,7 +366,7 @@ def split_flags(items: Sequence[str]) -> list[str]:
 
 
 def _header_values(runner: _Runner, frame: _Frame, node: Node) -> list[str] | None:
-    return [decode_words(raw) for raw in runner.header_fields(frame, node, runner.strings(frame, node.args[0]))]
+    return [header_text(raw) for raw in runner.header_fields(frame, node, runner.strings(frame, node.args[0]))]
 
 
 def _address_part_name(node: Node) -> str:
@@ -440,7 +439,7 @@ def _date_values(runner: _Runner, frame: _Frame, node: Node) -> list[str] | None
     part = runner.string(frame, node.args[1])
     out: list[str] = []
     for raw in runner.header_fields(frame, node, [runner.string(frame, node.args[0])]):
-        moment = dates.header_date(decode_words(raw))
+        moment = dates.header_date(header_text(raw))
         if moment is None:
             continue
         if "originalzone" not in node.tags:
