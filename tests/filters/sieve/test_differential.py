@@ -150,10 +150,18 @@ SCRIPTS: dict[str, str] = {
     "syntax-error": 'if header :is "Subject" { keep; }',
     "unknown-command": "frobnicate;",
     "missing-require": 'fileinto "x";',
-    "header-is": 'require "fileinto"; if header :is "subject" "[ACME-users] [fwd] version 1.0 is out" { fileinto "acme"; }',
-    "header-contains": 'require "fileinto"; if header :contains ["X-Priority", "Subject"] ["meeting", "1"] { fileinto "hit"; }',
-    "header-octet": 'require "fileinto"; if header :comparator "i;octet" :contains "Subject" "MEETING" { fileinto "hit"; }',
-    "header-matches": 'require "fileinto"; if header :matches "Subject" "*version ?.0*" { fileinto "v"; } else { discard; }',
+    "header-is": (
+        'require "fileinto"; if header :is "subject" "[ACME-users] [fwd] version 1.0 is out" { fileinto "acme"; }'
+    ),
+    "header-contains": (
+        'require "fileinto"; if header :contains ["X-Priority", "Subject"] ["meeting", "1"] { fileinto "hit"; }'
+    ),
+    "header-octet": (
+        'require "fileinto"; if header :comparator "i;octet" :contains "Subject" "MEETING" { fileinto "hit"; }'
+    ),
+    "header-matches": (
+        'require "fileinto"; if header :matches "Subject" "*version ?.0*" { fileinto "v"; } else { discard; }'
+    ),
     "header-encoded": 'require "fileinto"; if header :contains "subject" "München" { fileinto "de"; }',
     "address-all": 'require "fileinto"; if address :is "from" "alice+news@example.org" { fileinto "alice"; }',
     "address-parts": (
@@ -162,7 +170,10 @@ SCRIPTS: dict[str, str] = {
         'elsif address :localpart :is "from" "someone" { fileinto "someone"; }\n'
         'elsif address :all :contains "from" "example.de" { fileinto "de"; }'
     ),
-    "exists": 'require "fileinto"; if exists ["List-Id", "Precedence"] { fileinto "bulk"; } elsif not exists "Subject" { discard; }',
+    "exists": (
+        'require "fileinto"; '
+        'if exists ["List-Id", "Precedence"] { fileinto "bulk"; } elsif not exists "Subject" { discard; }'
+    ),
     "size": 'require "fileinto"; if size :over 10K { fileinto "big"; } elsif size :under 300 { fileinto "small"; }',
     "allof-anyof": (
         'require "fileinto";\n'
@@ -212,7 +223,9 @@ SCRIPTS: dict[str, str] = {
         'if address :count "ge" :comparator "i;ascii-numeric" ["to", "cc"] "3" { fileinto "many"; }\n'
         'if header :count "eq" :comparator "i;ascii-numeric" "received" "2" { fileinto "two-hops"; }'
     ),
-    "relational-string": 'require ["fileinto", "relational"]; if header :value "lt" "subject" "M" { fileinto "early"; }',
+    "relational-string": (
+        'require ["fileinto", "relational"]; if header :value "lt" "subject" "M" { fileinto "early"; }'
+    ),
     "body": (
         'require ["body", "fileinto"];\n'
         'if body :contains "version" { fileinto "body-text"; }\n'
