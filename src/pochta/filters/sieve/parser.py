@@ -53,7 +53,7 @@ class _Argument:
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _FIELD_NAME = re.compile(r"[!-9;-~]+")  # RFC 5322 §3.6.8 ftext
 _ZONE = re.compile(r"[+-][0-9]{4}")
-_ENCODED = re.compile(r"\$\{(hex|unicode):([^}]*)\}", re.IGNORECASE)
+_ENCODED = re.compile(r"\$\{(hex|unicode):([^${}]*)\}", re.IGNORECASE)
 _HEX_RUN = re.compile(r"[ \t\r\n]*(?:[0-9A-Fa-f]+[ \t\r\n]*)*")
 
 
@@ -137,9 +137,7 @@ class _Parser:
                 found.append(self._call(is_test=True))
             self._expect(")", "',' or ')' in the test list")
             tests = tuple(found)
-        elif self._is(Kind.IDENTIFIER):
-            if signature.tests != "one":
-                raise self._error(self._token, f"{what} '{token.text}' takes no test here")
+        elif self._is(Kind.IDENTIFIER) and signature.tests == "one":
             tests = (self._call(is_test=True),)
         elif signature.tests != "none":
             wanted = "a test" if signature.tests == "one" else "a test list in parentheses"
