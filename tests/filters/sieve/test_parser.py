@@ -48,7 +48,7 @@ def test_comments_anywhere() -> None:
 
 def test_numbers_with_quantifiers() -> None:
     sizes = [
-        parse(f"if size :over {text} {{ discard; }}").commands[0].tests[0].args[0] for text in "1 1K 2m 3G".split()
+        parse(f"if size :over {text} {{ discard; }}").commands[0].tests[0].args[0] for text in ["1", "1K", "2m", "3G"]
     ]
     assert sizes == [1, 1024, 2 * 2**20, 3 * 2**30]
 
