@@ -94,7 +94,7 @@ def tokens(source: str) -> Iterator[Token]:
                 raise SieveError(start_line, start_column, "':' must start a tagged argument like :is")
             pos = match.end()
             yield Token(Kind.TAG, match.group(0).lower(), start_line, start_column)
-        elif char.isdigit():
+        elif "0" <= char <= "9":
             number_match = _NUMBER.match(source, pos)
             assert number_match is not None
             value = int(number_match.group(1)) * _QUANTIFIERS.get(number_match.group(2).lower(), 1)

@@ -11,9 +11,10 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from pochta.filters.sieve import grammar
+from pochta.filters.sieve import grammar, matching
 from pochta.filters.sieve.errors import SieveError
 from pochta.filters.sieve.lexer import Kind, Token, tokens
+from pochta.mail.address import AddressError, parse_address
 
 MAX_NESTING = 64  # blocks and tests inside each other; deeper is an error, never a RecursionError
 
@@ -52,7 +53,7 @@ class _Argument:
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _FIELD_NAME = re.compile(r"[!-9;-~]+")  # RFC 5322 §3.6.8 ftext
 _ZONE = re.compile(r"[+-][0-9]{4}")
-_ENCODED = re.compile(r"\$\{(hex|unicode):([^}]*)\}", re.IGNORECASE)
+_ENCODED = re.compile(r"\$\{(hex|unicode):([^${}]*)\}", re.IGNORECASE)
 _HEX_RUN = re.compile(r"[ \t\r\n]*(?:[0-9A-Fa-f]+[ \t\r\n]*)*")
 
 
@@ -136,9 +137,7 @@ class _Parser:
                 found.append(self._call(is_test=True))
             self._expect(")", "',' or ')' in the test list")
             tests = tuple(found)
-        elif self._is(Kind.IDENTIFIER):
-            if signature.tests != "one":
-                raise self._error(self._token, f"{what} '{token.text}' takes no test here")
+        elif self._is(Kind.IDENTIFIER) and signature.tests == "one":
             tests = (self._call(is_test=True),)
         elif signature.tests != "none":
             wanted = "a test" if signature.tests == "one" else "a test list in parentheses"
@@ -271,7 +270,7 @@ class _Parser:
             operator = node.tags.get(relational)
             if isinstance(operator, str) and operator.lower() not in grammar.RELATIONAL_OPERATORS:
                 raise self._error(token, f'unknown relational operator "{operator}"')
-        if "last" in node.tags and "index" not in node.tags and node.name != "duplicate":
+        if "last" in node.tags and "index" not in node.tags and node.name not in ("duplicate", "addheader"):
             raise self._error(token, ":last needs :index")
         if node.tags.get("index") == 0:
             raise self._error(token, ":index counts from 1")
@@ -310,6 +309,13 @@ class _Parser:
             for variable in names:
                 if not _VARIABLE_NAME.fullmatch(variable) or (name != "global" and variable.isdigit()):
                     raise self._error(token, f'invalid variable name "{variable}"')
+        elif name == "redirect":
+            address = str(node.args[0])
+            if literal(address):
+                try:
+                    parse_address(address.strip().removeprefix("<").removesuffix(">"))
+                except AddressError as error:
+                    raise self._error(token, f'redirect to an invalid address "{address}": {error}') from None
         elif name == "include":
             script_name = str(node.args[0])
             if literal(script_name) and (not script_name or "/" in script_name or script_name.startswith(".")):
@@ -344,7 +350,7 @@ def _describe(token: Token) -> str:
 
 def _compile_regex(pattern: str, token: Token) -> re.Pattern[str]:
     try:
-        return re.compile(pattern)
+        return matching.compile_regex(pattern, False)
     except (re.error, OverflowError, RecursionError) as error:
         raise SieveError(token.line, token.column, f'invalid regular expression "{pattern}": {error}') from None
 

@@ -1,0 +1,432 @@
+"""Differential test: the same scripts on the same messages through Pochta and Dovecot Pigeonhole's
+``sieve-test`` (Debian ``dovecot-sieve``) must give the same actions, and the same scripts must fail
+to compile. Actions are compared normalised: stores (mailbox, lowercase flags), redirects, rejects,
+discard (only when nothing else delivers), vacation (whether a reply goes out), run-time failure."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pochta.filters.sieve import (
+    Discard,
+    Environment,
+    FileInto,
+    Keep,
+    MessageView,
+    Redirect,
+    Reject,
+    SieveError,
+    Vacation,
+    parse,
+    run,
+)
+from tests.conftest import SHARED_DATA, need
+
+SIEVE_TEST = shutil.which("sieve-test")
+NOBODY = 65534
+# Pigeonhole enables these only on request; the rest of our extensions it has by default.
+EXTENSIONS = "+editheader +vacation-seconds +spamtest +spamtestplus +virustest"
+
+Normal = frozenset[tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class Sample:
+    name: str
+    content: bytes
+    envelope_from: str
+    envelope_to: str
+
+
+def _crlf(text: str) -> bytes:
+    return text.replace("\n", "\r\n").encode("utf-8")
+
+
+MESSAGES = [
+    Sample(
+        "plain",
+        _crlf(
+            "Return-Path: <alice+news@example.org>\n"
+            "From: Alice Example <alice+news@example.org>\n"
+            "To: Bob <bob@example.com>, carol@example.net\n"
+            "Cc: team@lists.example.com\n"
+            "Subject: [acme-users] [fwd] version 1.0 is out\n"
+            "Date: Tue, 01 Apr 1997 09:06:31 -0800\n"
+            "Message-ID: <plain-1@example.org>\n"
+            "X-Priority: 2\n"
+            "X-Spam-Score: 7\n"
+            "\n"
+            "Hello Bob,\n"
+            "the new version is out: see https://example.org/release.\n"
+            "-- \n"
+            "Alice\n"
+        ),
+        "alice+news@example.org",
+        "bob@example.com",
+    ),
+    Sample(
+        "list",
+        _crlf(
+            "From: owner-announce@lists.example.com\n"
+            "To: announce@lists.example.com\n"
+            "Subject: Re: Meeting tomorrow\n"
+            "Date: Fri, 27 Nov 2026 08:00:00 +0100\n"
+            "Message-ID: <list-7@lists.example.com>\n"
+            "List-Id: Announcements <announce.lists.example.com>\n"
+            "Precedence: bulk\n"
+            "Received: from a.example.com by mx.example.com; Fri, 27 Nov 2026 08:00:05 +0100\n"
+            "Received: from b.example.com by a.example.com; Fri, 27 Nov 2026 07:59:59 +0100\n"
+            "\n"
+            "The meeting is moved to 10:00.\n"
+        ),
+        "owner-announce@lists.example.com",
+        "bob+lists@example.com",
+    ),
+    Sample(
+        "multipart",
+        _crlf(
+            "From: =?UTF-8?B?SsO8cmdlbg==?= <juergen@example.de>\n"
+            "To: bob@example.com\n"
+            "Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe_aus_M=C3=BCnchen?=\n"
+            "Date: Mon, 15 Jun 2026 23:30:00 +0200\n"
+            "Message-ID: <mp-1@example.de>\n"
+            "MIME-Version: 1.0\n"
+            'Content-Type: multipart/alternative; boundary="b1"\n'
+            "\n"
+            "--b1\n"
+            "Content-Type: text/plain; charset=utf-8\n"
+            "Content-Transfer-Encoding: quoted-printable\n"
+            "\n"
+            "Viele Gr=C3=BC=C3=9Fe, das Angebot ist g=C3=BCltig.\n"
+            "--b1\n"
+            "Content-Type: text/html; charset=utf-8\n"
+            "Content-Transfer-Encoding: base64\n"
+            "\n"
+            "PGh0bWw+PGJvZHk+PHA+VmllbGUgR3LDvMOfZSwgPGI+U29uZGVyYW5nZWJvdDwvYj48L3A+PC9ib2R5PjwvaHRtbD4=\n"
+            "--b1--\n"
+        ),
+        "juergen@example.de",
+        "bob@example.com",
+    ),
+    Sample(
+        "minimal",
+        _crlf("From: someone@example.net\nTo: undisclosed-recipients:;\n\nno subject, no date\n"),
+        "someone@example.net",
+        "bob@example.com",
+    ),
+    Sample(
+        "autoreply",
+        _crlf(
+            "From: Carol <carol@example.net>\n"
+            "To: bob@example.com\n"
+            "Subject: Out of office\n"
+            "Auto-Submitted: auto-replied\n"
+            "Message-ID: <auto-1@example.net>\n"
+            "\n" + "I am away until Monday.\n" * 600
+        ),
+        "carol@example.net",
+        "bob@example.com",
+    ),
+]
+
+SCRIPTS: dict[str, str] = {
+    "empty": "",
+    "keep": "keep;",
+    "discard": "discard;",
+    "stop": "stop; discard;",
+    "redirect": 'redirect "carol@example.net";',
+    "redirect-twice": 'redirect "carol@example.net"; redirect "carol@example.net";',
+    "redirect-invalid": 'redirect "not an address";',
+    "syntax-error": 'if header :is "Subject" { keep; }',
+    "unknown-command": "frobnicate;",
+    "missing-require": 'fileinto "x";',
+    "header-is": (
+        'require "fileinto"; if header :is "subject" "[ACME-users] [fwd] version 1.0 is out" { fileinto "acme"; }'
+    ),
+    "header-contains": (
+        'require "fileinto"; if header :contains ["X-Priority", "Subject"] ["meeting", "1"] { fileinto "hit"; }'
+    ),
+    "header-octet": (
+        'require "fileinto"; if header :comparator "i;octet" :contains "Subject" "MEETING" { fileinto "hit"; }'
+    ),
+    "header-matches": (
+        'require "fileinto"; if header :matches "Subject" "*version ?.0*" { fileinto "v"; } else { discard; }'
+    ),
+    "header-encoded": 'require "fileinto"; if header :contains "subject" "München" { fileinto "de"; }',
+    "address-all": 'require "fileinto"; if address :is "from" "alice+news@example.org" { fileinto "alice"; }',
+    "address-parts": (
+        'require "fileinto";\n'
+        'if address :domain :is ["to", "cc"] "lists.example.com" { fileinto "lists"; }\n'
+        'elsif address :localpart :is "from" "someone" { fileinto "someone"; }\n'
+        'elsif address :all :contains "from" "example.de" { fileinto "de"; }'
+    ),
+    "exists": (
+        'require "fileinto"; '
+        'if exists ["List-Id", "Precedence"] { fileinto "bulk"; } elsif not exists "Subject" { discard; }'
+    ),
+    "size": 'require "fileinto"; if size :over 10K { fileinto "big"; } elsif size :under 300 { fileinto "small"; }',
+    "allof-anyof": (
+        'require "fileinto";\n'
+        'if allof (header :contains "from" "example", anyof (size :over 1M, exists "date", false)) {\n'
+        '  fileinto "dated";\n'
+        "}"
+    ),
+    "envelope": (
+        'require ["envelope", "fileinto"];\n'
+        'if envelope :domain :is "from" "example.org" { fileinto "org"; }\n'
+        'if envelope :all :is "to" "bob+lists@example.com" { fileinto "tagged"; }'
+    ),
+    "subaddress": (
+        'require ["envelope", "subaddress", "fileinto", "variables"];\n'
+        'if envelope :detail :matches "to" "*" { fileinto "sub/${1}"; }\n'
+        'if address :user :is "from" "alice" { fileinto "alice-any"; }\n'
+        'if address :detail :is "from" "news" { fileinto "alice-news"; }'
+    ),
+    "copy": 'require ["fileinto", "copy"]; fileinto :copy "archive"; redirect :copy "archive@example.net";',
+    "fileinto-twice": 'require "fileinto"; fileinto "a"; fileinto "a"; fileinto "INBOX"; keep;',
+    "flags": (
+        'require ["fileinto", "imap4flags"];\n'
+        'setflag "\\\\Seen";\n'
+        'addflag ["$Work", "\\\\Flagged $Work"];\n'
+        'removeflag "\\\\Seen";\n'
+        'if hasflag :contains "work" { fileinto "work"; }\n'
+        'fileinto :flags "\\\\Answered" "answered";'
+    ),
+    "flags-implicit": 'require "imap4flags"; if header :contains "subject" "meeting" { addflag "\\\\Flagged"; }',
+    "variables": (
+        'require ["fileinto", "variables"];\n'
+        'if header :matches "Subject" "[*] *" { set :lower :upperfirst "list" "${1}"; fileinto "lists/${list}"; }\n'
+        'set "a" "${unknown}x"; if string :is "${a}" "x" { addflag_missing_is_not_called; }'
+    ),
+    "variables-modifiers": (
+        'require ["fileinto", "variables"];\n'
+        'set :length "n" "hello";\n'
+        'set :upper "u" "mixed Case";\n'
+        'set :quotewildcard "q" "a*b?c";\n'
+        'if allof (string :is "${n}" "5", string :is "${u}" "MIXED CASE", string :is "${q}" "a\\\\*b\\\\?c") {\n'
+        '  fileinto "ok";\n'
+        "}"
+    ),
+    "relational": (
+        'require ["fileinto", "relational", "comparator-i;ascii-numeric"];\n'
+        'if header :value "ge" :comparator "i;ascii-numeric" "X-Spam-Score" "5" { fileinto "spam"; }\n'
+        'if address :count "ge" :comparator "i;ascii-numeric" ["to", "cc"] "3" { fileinto "many"; }\n'
+        'if header :count "eq" :comparator "i;ascii-numeric" "received" "2" { fileinto "two-hops"; }'
+    ),
+    "relational-string": (
+        'require ["fileinto", "relational"]; if header :value "lt" "subject" "M" { fileinto "early"; }'
+    ),
+    "body": (
+        'require ["body", "fileinto"];\n'
+        'if body :contains "version" { fileinto "body-text"; }\n'
+        'if body :text :contains "Grüße" { fileinto "body-de"; }\n'
+        'if body :raw :contains "PGh0bWw" { fileinto "body-raw"; }\n'
+        'if body :content "text/html" :contains "Sonderangebot" { fileinto "body-html"; }'
+    ),
+    "date": (
+        'require ["date", "fileinto", "relational"];\n'
+        'if date :originalzone :is "date" "year" "1997" { fileinto "old"; }\n'
+        'if date :zone "+0000" :value "ge" "date" "hour" "20" { fileinto "late-utc"; }\n'
+        'if date :is "date" "weekday" "1" { fileinto "monday"; }\n'
+        'if currentdate :value "ge" "year" "2020" { addflag_never; }'
+    ),
+    "date-parts": (
+        'require ["date", "fileinto", "variables"];\n'
+        'if date :originalzone :matches "date" "iso8601" "*" { set "iso" "${1}"; }\n'
+        'if date :originalzone :matches "date" "std11" "*" { set "std" "${1}"; }\n'
+        'if date :originalzone :matches "date" "julian" "*" { set "mjd" "${1}"; }\n'
+        'if date :originalzone :matches "date" "zone" "*" { set "zone" "${1}"; }\n'
+        'fileinto "${iso}|${std}|${mjd}|${zone}";'
+    ),
+    "index": (
+        'require ["date", "index", "fileinto", "relational"];\n'
+        'if header :index 1 :last :contains "received" "b.example.com" { fileinto "first-hop"; }\n'
+        'if date :index 1 :originalzone :is "received" "time" "08:00:05" { fileinto "last-hop"; }'
+    ),
+    "regex": (
+        'require ["regex", "fileinto", "variables"];\n'
+        'if header :regex "subject" "^\\\\[([a-z-]+)\\\\]" { fileinto "re/${1}"; }\n'
+        'if address :regex :domain "from" "^lists?\\\\." { fileinto "re-list"; }'
+    ),
+    "editheader": (
+        'require ["editheader", "fileinto"];\n'
+        'addheader "X-Sieve" "seen";\n'
+        'deleteheader "precedence";\n'
+        'if allof (exists "X-Sieve", not exists "Precedence") { fileinto "edited"; }'
+    ),
+    "editheader-index": (
+        'require ["editheader", "fileinto", "index"];\n'
+        'deleteheader :index 1 "received";\n'
+        'addheader :last "X-Count" "1";\n'
+        'if header :is "X-Count" "1" { fileinto "counted"; }'
+    ),
+    "reject": 'require "reject"; if header :contains "subject" "meeting" { reject "I do not do meetings."; }',
+    "reject-conflict": 'require ["reject", "fileinto"]; fileinto "x"; reject "no";',
+    "mailbox": 'require ["fileinto", "mailbox"]; fileinto :create "Folders/New";',
+    "encoded-character": 'require ["encoded-character", "fileinto"]; fileinto "${hex:41 42}${unicode:263A}";',
+    "vacation": 'require "vacation"; vacation :days 3 :subject "Away" "I am away.";',
+    "vacation-seconds": 'require "vacation-seconds"; vacation :seconds 60 :addresses "bob@example.com" "Away.";',
+    "duplicate": 'require ["duplicate", "fileinto"]; if duplicate { discard; } else { fileinto "first"; }',
+    "rfc5228-example": (
+        "# RFC 5228 §9 (adapted)\n"
+        'require ["fileinto"];\n'
+        'if header :is "Sender" "owner-ietf-mta-filters@imc.org" { fileinto "filter"; }\n'
+        'elsif address :DOMAIN :is ["From", "To"] "example.com" { keep; }\n'
+        'elsif anyof (NOT address :all :contains ["To", "Cc", "Bcc"] "me@example.com",\n'
+        '             header :matches "subject" ["*make*money*fast*", "*university*dipl*mas*"]) {\n'
+        '  fileinto "spam";\n'
+        "} else {\n"
+        '  fileinto "personal";\n'
+        "}"
+    ),
+}
+
+
+def _shared_messages() -> list[Sample]:
+    folder = SHARED_DATA / "mime" / "zbateson-mail-mime-parser" / "tests" / "_data" / "emails"
+    names = ["m0001.txt", "m0005.txt", "m1002.txt", "m2005.txt", "m3002.txt", "m4002.txt"]
+    return [
+        Sample(f"shared-{name}", (folder / name).read_bytes(), "sender@example.org", "bob@example.com")
+        for name in names
+        if (folder / name).is_file()
+    ]
+
+
+@pytest.fixture(scope="module")
+def workdir() -> Iterator[Path]:
+    need(SIEVE_TEST is not None, "sieve-test not installed (apt-get install dovecot-sieve dovecot-core)")
+    # Not under pytest's 0700 tmp_path: sieve-test runs as nobody when we are root (Dovecot refuses root).
+    with tempfile.TemporaryDirectory(prefix="pochta-pigeonhole-") as name:
+        base = Path(name)
+        os.chmod(base, 0o777)
+        (base / "mail").mkdir()
+        os.chmod(base / "mail", 0o777)
+        (base / "dovecot.conf").write_text(
+            f"mail_location = maildir:{base}/mail\nplugin {{\n  sieve_extensions = {EXTENSIONS}\n}}\n"
+        )
+        os.chmod(base / "dovecot.conf", 0o644)
+        yield base
+
+
+def _pigeonhole(workdir: Path, script: str, sample: Sample, tag: str) -> tuple[str, Normal]:
+    script_path = workdir / f"{tag}.sieve"
+    message_path = workdir / f"{sample.name}.eml"
+    script_path.write_text(script + "\n")
+    message_path.write_bytes(sample.content)
+    for path in (script_path, message_path):
+        os.chmod(path, 0o666)
+    command = [
+        str(SIEVE_TEST),
+        "-c",
+        str(workdir / "dovecot.conf"),
+        "-C",
+        "-f",
+        sample.envelope_from,
+        "-a",
+        sample.envelope_to,
+        "-r",
+        sample.envelope_to,
+        str(script_path),
+        str(message_path),
+    ]
+    is_executed = tag.startswith("vacation")  # Pigeonhole judges vacation only when executing
+    if is_executed:
+        command.insert(1, "-e")
+        for record in workdir.glob(".dovecot*"):
+            record.unlink()  # the duplicate and vacation records of the previous run
+    if os.geteuid() == 0:
+        command = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *command]
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TZ": "UTC", "HOME": str(workdir)}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=30, check=False)
+    if done.returncode == 89 and "failed to compile" in done.stderr:
+        return "compile-error", frozenset()
+    if done.returncode not in (0, 1):
+        pytest.fail(f"sieve-test failed ({done.returncode}): {done.stderr}")
+    if "resolved with successful implicit keep" in done.stderr:
+        return "run-error", frozenset({("store", "INBOX", "")})
+    out: list[list[str]] = []
+    if is_executed:
+        output = done.stdout + done.stderr
+        if "sent vacation response" in output:
+            out.append(["vacation"])
+        for mailbox in re.findall(r"stored mail into mailbox '([^']*)'", done.stderr):
+            out.append(["store", mailbox, ""])
+        return "ok", frozenset(tuple(item) for item in out)
+    for line in done.stdout.splitlines():
+        stripped = line.strip()
+        if line.startswith(" * store message in folder: "):
+            out.append(["store", line.split(": ", 1)[1], ""])
+        elif line.startswith(" * redirect message to: "):
+            out.append(["redirect", line.split(": ", 1)[1].strip("<>")])
+        elif line.startswith(" * reject message with reason: "):
+            out.append(["reject", line.split(": ", 1)[1]])
+        elif line.startswith(" * discard"):
+            out.append(["discard"])
+        elif line.startswith(" * track duplicate"):
+            out.append(["track-duplicate"])
+        elif line.startswith(" * send vacation message"):
+            out.append(["vacation"])
+        elif stripped.startswith("+ add IMAP flags: ") and out and out[-1][0] == "store":
+            out[-1][2] = " ".join(sorted(stripped.split(": ", 1)[1].lower().split()))
+        elif line.startswith(" * "):
+            pytest.fail(f"unknown sieve-test action line: {line!r}")
+    return "ok", _without_redundant_discard(frozenset(tuple(item) for item in out))
+
+
+def _pochta(script: str, sample: Sample) -> tuple[str, Normal]:
+    try:
+        parsed = parse(script)
+    except SieveError:
+        return "compile-error", frozenset()
+    env = Environment(now=dt.datetime(2026, 11, 27, 10, 0, tzinfo=dt.UTC), user=sample.envelope_to)
+    message = MessageView(
+        content=sample.content,
+        envelope_from=sample.envelope_from,
+        envelope_to=sample.envelope_to,
+        size=len(sample.content),
+    )
+    result = run(parsed, message, env)
+    if result.errors:
+        return "run-error", frozenset({("store", "INBOX", "")})
+    out: set[tuple[str, ...]] = {("track-duplicate",)} if result.duplicate_ids else set()
+    for action in result.actions:
+        if isinstance(action, Keep | FileInto):
+            flags = " ".join(sorted(flag.lower() for flag in action.flags))
+            out.add(("store", action.mailbox, flags))
+        elif isinstance(action, Redirect):
+            out.add(("redirect", action.address))
+        elif isinstance(action, Reject):
+            out.add(("reject", action.reason))
+        elif isinstance(action, Discard):
+            out.add(("discard",))
+        elif isinstance(action, Vacation):
+            out.add(("vacation",))
+    return "ok", _without_redundant_discard(frozenset(out))
+
+
+def _without_redundant_discard(actions: Normal) -> Normal:
+    if any(action[0] not in ("discard", "vacation", "track-duplicate") for action in actions):
+        return frozenset(action for action in actions if action[0] != "discard")
+    return actions
+
+
+@pytest.mark.parametrize("script_name", sorted(SCRIPTS))
+def test_pochta_and_pigeonhole_agree(workdir: Path, script_name: str) -> None:
+    script = SCRIPTS[script_name]
+    mismatches = []
+    for sample in [*MESSAGES, *_shared_messages()]:
+        theirs = _pigeonhole(workdir, script, sample, script_name)
+        ours = _pochta(script, sample)
+        if theirs != ours:
+            mismatches.append(f"{sample.name}: pigeonhole {theirs} != pochta {ours}")
+    assert not mismatches, "\n".join(mismatches)
