@@ -28,6 +28,7 @@ from pochta.outbound.deliver import Relay
 from pochta.outbound.mtasts import PolicyCache
 from pochta.proto.smtp import Limits as SmtpLimits
 from pochta.queue.runner import QueueRunner, RunnerSettings
+from pochta.sieving import Sieving
 from pochta.smtpd.auth import SmtpAuth
 from pochta.smtpd.mx import MxPolicy
 from pochta.smtpd.session import Session as SmtpSession
@@ -162,7 +163,17 @@ class Server:
         self.runner = runner = self._queue_runner(store, blobs, delivery)
         delivery.on_queued = runner.wake
         inbound, outgoing = self._pipelines(store)
-        mx = MxPolicy(directory=store, delivery=delivery, blobs=blobs, hostname=config.hostname, pipeline=inbound)
+        sieving = Sieving(
+            store=store, blobs=blobs, hostname=config.hostname, now=self._now, max_redirects=config.sieve.max_redirects
+        )
+        mx = MxPolicy(
+            directory=store,
+            delivery=delivery,
+            blobs=blobs,
+            hostname=config.hostname,
+            pipeline=inbound,
+            sieving=sieving,
+        )
         submission = SubmissionPolicy(
             directory=store,
             delivery=delivery,
