@@ -35,7 +35,9 @@ def test_redirect_cancels_implicit_keep_and_normalises_the_address() -> None:
 
 def test_redirect_twice_to_one_address_happens_once() -> None:
     # RFC 5228 §2.10.3
-    assert outcome('redirect "a@example.net"; redirect "a@example.net";').actions == (Redirect(address="a@example.net"),)
+    assert outcome('redirect "a@example.net"; redirect "a@example.net";').actions == (
+        Redirect(address="a@example.net"),
+    )
 
 
 def test_stop_ends_the_script() -> None:

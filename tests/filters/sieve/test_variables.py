@@ -46,8 +46,7 @@ def test_quoteregex() -> None:
 
 def test_match_variables_from_matches() -> None:
     script = (
-        'require ["variables", "fileinto"];'
-        'if header :matches "Subject" "* on *?" { fileinto "${0}|${1}|${2}|${3}"; }'
+        'require ["variables", "fileinto"];if header :matches "Subject" "* on *?" { fileinto "${0}|${1}|${2}|${3}"; }'
     )
     assert _boxes(script) == ["Lunch on Friday?|Lunch|Friday|?"]
 
@@ -91,7 +90,9 @@ def test_variables_in_test_arguments() -> None:
 
 
 def test_variable_values_are_bounded() -> None:
-    script = 'require ["variables", "fileinto"]; set "a" "0123456789";' + "".join(
-        f'set "a" "${{a}}${{a}}";' for _ in range(16)
-    ) + 'set :length "n" "${a}"; fileinto "${n}";'
+    script = (
+        'require ["variables", "fileinto"]; set "a" "0123456789";'
+        + "".join('set "a" "${a}${a}";' for _ in range(16))
+        + 'set :length "n" "${a}"; fileinto "${n}";'
+    )
     assert _boxes(script) == [str(64 * 1024)]

@@ -25,6 +25,7 @@ _TAG = re.compile(r"<[^>]*>")
 _BLOCK = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 _ENTITIES = {"&nbsp;": " ", "&lt;": "<", "&gt;": ">", "&amp;": "&", "&quot;": '"', "&#39;": "'"}
 _ENTITY = re.compile("|".join(re.escape(e) for e in _ENTITIES))
+_SPACES = re.compile(r"[ \t\r\n]+")
 _LINE_BREAK = re.compile(r"\r?\n")
 _Q_WORD = re.compile(rb"=\?[^?\s]+\?[qQ]\?[^?\s]*\?=")
 _EIGHT_BIT = re.compile(rb"[\x80-\xff]")
@@ -201,8 +202,9 @@ def _decoded(header: bytes, body: bytes, content_type: str) -> str:
     raw = body
     try:
         if encoding == b"base64":
-            data = re.sub(rb"[^A-Za-z0-9+/]", b"", body)
-            raw = binascii.a2b_base64(data[: len(data) - len(data) % 4])
+            data = re.sub(rb"[^A-Za-z0-9+/]", b"", body.split(b"=", 1)[0])
+            data = data[:-1] if len(data) % 4 == 1 else data  # a lone trailing character carries no octet
+            raw = binascii.a2b_base64(data + b"=" * (-len(data) % 4))
         elif encoding == b"quoted-printable":
             raw = binascii.a2b_qp(body)
     except (binascii.Error, ValueError):
@@ -219,4 +221,5 @@ def _decoded(header: bytes, body: bytes, content_type: str) -> str:
 def _html_text(html: str) -> str:
     """HTML as the words a reader sees (RFC 5173 §5.2 leaves the extraction to the implementation)."""
     text = _TAG.sub(" ", _BLOCK.sub(" ", html))
-    return _ENTITY.sub(lambda match: _ENTITIES[match.group(0)], text)
+    text = _ENTITY.sub(lambda match: _ENTITIES[match.group(0)], text)
+    return _SPACES.sub(" ", text).strip()
