@@ -85,7 +85,10 @@ def test_unknown_namespace_stays_as_written() -> None:
 
 
 def test_variables_in_test_arguments() -> None:
-    script = 'require ["variables", "fileinto"]; set "h" "subject"; set "k" "friday"; if header :contains "${h}" "${k}" { fileinto "hit"; }'
+    script = (
+        'require ["variables", "fileinto"]; set "h" "subject"; set "k" "friday";'
+        'if header :contains "${h}" "${k}" { fileinto "hit"; }'
+    )
     assert _boxes(script) == ["hit"]
 
 
