@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable, Iterator
 
 from pochta.mail import mime
+from pochta.mail.address import quote_local
 from pochta.mail.addresslist import MISSING_DOMAIN, MISSING_MAILBOX, parse_address_list
 from pochta.mail.headers import (
     FIELD,
@@ -158,7 +159,11 @@ def address_part(local: str, domain: str | None, part: str) -> str | None:
         if part == "user":
             return user
         return detail if separator else None
-    return local if domain is None else (f"{local}@{domain}" if local or domain else "")
+    if domain is None:
+        return local
+    # :all writes the address out, quoting a local part that is not a dot-atom (RFC 5322 §3.4.1);
+    # :localpart gives it unquoted (both as Dovecot does)
+    return f"{quote_local(local)}@{domain}" if local or domain else ""
 
 
 # --- body ------------------------------------------------------------------------------------------
@@ -172,13 +177,21 @@ def body_texts(content: bytes, transform: str, types: tuple[str, ...]) -> list[s
         return [decode_text(content[root.body_start : root.end])]
     out: list[str] = []
     for part in root.walk():
-        if part.is_multipart or part.message is not None:
-            continue
         content_type = part.content_type
         if transform == "text":
-            if not content_type.startswith("text/"):
+            if part.is_multipart or part.message is not None or not content_type.startswith("text/"):
                 continue
         elif not any(_type_matches(content_type, wanted) for wanted in types):
+            continue
+        if part.is_multipart:  # RFC 5173 §5.2: its prologue and epilogue
+            if part.children:
+                outside = content[part.body_start : part.children[0].start] + content[part.children[-1].end : part.end]
+            else:
+                outside = content[part.body_start : part.end]
+            out.append(decode_text(outside))
+            continue
+        if part.message is not None:  # RFC 5173 §5.2: the header of the enclosed message
+            out.append(decode_text(content[part.message.start : part.message.body_start]))
             continue
         header = content[part.start : part.body_start]
         text = _decoded(header, content[part.body_start : part.end], content_type)

@@ -399,7 +399,10 @@ def _envelope_values(runner: _Runner, frame: _Frame, node: Node) -> list[str] | 
         else:
             continue
         local, domain = split_envelope(address)
-        value = address_part(local, domain, part) if address else ("" if part == "all" else None)
+        if part == "all":
+            value: str | None = address  # as the SMTP path gave it; "" for the null sender (RFC 5228 §5.4)
+        else:
+            value = address_part(local, domain, part) if address else None
         if value is not None:
             out.append(value)
     return out
@@ -479,7 +482,7 @@ def _spamtest_values(runner: _Runner, frame: _Frame, node: Node) -> list[str] | 
         level = int(value)
     except ValueError:
         return ["0"]
-    return ["0" if level <= 1 else str(round((min(level, 10) - 1) * 100 / 9))]
+    return ["0" if level <= 1 else str((min(level, 10) - 1) * 100 // 9)]  # truncated, as Dovecot does
 
 
 def _virustest_values(runner: _Runner, frame: _Frame, node: Node) -> list[str] | None:
