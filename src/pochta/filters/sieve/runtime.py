@@ -71,6 +71,8 @@ def run(script: Script, message: MessageView, env: Environment) -> Result:
         pass
     except SieveError as error:
         return Result(actions=(Keep(),), implicit_keep=True, errors=(str(error),))
+    except RecursionError:  # deep blocks inside deep includes: bounded, but reported, not raised
+        return Result(actions=(Keep(),), implicit_keep=True, errors=("script nested too deeply",))
     return runner.result()
 
 
@@ -449,7 +451,10 @@ def _date_values(runner: _Runner, frame: _Frame, node: Node) -> list[str] | None
             zone = _zone(runner, frame, node)
             if zone is None:
                 continue
-            moment = moment.astimezone(zone)
+            try:
+                moment = moment.astimezone(zone)
+            except OverflowError:  # year 1 or 9999 moved past the calendar's end
+                continue
         value = dates.part(moment, part)
         if value is not None:
             out.append(value)
