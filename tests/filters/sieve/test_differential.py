@@ -125,6 +125,24 @@ MESSAGES = [
         "bob@example.com",
     ),
     Sample(
+        "addresses",
+        _crlf(
+            'From: "Doe, John" <"john doe"@example.com>, =?UTF-8?Q?J=C3=BCrgen?= <j+tag@EXAMPLE.de>\n'
+            "To: team: ann@example.com, ben@example.com;, bob+box@example.com\n"
+            "Cc: <>, broken@, (comment only)\n"
+            "Subject: Price: 100 EUR [offer] *special* ?\n"
+            "Date: Sun, 29 Mar 2026 01:30:00 -0000\n"
+            "X-Priority: 2 (High)\n"
+            "X-Spam-Score: 2\n"
+            "X-Virus-Score: 4\n"
+            "Received: from c by d; Sun, 29 Mar 2026 01:29:00 +0000\n"
+            "\n"
+            "body\n"
+        ),
+        "john@example.com",
+        "bob+box@example.com",
+    ),
+    Sample(
         "autoreply",
         _crlf(
             "From: Carol <carol@example.net>\n"
@@ -291,6 +309,129 @@ SCRIPTS: dict[str, str] = {
     ),
 }
 
+PERSONAL = {
+    "lists": 'require ["fileinto", "include"]; if exists "List-Id" { fileinto "lists"; return; } fileinto "not-list";',
+    "once": 'require ["include", "imap4flags"]; addflag "$Included";',
+    "globals": 'require ["include", "variables"]; global "box"; set "box" "${box}-personal";',
+}
+GLOBAL = {
+    "spam": 'require ["fileinto", "include"]; if header :contains "subject" "offer" { fileinto "Junk"; stop; }',
+}
+
+MORE_SCRIPTS: dict[str, str] = {
+    "include": 'require "include"; include "lists"; include :global "spam";',
+    "include-once-optional": (
+        'require ["include", "imap4flags"]; include :once "once"; include :once "once"; include :optional "none";'
+    ),
+    "include-global-variables": (
+        'require ["include", "variables", "fileinto"]; global "box"; set "box" "main"; include "globals";'
+        ' fileinto "${box}";'
+    ),
+    "spamtest": (
+        'require ["spamtest", "relational", "comparator-i;ascii-numeric", "fileinto", "variables"];\n'
+        'if spamtest :value "ge" :comparator "i;ascii-numeric" "5" { fileinto "spam"; }\n'
+        'if spamtest :matches "*" { fileinto "level-${1}"; }'
+    ),
+    "spamtestplus": (
+        'require ["spamtestplus", "fileinto", "variables"];\n'
+        'if spamtest :percent :matches "*" { fileinto "percent-${1}"; }'
+    ),
+    "virustest": (
+        'require ["virustest", "relational", "comparator-i;ascii-numeric", "fileinto", "variables"];\n'
+        'if virustest :value "ge" :comparator "i;ascii-numeric" "4" { discard; stop; }\n'
+        'if virustest :matches "*" { fileinto "virus-${1}"; }'
+    ),
+    "mailboxexists": (
+        'require ["mailbox", "fileinto"]; if mailboxexists "INBOX" { fileinto "yes"; }'
+        ' if mailboxexists ["INBOX", "Nope"] { fileinto "no"; }'
+    ),
+    "matches-escapes": (
+        'require "fileinto";\n'
+        'if header :matches "subject" "*\\\\[*\\\\]*" { fileinto "brackets"; }\n'
+        'if header :matches "subject" "*\\\\*special\\\\* \\\\?" { fileinto "stars"; }\n'
+        'if header :matches "subject" "?*" { fileinto "nonempty"; }'
+    ),
+    "ascii-numeric-edge": (
+        'require ["fileinto", "comparator-i;ascii-numeric", "relational"];\n'
+        'if header :value "gt" :comparator "i;ascii-numeric" "subject" "99999" { fileinto "infinite"; }\n'
+        'if header :is :comparator "i;ascii-numeric" "x-priority" "2" { fileinto "two"; }\n'
+        'if header :value "lt" :comparator "i;ascii-numeric" "x-spam-score" "3" { fileinto "low"; }'
+    ),
+    "match-variables-address": (
+        'require ["fileinto", "variables"];\nif address :matches "from" "*@*" { fileinto "${2}/${1}"; }'
+    ),
+    "address-counts": (
+        'require ["fileinto", "relational", "comparator-i;ascii-numeric", "variables"];\n'
+        'if address :count "eq" :comparator "i;ascii-numeric" "to" "1" { fileinto "to-1"; }\n'
+        'elsif address :count "eq" :comparator "i;ascii-numeric" "to" "2" { fileinto "to-2"; }\n'
+        'elsif address :count "eq" :comparator "i;ascii-numeric" "to" "3" { fileinto "to-3"; }\n'
+        'if header :count "ge" :comparator "i;ascii-numeric" ["to", "cc", "from"] "3" { fileinto "fields-3"; }'
+    ),
+    "address-odd": (
+        'require ["fileinto", "subaddress"];\n'
+        'if address :localpart :is "from" "john doe" { fileinto "quoted-local"; }\n'
+        'if address :domain :is "from" "example.de" { fileinto "upper-domain"; }\n'
+        'if address :detail :is "from" "tag" { fileinto "detail"; }\n'
+        'if address :domain :is "to" "example.com" { fileinto "group-member"; }'
+    ),
+    "regex-groups": (
+        'require ["regex", "fileinto", "variables"];\n'
+        'if header :regex "subject" "([0-9]+) ([A-Z]+)" { fileinto "${2}-${1}"; }\n'
+        'if header :regex "from" "example\\\\.(org|de)" { fileinto "re-${1}"; }'
+    ),
+    "hasflag": (
+        'require ["imap4flags", "fileinto", "variables", "relational", "comparator-i;ascii-numeric"];\n'
+        'setflag "\\\\Seen $A"; addflag "$B"; removeflag "$A";\n'
+        'if hasflag :count "eq" :comparator "i;ascii-numeric" "2" { fileinto "two-flags"; }\n'
+        'if hasflag :is "\\\\seen" { fileinto "seen"; }'
+    ),
+    "deleteheader-match": (
+        'require ["editheader", "fileinto", "relational", "comparator-i;ascii-numeric"];\n'
+        'deleteheader :matches "received" "*a.example.com*";\n'
+        'if header :count "eq" :comparator "i;ascii-numeric" "received" "1" { fileinto "one-left"; }\n'
+        'if header :count "eq" :comparator "i;ascii-numeric" "received" "0" { fileinto "none"; }'
+    ),
+    "editheader-address": (
+        'require ["editheader", "fileinto", "relational", "comparator-i;ascii-numeric"];\n'
+        'addheader "From" "extra@example.net";\n'
+        'if address :count "ge" :comparator "i;ascii-numeric" "from" "2" { fileinto "two-from"; }\n'
+        'if address :index 1 :is "from" "extra@example.net" { fileinto "added-on-top"; }'
+    ),
+    "date-zones": (
+        'require ["date", "fileinto", "variables"];\n'
+        'if date :zone "+0530" :matches "date" "time" "*" { set "t" "${1}"; }\n'
+        'if date :zone "-1100" :matches "date" "date" "*" { set "d" "${1}"; }\n'
+        'fileinto "${t} ${d}";'
+    ),
+    "currentdate": (
+        'require ["date", "relational", "fileinto"]; if currentdate :value "gt" "year" "2000" { fileinto "now"; }'
+    ),
+    "nested-control": (
+        'require ["fileinto"];\n'
+        'if exists "from" { if exists "x-none" { fileinto "a"; } elsif exists "subject" { fileinto "b"; stop; }'
+        ' else { fileinto "c"; } }\n'
+        'fileinto "after";'
+    ),
+    "keep-discard-mix": 'require ["imap4flags"]; discard; keep :flags "$Kept"; discard;',
+    "set-modifiers": (
+        'require ["variables", "fileinto"];\n'
+        'if header :matches "from" "*" { set :upperfirst :lower "f" "${1}"; set :length "n" "${1}"; }\n'
+        'fileinto "${f}|${n}";'
+    ),
+    "string-tests": (
+        'require ["variables", "fileinto", "relational", "comparator-i;ascii-numeric"];\n'
+        'set "a" "${nothing}";\n'
+        'if string :count "eq" :comparator "i;ascii-numeric" ["${a}", "x"] "1" { fileinto "count-1"; }\n'
+        'if string :is "${a}" "" { fileinto "empty"; }'
+    ),
+    "body-matches": (
+        'require ["body", "fileinto"];\n'
+        'if body :raw :contains "=C3=BC" { fileinto "raw-qp"; }\n'
+        'if body :text :matches "*Gr??e*" { fileinto "two-chars"; }\n'
+        'if body :content "multipart" :contains "" { fileinto "multipart"; }'
+    ),
+}
+
 
 def _shared_messages() -> list[Sample]:
     folder = SHARED_DATA / "mime" / "zbateson-mail-mime-parser" / "tests" / "_data" / "emails"
@@ -311,8 +452,26 @@ def workdir() -> Iterator[Path]:
         os.chmod(base, 0o777)
         (base / "mail").mkdir()
         os.chmod(base / "mail", 0o777)
+        for location, scripts in (("personal", PERSONAL), ("global", GLOBAL)):
+            (base / location).mkdir()
+            for script_name, text in scripts.items():
+                (base / location / f"{script_name}.sieve").write_text(text)
+            for path in [base / location, *(base / location).iterdir()]:
+                os.chmod(path, 0o777 if path.is_dir() else 0o666)
         (base / "dovecot.conf").write_text(
-            f"mail_location = maildir:{base}/mail\nplugin {{\n  sieve_extensions = {EXTENSIONS}\n}}\n"
+            f"mail_location = maildir:{base}/mail\n"
+            "plugin {\n"
+            f"  sieve_extensions = {EXTENSIONS}\n"
+            f"  sieve = file:{base}/personal\n"
+            f"  sieve_global = {base}/global\n"
+            # spamtest = 1 + score (0..9) and virustest = 1 + score (0..4): the facts our filters give
+            "  sieve_spamtest_status_type = score\n"
+            "  sieve_spamtest_status_header = X-Spam-Score\n"
+            "  sieve_spamtest_max_value = 9\n"
+            "  sieve_virustest_status_type = score\n"
+            "  sieve_virustest_status_header = X-Virus-Score\n"
+            "  sieve_virustest_max_value = 4\n"
+            "}\n"
         )
         os.chmod(base / "dovecot.conf", 0o644)
         yield base
@@ -388,7 +547,13 @@ def _pochta(script: str, sample: Sample) -> tuple[str, Normal]:
         parsed = parse(script)
     except SieveError:
         return "compile-error", frozenset()
-    env = Environment(now=dt.datetime(2026, 11, 27, 10, 0, tzinfo=dt.UTC), user=sample.envelope_to)
+    env = Environment(
+        now=dt.datetime(2026, 11, 27, 10, 0, tzinfo=dt.UTC),
+        user=sample.envelope_to,
+        facts=_facts(sample.content),
+        mailbox_exists=lambda name: name == "INBOX",
+        include=lambda name, is_global: (GLOBAL if is_global else PERSONAL).get(name),
+    )
     message = MessageView(
         content=sample.content,
         envelope_from=sample.envelope_from,
@@ -414,15 +579,28 @@ def _pochta(script: str, sample: Sample) -> tuple[str, Normal]:
     return "ok", _without_redundant_discard(frozenset(out))
 
 
+def _facts(content: bytes) -> dict[str, str]:
+    """What our spam and virus filters would say, from the headers Pigeonhole is told to read."""
+    facts = {}
+    for name, key in ((b"X-Spam-Score", "spamtest"), (b"X-Virus-Score", "virustest")):
+        found = re.search(rb"^" + name + rb": *([0-9]+)", content, re.MULTILINE | re.IGNORECASE)
+        if found:
+            facts[key] = str(1 + int(found.group(1)))
+    return facts
+
+
 def _without_redundant_discard(actions: Normal) -> Normal:
     if any(action[0] not in ("discard", "vacation", "track-duplicate") for action in actions):
         return frozenset(action for action in actions if action[0] != "discard")
     return actions
 
 
-@pytest.mark.parametrize("script_name", sorted(SCRIPTS))
+ALL_SCRIPTS = {**SCRIPTS, **MORE_SCRIPTS}
+
+
+@pytest.mark.parametrize("script_name", sorted(ALL_SCRIPTS))
 def test_pochta_and_pigeonhole_agree(workdir: Path, script_name: str) -> None:
-    script = SCRIPTS[script_name]
+    script = ALL_SCRIPTS[script_name]
     mismatches = []
     for sample in [*MESSAGES, *_shared_messages()]:
         theirs = _pigeonhole(workdir, script, sample, script_name)

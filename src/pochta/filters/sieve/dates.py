@@ -57,9 +57,10 @@ def part(moment: dt.datetime, name: str) -> str | None:
         return f"{moment.second:02d}"
     if name == "time":
         return f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
-    if name == "iso8601":  # RFC 3339 date-time
+    if name == "iso8601":  # RFC 3339 date-time; UTC is "Z" (as Dovecot writes it)
         offset = _offset(moment)
-        return moment.strftime("%Y-%m-%dT%H:%M:%S") + f"{offset[:3]}:{offset[3:]}"
+        zone_text = "Z" if offset in ("+0000", "-0000") else f"{offset[:3]}:{offset[3:]}"
+        return f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{part(moment, 'time')}{zone_text}"
     if name == "std11":  # RFC 5322 §3.3
         return (
             f"{_DAYS[moment.weekday()]}, {moment.day:02d} {_MONTHS[moment.month - 1]} {moment.year:04d} "

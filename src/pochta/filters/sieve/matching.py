@@ -68,24 +68,32 @@ def _compare(value: str, key: str, operator: str, comparator: str) -> bool:
 
 
 @functools.lru_cache(maxsize=256)
-def _glob(pattern: str) -> re.Pattern[str]:
-    """A :matches pattern as a regex: * and ? are capturing groups, matched shortest first (RFC 5229 §3.2)."""
-    out: list[str] = []
+def _glob(pattern: bytes) -> re.Pattern[bytes]:
+    """A :matches pattern as a regex over octets: i;octet and i;ascii-casemap compare octets (RFC 4790
+    §9.2-9.3), so ? is one octet, as in Dovecot. * and ? capture, shortest first (RFC 5229 §3.2)."""
+    out: list[bytes] = []
     index = 0
     while index < len(pattern):
-        char = pattern[index]
-        if char == "\\" and index + 1 < len(pattern):
-            out.append(re.escape(pattern[index + 1]))
+        char = pattern[index : index + 1]
+        if char == b"\\" and index + 1 < len(pattern):
+            out.append(re.escape(pattern[index + 1 : index + 2]))
             index += 2
             continue
-        if char == "*":
-            out.append("(.*?)")
-        elif char == "?":
-            out.append("(.)")
+        if char == b"*":
+            out.append(b"(.*?)")
+        elif char == b"?":
+            out.append(b"(.)")
         else:
             out.append(re.escape(char))
         index += 1
-    return re.compile("".join(out), re.DOTALL)
+    return re.compile(b"".join(out), re.DOTALL)
+
+
+def _captured(octets: bytes, found: re.Match[bytes]) -> list[str]:
+    return [octets.decode("utf-8", "replace")] + [
+        octets[found.start(group) : found.end(group)].decode("utf-8", "replace")
+        for group in range(1, found.re.groups + 1)
+    ]
 
 
 @functools.lru_cache(maxsize=256)
@@ -116,9 +124,12 @@ def match(values: Sequence[str], keys: Sequence[str], how: MatchType) -> tuple[b
                 if fold(key, comparator) in fold(value, comparator):
                     return True, None
             elif how.kind == "matches":
-                found = _glob(fold(key, comparator)).fullmatch(fold(value, comparator))
+                octets = value.encode("utf-8", "surrogateescape")
+                found = _glob(fold(key, comparator).encode("utf-8", "surrogateescape")).fullmatch(
+                    fold(value, comparator).encode("utf-8", "surrogateescape")
+                )
                 if found is not None:
-                    return True, [value] + [value[found.start(g) : found.end(g)] for g in range(1, found.re.groups + 1)]
+                    return True, _captured(octets, found)
             else:
                 try:
                     pattern = compile_regex(key, comparator == "i;ascii-casemap")

@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable, Iterator
 
 from pochta.mail import mime
+from pochta.mail.address import quote_local
 from pochta.mail.addresslist import MISSING_DOMAIN, MISSING_MAILBOX, parse_address_list
 from pochta.mail.headers import (
     FIELD,
@@ -25,6 +26,7 @@ _TAG = re.compile(r"<[^>]*>")
 _BLOCK = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 _ENTITIES = {"&nbsp;": " ", "&lt;": "<", "&gt;": ">", "&amp;": "&", "&quot;": '"', "&#39;": "'"}
 _ENTITY = re.compile("|".join(re.escape(e) for e in _ENTITIES))
+_SPACES = re.compile(r"[ \t\r\n]+")
 _LINE_BREAK = re.compile(r"\r?\n")
 _Q_WORD = re.compile(rb"=\?[^?\s]+\?[qQ]\?[^?\s]*\?=")
 _EIGHT_BIT = re.compile(rb"[\x80-\xff]")
@@ -157,7 +159,11 @@ def address_part(local: str, domain: str | None, part: str) -> str | None:
         if part == "user":
             return user
         return detail if separator else None
-    return local if domain is None else (f"{local}@{domain}" if local or domain else "")
+    if domain is None:
+        return local
+    # :all writes the address out, quoting a local part that is not a dot-atom (RFC 5322 §3.4.1);
+    # :localpart gives it unquoted (both as Dovecot does)
+    return f"{quote_local(local)}@{domain}" if local or domain else ""
 
 
 # --- body ------------------------------------------------------------------------------------------
@@ -171,13 +177,21 @@ def body_texts(content: bytes, transform: str, types: tuple[str, ...]) -> list[s
         return [decode_text(content[root.body_start : root.end])]
     out: list[str] = []
     for part in root.walk():
-        if part.is_multipart or part.message is not None:
-            continue
         content_type = part.content_type
         if transform == "text":
-            if not content_type.startswith("text/"):
+            if part.is_multipart or part.message is not None or not content_type.startswith("text/"):
                 continue
         elif not any(_type_matches(content_type, wanted) for wanted in types):
+            continue
+        if part.is_multipart:  # RFC 5173 §5.2: its prologue and epilogue
+            if part.children:
+                outside = content[part.body_start : part.children[0].start] + content[part.children[-1].end : part.end]
+            else:
+                outside = content[part.body_start : part.end]
+            out.append(decode_text(outside))
+            continue
+        if part.message is not None:  # RFC 5173 §5.2: the header of the enclosed message
+            out.append(decode_text(content[part.message.start : part.message.body_start]))
             continue
         header = content[part.start : part.body_start]
         text = _decoded(header, content[part.body_start : part.end], content_type)
@@ -201,8 +215,9 @@ def _decoded(header: bytes, body: bytes, content_type: str) -> str:
     raw = body
     try:
         if encoding == b"base64":
-            data = re.sub(rb"[^A-Za-z0-9+/]", b"", body)
-            raw = binascii.a2b_base64(data[: len(data) - len(data) % 4])
+            data = re.sub(rb"[^A-Za-z0-9+/]", b"", body.split(b"=", 1)[0])
+            data = data[:-1] if len(data) % 4 == 1 else data  # a lone trailing character carries no octet
+            raw = binascii.a2b_base64(data + b"=" * (-len(data) % 4))
         elif encoding == b"quoted-printable":
             raw = binascii.a2b_qp(body)
     except (binascii.Error, ValueError):
@@ -219,4 +234,5 @@ def _decoded(header: bytes, body: bytes, content_type: str) -> str:
 def _html_text(html: str) -> str:
     """HTML as the words a reader sees (RFC 5173 §5.2 leaves the extraction to the implementation)."""
     text = _TAG.sub(" ", _BLOCK.sub(" ", html))
-    return _ENTITY.sub(lambda match: _ENTITIES[match.group(0)], text)
+    text = _ENTITY.sub(lambda match: _ENTITIES[match.group(0)], text)
+    return _SPACES.sub(" ", text).strip()

@@ -71,6 +71,8 @@ def run(script: Script, message: MessageView, env: Environment) -> Result:
         pass
     except SieveError as error:
         return Result(actions=(Keep(),), implicit_keep=True, errors=(str(error),))
+    except RecursionError:  # deep blocks inside deep includes: bounded, but reported, not raised
+        return Result(actions=(Keep(),), implicit_keep=True, errors=("script nested too deeply",))
     return runner.result()
 
 
@@ -399,7 +401,10 @@ def _envelope_values(runner: _Runner, frame: _Frame, node: Node) -> list[str] | 
         else:
             continue
         local, domain = split_envelope(address)
-        value = address_part(local, domain, part) if address else ("" if part == "all" else None)
+        if part == "all":
+            value: str | None = address  # as the SMTP path gave it; "" for the null sender (RFC 5228 §5.4)
+        else:
+            value = address_part(local, domain, part) if address else None
         if value is not None:
             out.append(value)
     return out
@@ -446,7 +451,10 @@ def _date_values(runner: _Runner, frame: _Frame, node: Node) -> list[str] | None
             zone = _zone(runner, frame, node)
             if zone is None:
                 continue
-            moment = moment.astimezone(zone)
+            try:
+                moment = moment.astimezone(zone)
+            except OverflowError:  # year 1 or 9999 moved past the calendar's end
+                continue
         value = dates.part(moment, part)
         if value is not None:
             out.append(value)
@@ -479,7 +487,7 @@ def _spamtest_values(runner: _Runner, frame: _Frame, node: Node) -> list[str] | 
         level = int(value)
     except ValueError:
         return ["0"]
-    return ["0" if level <= 1 else str(round((min(level, 10) - 1) * 100 / 9))]
+    return ["0" if level <= 1 else str((min(level, 10) - 1) * 100 // 9)]  # truncated, as Dovecot does
 
 
 def _virustest_values(runner: _Runner, frame: _Frame, node: Node) -> list[str] | None:

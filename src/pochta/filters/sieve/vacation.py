@@ -16,8 +16,8 @@ _RECIPIENT_FIELDS = ("to", "cc", "bcc", "resent-to", "resent-cc", "resent-bcc") 
 
 
 def _normal(address: str) -> str:
-    local, _, domain = address.strip().strip("<>").rpartition("@")
-    return f"{local}@{domain.lower()}" if local else address.lower()
+    """Addresses compare without case: a user's own address in another case is still theirs."""
+    return address.strip().strip("<>").lower()
 
 
 def _without_detail(address: str) -> str:
