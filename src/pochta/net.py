@@ -123,6 +123,9 @@ class Stream:
         self.local_host: str = str(sock[0])
         self.local_port: int = int(sock[1])
         self._interruptible = False
+        # Writes are corked until the loop turns: the replies to a pipelined batch leave in one send(),
+        # not one system call each (profiles of IMAP and SMTP load showed the calls, not the bytes).
+        self._pending: list[bytes] = []
 
     @property
     def is_tls(self) -> bool:
@@ -172,10 +175,23 @@ class Stream:
             timer.cancel()
 
     def write(self, data: bytes) -> None:
+        if self._transport.is_closing():
+            return
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._pending.append(data)
+
+    def flush(self) -> None:
+        """Hand what was written to the transport now."""
+        if not self._pending:
+            return
+        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        self._pending.clear()
         if not self._transport.is_closing():
             self._transport.write(data)
 
     async def drain(self) -> None:
+        self.flush()
         if self._protocol.can_write:  # the common case: nothing queued, no timer needed
             return
         async with asyncio.timeout(self._idle_timeout):
@@ -207,6 +223,7 @@ class Stream:
             self._protocol._wake()
 
     async def close(self) -> None:
+        self.flush()
         if not self._transport.is_closing():
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._protocol.drain(), 5)
