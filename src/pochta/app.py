@@ -181,6 +181,7 @@ class Server:
             hostname=config.hostname,
             now=self._now,
             pipeline=outgoing,
+            sieving=sieving,
         )
         smtp_settings = SessionSettings(
             hostname=config.hostname, limits=limits, tls=tls, now=self._now, new_id=self._new_id

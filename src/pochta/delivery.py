@@ -173,7 +173,14 @@ class LocalDelivery:
         outgoing: Sequence[Outgoing] = (),
     ) -> tuple[int, list[int]]:
         """Local copies, queue entries for `remote` recipients (one per domain) and the `outgoing`
-        generated messages, in one commit. Returns how many local copies were stored and the queue ids."""
+        generated messages, in one commit. Returns how many local copies were stored and the queue ids.
+        A blob nothing refers to (every script discarded the message) is dropped, not stored."""
+        if not copies and not remote:
+            blob.abort()
+            if not any(message.local or message.remote for message in outgoing):
+                for message in outgoing:
+                    message.blob.abort()
+                return 0, []
         if not remote and not outgoing:
             return len(
                 await self.deliver(copies, blob=blob, structure=structure, envelope=envelope, received=received)
@@ -194,6 +201,8 @@ class LocalDelivery:
             )
             if message.local or message.remote:
                 blobs.append(message.blob)
+            else:
+                message.blob.abort()
         ids = await self._queue.enqueue(items, now=now, local=local, blobs=blobs)
         if items:
             self.on_queued()

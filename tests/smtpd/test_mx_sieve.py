@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from pochta.filters.pipeline import Action, Inbound, Verdict
 from pochta.mail.envelope import Envelope
 from pochta.store.api import INBOX
 
-from .harness import Client, Mx, running_mx
+from .harness import PASSWORD, Client, Mx, running_mx
 
 
 @pytest.fixture
@@ -250,3 +251,24 @@ async def test_accounts_without_scripts_are_untouched(mx: Mx) -> None:
     assert account is not None
     inbox = await mx.store.get_mailbox(account.id, INBOX)
     assert inbox is not None and inbox.messages == 1
+
+
+async def test_scripts_run_on_mail_our_users_submit(tmp_path: Path) -> None:
+    async with running_mx(tmp_path, listen={"submissions": ["127.0.0.1:0"]}) as mx:
+        await mx.add_user("alice@example.test")
+        await mx.add_user("bob@example.test")
+        await _script(mx, "alice@example.test", VACATION)
+        client = await mx.connect("submissions", tls=True)
+        assert (await client.reply())[0].startswith("220")
+        await client.command("EHLO laptop")
+        credentials = base64.b64encode(f"\0bob@example.test\0{PASSWORD}".encode()).decode()
+        assert (await client.command(f"AUTH PLAIN {credentials}"))[0].startswith("235")
+        assert (await client.command("MAIL FROM:<bob@example.test>"))[0].startswith("250")
+        assert (await client.command("RCPT TO:<alice@example.test>"))[0].startswith("250")
+        assert (await client.command("DATA"))[0].startswith("354")
+        await client.send(b"From: bob@example.test\r\nTo: alice@example.test\r\nSubject: lunch?\r\n\r\nlunch?\r\n.\r\n")
+        assert (await client.reply())[0].startswith("250")
+        await client.close()
+        assert len(await mx.inbox_bytes("alice@example.test")) == 1
+        (reply,) = await mx.inbox_bytes("bob@example.test")
+        assert b"Subject: Away\r\n" in reply and b"Auto-Submitted: auto-replied\r\n" in reply

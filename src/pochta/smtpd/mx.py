@@ -95,11 +95,6 @@ class MxPolicy:
                 return plan.reject  # RFC 5429 §2.1: the one recipient's script refused it; the session drops the spool
             copies = plan.copies
         outgoing = plan.outgoing if plan is not None else []
-        if not copies and not transaction.remote and not any(o.local or o.remote for o in outgoing):
-            spool.abort()  # every script discarded it: nothing to store, and still accepted (RFC 5228 §4.4)
-            _abort(outgoing)
-            log.info("smtp discarded by sieve id=%s from=<%s>", transaction.id, transaction.mail.path or "")
-            return Reply(code=250, status="2.0.0", text=f"OK id={transaction.id}")
         structure = await parse_spool(spool, self._blobs) if copies else b""
         blob = spool.ref
         try:
@@ -121,8 +116,6 @@ class MxPolicy:
             _abort(outgoing)
             log.exception("delivery failed id=%s", transaction.id)
             return Reply(code=451, status="4.3.0", text="could not store the message, try again later")
-        if not copies and not transaction.remote:
-            spool.abort()  # only generated messages were stored (e.g. discard with a vacation reply)
         if plan is not None and self._sieving is not None:
             await self._sieving.record(plan)
         log.info(
