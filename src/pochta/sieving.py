@@ -22,8 +22,8 @@ message's accounts have one, and parsed scripts are cached by (script id, versio
   reply rather than sending two.
 * a run-time error keeps the message (implicit keep) and is logged.
 
-Not done: editheader (RFC 5293) edits are not applied; the stored and redirected message is the one
-received.
+* editheader (RFC 5293): an account whose script edited the header gets its copies (and redirects)
+  with the edited header block, in a blob of their own; the others share the received one.
 """
 
 from __future__ import annotations
@@ -82,6 +82,7 @@ T = TypeVar("T")
 MAX_HOPS = 50  # Received fields after which a message is not redirected again (RFC 5321 §6.3 suggests 100)
 _CACHE_SIZE = 1024  # parsed scripts kept
 _RUN_TIMEOUT = 30.0  # seconds a store call from the script's thread may take
+_CHUNK = 1 << 20  # octets copied at a time into a new blob
 
 
 class SieveAccess(Directory, Mailboxes, SieveStore, Protocol):
@@ -235,12 +236,12 @@ class Sieving:
             log.warning("sieve redirect loop id=%s user=%s: kept instead", message.id, account.address)
             actions = (*[a for a in actions if not isinstance(a, Redirect)], Keep())
             redirects = []
-        placed = False
+        placements: list[LocalCopy] = []
         for action in actions:
             match action:
                 case Keep(flags=flags, mailbox=mailbox):
                     is_junk = copy.special_use is SpecialUse.JUNK and mailbox == INBOX
-                    plan.copies.append(
+                    placements.append(
                         LocalCopy(
                             account=account,
                             recipients=copy.recipients,
@@ -249,14 +250,12 @@ class Sieving:
                             flags=frozenset(flags),
                         )
                     )
-                    placed = True
                 case FileInto(mailbox=mailbox, flags=flags, create=create):
                     if create:
                         await self._create(account.id, mailbox)
-                    plan.copies.append(
+                    placements.append(
                         LocalCopy(account=account, recipients=copy.recipients, mailbox=mailbox, flags=frozenset(flags))
                     )
-                    placed = True
                 case Reject(reason=reason):
                     reply = Reply(code=550, status="5.7.1", text=_one_line(reason) or "message refused")
                     if may_refuse:
@@ -271,15 +270,32 @@ class Sieving:
                         plan.outgoing.append(answer)
                 case Discard() | Redirect():
                     pass
-        if redirects:
-            plan.outgoing.append(await self._redirect(redirects, copy, message))
+        if result.edited_header is None:
+            plan.copies += placements
+            if redirects:
+                plan.outgoing.append(await self._redirect(redirects, copy, message.envelope, (message.content,)))
+        elif placements or redirects:
+            # editheader (RFC 5293): this account's copies and redirects carry the edited header block
+            body = message.content[_body_start(message.content) :]
+            parts = (result.edited_header, body)
+            if placements:
+                writer = self._blobs.create()
+                for part in parts:
+                    _copy_into(writer, part)
+                structure = await parse_spool(writer, self._blobs)
+                plan.outgoing.append(
+                    Outgoing(blob=writer, structure=structure, envelope=message.envelope, local=tuple(placements))
+                )
+            if redirects:
+                header = _RETURN_PATH.sub(b"", result.edited_header, count=1)
+                plan.outgoing.append(await self._redirect(redirects, copy, message.envelope, (header, body)))
         plan.duplicates += [(account.id, _duplicate_key(key), seconds) for key, seconds in result.duplicate_ids]
         log.info(
             "sieve id=%s user=%s actions=%s%s",
             message.id,
             account.address,
             ",".join(type(a).__name__.lower() for a in actions) or "-",
-            "" if placed else " (no local copy)",
+            "" if placements else " (no local copy)",
         )
 
     async def _create(self, account_id: int, name: str) -> None:
@@ -290,15 +306,17 @@ class Sieving:
         except StoreError as exc:  # a bad name, or made meanwhile: the copy falls back to INBOX if missing
             log.info("sieve fileinto :create %r account=%d: %s", name, account_id, exc)
 
-    async def _redirect(self, redirects: list[Redirect], copy: LocalCopy, message: Context) -> Outgoing:
-        """The message with Delivered-To on top (our Return-Path removed) for every redirect target."""
+    async def _redirect(
+        self, redirects: list[Redirect], copy: LocalCopy, original: Envelope, parts: Sequence[bytes | mmap.mmap]
+    ) -> Outgoing:
+        """The message (`parts` in order) with Delivered-To on top and our Return-Path removed, for every
+        redirect target, from the original envelope sender."""
         writer = self._blobs.create()
-        content = message.content
-        start = _after_return_path(content)
         writer.write(f"Delivered-To: {copy.recipients[0].address}\r\n".encode())
-        for offset in range(start, len(content), 1 << 20):
-            writer.write(content[offset : min(len(content), offset + (1 << 20))])
-        original = message.envelope
+        first, *rest = parts
+        _copy_into(writer, first, start=_after_return_path(first))
+        for part in rest:
+            _copy_into(writer, part)
         envelope = Envelope(
             mail_from=original.mail_from,
             recipients=tuple(Recipient(address=r.address) for r in redirects),
@@ -424,6 +442,7 @@ def _one_line(text: str) -> str:
 
 _DELIVERED_TO = re.compile(rb"^delivered-to:[ \t]*<?([^\r\n>]*)>?[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
 _RECEIVED = re.compile(rb"^received:", re.IGNORECASE | re.MULTILINE)
+_RETURN_PATH = re.compile(rb"^return-path:[^\n]*\n", re.IGNORECASE | re.MULTILINE)
 
 
 def _header_block(content: bytes | mmap.mmap) -> bytes:
@@ -448,6 +467,19 @@ def _after_return_path(content: bytes | mmap.mmap) -> int:
         return 0
     end = content.find(b"\n")
     return end + 1 if end != -1 else 0
+
+
+def _body_start(content: bytes | mmap.mmap) -> int:
+    for separator in (b"\r\n\r\n", b"\n\n"):
+        end = content.find(separator)
+        if end != -1:
+            return end + len(separator)
+    return len(content)
+
+
+def _copy_into(writer: BlobWriter, data: bytes | mmap.mmap, *, start: int = 0) -> None:
+    for offset in range(start, len(data), _CHUNK):
+        writer.write(data[offset : min(len(data), offset + _CHUNK)])
 
 
 def _vacation_key(sender: str, handle: str) -> str:

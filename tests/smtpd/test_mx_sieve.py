@@ -272,3 +272,23 @@ async def test_scripts_run_on_mail_our_users_submit(tmp_path: Path) -> None:
         assert len(await mx.inbox_bytes("alice@example.test")) == 1
         (reply,) = await mx.inbox_bytes("bob@example.test")
         assert b"Subject: Away\r\n" in reply and b"Auto-Submitted: auto-replied\r\n" in reply
+
+
+async def test_editheader_changes_only_that_accounts_copy(mx: Mx) -> None:
+    await _script(
+        mx,
+        "alice@example.test",
+        'require ["editheader", "copy"]; addheader "X-Filtered" "yes"; deleteheader "Subject";'
+        ' redirect :copy "alice.elsewhere@remote.test";',
+    )
+    assert (await send(mx, "carol@remote.test", ["alice@example.test", "bob@example.test"], PLAIN_MAIL)).startswith(
+        "250"
+    )
+    (alices,) = await mx.inbox_bytes("alice@example.test")
+    (bobs,) = await mx.inbox_bytes("bob@example.test")
+    assert b"X-Filtered: yes\r\n" in alices and b"Subject: hi" not in alices and alices.endswith(b"\r\n\r\nHello.\r\n")
+    assert b"X-Filtered" not in bobs and bobs.endswith(PLAIN_MAIL)
+    (entry,) = await mx.store.queue_entries()
+    redirected = await mx.blobs.read(entry.blob_id)
+    assert redirected.startswith(b"Delivered-To: alice@example.test\r\n") and b"X-Filtered: yes\r\n" in redirected
+    assert b"Return-Path" not in redirected
