@@ -88,7 +88,9 @@ def test_every_module_follows_the_import_rules() -> None:
                 names = [alias.name for alias in node.names]
             for name in names:
                 top = name.split(".")[0]
-                if (module.split(".")[0] in ("mail", "proto") or module.startswith("filters.sieve")) and top in PURE_FORBIDDEN:
+                if (
+                    module.split(".")[0] in ("mail", "proto") or module.startswith("filters.sieve")
+                ) and top in PURE_FORBIDDEN:
                     problems.append(f"{module} imports {name}: pure code does no I/O")
                 if not name.startswith("pochta.") or name == "pochta":
                     continue
