@@ -320,7 +320,9 @@ def test_duplicate_by_message_id_header_or_uniqueid() -> None:
     result = outcome(script, is_duplicate=is_duplicate)
     assert [a.mailbox for a in result.actions if isinstance(a, FileInto)] == ["second"]
     assert [seconds for _, seconds in asked] == [7 * 86400, 60]
-    assert result.duplicate_ids == tuple(asked)
+    assert [(mark.id, mark.seconds, mark.is_last) for mark in result.duplicate_ids] == [
+        (identity, seconds, False) for identity, seconds in asked
+    ]
     assert asked[0][0] != asked[1][0]
 
 
@@ -328,7 +330,9 @@ def test_duplicate_ids_are_stable() -> None:
     first = outcome('require "duplicate"; if duplicate { }').duplicate_ids
     again = outcome('require "duplicate"; if duplicate { }').duplicate_ids
     handle = outcome('require "duplicate"; if duplicate :handle "x" { }').duplicate_ids
+    last = outcome('require "duplicate"; if duplicate :last { }').duplicate_ids
     assert first == again != handle
+    assert [(mark.id, mark.is_last) for mark in last] == [(first[0].id, True)]
 
 
 # --- spamtest and virustest (RFC 5235) ---------------------------------------------------------------

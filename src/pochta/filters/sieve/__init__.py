@@ -20,7 +20,8 @@ carrying the imap4flags flags. Duplicate fileinto/keep of one mailbox and redire
 are merged (RFC 5228 §2.10.3); ``fileinto "INBOX"`` and ``keep`` are the same. :class:`Discard`
 appears only when nothing else delivers the message. ``Result.edited_header`` (editheader) is the new
 header block for every stored or redirected copy; ``Result.duplicate_ids`` (duplicate, RFC 7352) are
-the ids the caller records once the message is delivered (``Environment.is_duplicate`` only asks).
+the :class:`DuplicateId` records the caller keeps once the message is delivered
+(``Environment.is_duplicate`` only asks).
 
 **Extensions.** fileinto, reject, ereject (RFC 5429), envelope, encoded-character, imap4flags
 (RFC 5232), body (RFC 5173; text/html is reduced to its text for ``:text``), variables (RFC 5229),
@@ -50,6 +51,7 @@ from pochta.filters.sieve.grammar import SUPPORTED_EXTENSIONS
 from pochta.filters.sieve.model import (
     Action,
     Discard,
+    DuplicateId,
     Environment,
     FileInto,
     Keep,
@@ -66,6 +68,7 @@ __all__ = [
     "SUPPORTED_EXTENSIONS",
     "Action",
     "Discard",
+    "DuplicateId",
     "Environment",
     "FileInto",
     "Keep",

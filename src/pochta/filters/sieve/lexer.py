@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pochta.filters.sieve.errors import SieveError
 
@@ -22,8 +22,7 @@ class Kind(enum.Enum):
     END = enum.auto()
 
 
-@dataclass(frozen=True, slots=True)
-class Token:
+class Token(NamedTuple):  # a tuple: made once per token, so cheap to make
     kind: Kind
     text: str  # identifier/tag lowercase without ':', string contents, the special character
     line: int
@@ -31,11 +30,25 @@ class Token:
     number: int = 0
 
 
-_WHITESPACE = re.compile(r"[ \t\r\n]+")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NUMBER = re.compile(r"([0-9]+)([KkMmGg]?)")
 _MULTILINE_START = re.compile(r"text:[ \t]*(?:#[^\n]*)?\r?\n")
-_SPECIALS = frozenset("[](){},;")
+_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
+# One pass over the common tokens; anything it does not match is an error, explained below.
+_TOKEN = re.compile(
+    r"""
+      (?P<space>[ \t\r\n]+)
+    | (?P<hash>\#[^\n]*)
+    | (?P<bracket>/\*.*?\*/)
+    | (?P<special>[\[\](){},;])
+    | (?P<quoted>"(?:[^"\\]|\\.)*")
+    | (?P<tag>:[A-Za-z_][A-Za-z0-9_]*)
+    | (?P<number>[0-9]+[KkMmGg]?)(?![A-Za-z0-9_])
+    | (?P<multiline>text:[ \t]*(?:\#[^\n]*)?\r?\n)
+    | (?P<identifier>[A-Za-z_][A-Za-z0-9_]*)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
 
 
 def tokens(source: str) -> Iterator[Token]:
@@ -44,95 +57,62 @@ def tokens(source: str) -> Iterator[Token]:
     line = 1
     line_start = 0
     length = len(source)
-
-    def here(at: int) -> tuple[int, int]:
-        return line, at - line_start + 1
-
-    def advance_lines(start: int, end: int) -> None:
-        nonlocal line, line_start
-        newlines = source.count("\n", start, end)
+    match_token = _TOKEN.match
+    while pos < length:
+        match = match_token(source, pos)
+        if match is None:
+            raise _lexical_error(source, pos, line, pos - line_start + 1)
+        kind = match.lastgroup
+        text = match.group()
+        column = pos - line_start + 1
+        end = match.end()
+        if kind == "special":
+            yield Token(Kind.SPECIAL, text, line, column)
+        elif kind == "identifier":
+            yield Token(Kind.IDENTIFIER, text.lower(), line, column)
+        elif kind == "tag":
+            yield Token(Kind.TAG, text[1:].lower(), line, column)
+        elif kind == "quoted":
+            # RFC 5228 §2.4.2: \" and \\ are escapes; any other backslash is dropped (\a is a)
+            inner = text[1:-1]
+            yield Token(Kind.STRING, _ESCAPE.sub(r"\1", inner) if "\\" in inner else inner, line, column)
+        elif kind == "number":
+            value = _number(text, line, column)
+            yield Token(Kind.NUMBER, text, line, column, value)
+        elif kind == "multiline":
+            content, end = _multiline(source, end, line, column)
+            yield Token(Kind.STRING, content, line, column)
+        newlines = source.count("\n", pos, end) if kind in ("space", "bracket", "quoted", "multiline") else 0
         if newlines:
             line += newlines
-            line_start = source.rindex("\n", start, end) + 1
-
-    while True:
-        # whitespace and comments
-        while pos < length:
-            match = _WHITESPACE.match(source, pos)
-            if match is not None:
-                advance_lines(pos, match.end())
-                pos = match.end()
-                continue
-            if source.startswith("#", pos):
-                end = source.find("\n", pos)
-                pos = length if end < 0 else end
-                continue
-            if source.startswith("/*", pos):
-                end = source.find("*/", pos + 2)
-                if end < 0:
-                    raise SieveError(*here(pos), "unterminated comment")
-                advance_lines(pos, end)
-                pos = end + 2
-                continue
-            break
-        if pos >= length:
-            yield Token(Kind.END, "", *here(pos))
-            return
-        char = source[pos]
-        start_line, start_column = here(pos)
-        if char in _SPECIALS:
-            yield Token(Kind.SPECIAL, char, start_line, start_column)
-            pos += 1
-        elif char == '"':
-            text, end = _quoted(source, pos, start_line, start_column)
-            advance_lines(pos, end)
-            pos = end
-            yield Token(Kind.STRING, text, start_line, start_column)
-        elif char == ":":
-            match = _IDENTIFIER.match(source, pos + 1)
-            if match is None:
-                raise SieveError(start_line, start_column, "':' must start a tagged argument like :is")
-            pos = match.end()
-            yield Token(Kind.TAG, match.group(0).lower(), start_line, start_column)
-        elif "0" <= char <= "9":
-            number_match = _NUMBER.match(source, pos)
-            assert number_match is not None
-            value = int(number_match.group(1)) * _QUANTIFIERS.get(number_match.group(2).lower(), 1)
-            if value > MAX_NUMBER:
-                raise SieveError(start_line, start_column, f"number {number_match.group(0)} is too large")
-            pos = number_match.end()
-            if pos < length and (source[pos].isalnum() or source[pos] == "_"):
-                raise SieveError(*here(pos), f"unexpected {source[pos]!r} after a number")
-            yield Token(Kind.NUMBER, number_match.group(0), start_line, start_column, value)
-        elif source.startswith("text:", pos) and (multi := _MULTILINE_START.match(source, pos)):
-            text, end = _multiline(source, multi.end(), start_line, start_column)
-            advance_lines(pos, end)
-            pos = end
-            yield Token(Kind.STRING, text, start_line, start_column)
-        else:
-            match = _IDENTIFIER.match(source, pos)
-            if match is None:
-                raise SieveError(start_line, start_column, f"unexpected character {char!r}")
-            pos = match.end()
-            yield Token(Kind.IDENTIFIER, match.group(0).lower(), start_line, start_column)
+            line_start = source.rindex("\n", pos, end) + 1
+        pos = end
+    yield Token(Kind.END, "", line, pos - line_start + 1)
 
 
-def _quoted(source: str, pos: int, line: int, column: int) -> tuple[str, int]:
-    """RFC 5228 §2.4.2: \\" and \\\\ are escapes; any other backslash is dropped (\\a is a)."""
-    out: list[str] = []
-    index = pos + 1
-    length = len(source)
-    while index < length:
-        char = source[index]
-        if char == '"':
-            return "".join(out), index + 1
-        if char == "\\" and index + 1 < length:
-            out.append(source[index + 1])
-            index += 2
-            continue
-        out.append(char)
-        index += 1
-    raise SieveError(line, column, "unterminated string")
+def _number(text: str, line: int, column: int) -> int:
+    number_match = _NUMBER.fullmatch(text)
+    assert number_match is not None
+    value = int(number_match.group(1)) * _QUANTIFIERS.get(number_match.group(2).lower(), 1)
+    if value > MAX_NUMBER:
+        raise SieveError(line, column, f"number {text} is too large")
+    return value
+
+
+def _lexical_error(source: str, pos: int, line: int, column: int) -> SieveError:
+    char = source[pos]
+    if source.startswith("/*", pos):
+        return SieveError(line, column, "unterminated comment")
+    if char == '"':
+        return SieveError(line, column, "unterminated string")
+    if char == ":":
+        return SieveError(line, column, "':' must start a tagged argument like :is")
+    if "0" <= char <= "9":
+        number = _NUMBER.match(source, pos)
+        assert number is not None
+        after = number.end()
+        return SieveError(line, column + after - pos, f"unexpected {source[after]!r} after a number")
+    return SieveError(line, column, f"unexpected character {char!r}")
 
 
 def _multiline(source: str, pos: int, line: int, column: int) -> tuple[str, int]:

@@ -113,6 +113,17 @@ Action = Keep | FileInto | Redirect | Discard | Reject | Vacation
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DuplicateId:
+    """An id the duplicate test checked (RFC 7352 §3), for the caller to record once the message is
+    delivered: a new id is stored with the delivery time; a known one gets its time renewed only when
+    ``is_last`` (then its period counts from the latest copy, not the first)."""
+
+    id: str  # SHA-256 hex of handle and value
+    seconds: int
+    is_last: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Result:
     """What to do with the message.
 
@@ -125,5 +136,5 @@ class Result:
     implicit_keep: bool
     implicit_keep_flags: tuple[str, ...] = ()
     edited_header: bytes | None = None  # editheader: the new header block (with its blank line) for every copy
-    duplicate_ids: tuple[tuple[str, int], ...] = ()  # duplicate test: (id, seconds) to record once delivered
+    duplicate_ids: tuple[DuplicateId, ...] = ()  # duplicate test: ids to record once delivered
     errors: tuple[str, ...] = ()

@@ -14,6 +14,7 @@ from pochta.filters.sieve.message import Headers, address_part, addresses, body_
 from pochta.filters.sieve.model import (
     Action,
     Discard,
+    DuplicateId,
     Environment,
     FileInto,
     Keep,
@@ -91,7 +92,7 @@ class _Runner:
         self.has_vacation = False
         self.has_reject = False
         self.redirects = 0
-        self.duplicates: list[tuple[str, int]] = []
+        self.duplicates: list[DuplicateId] = []
         self._body_cache: dict[tuple[str, tuple[str, ...]], list[str]] = {}
 
     # --- results ----------------------------------------------------------------------------------
@@ -248,8 +249,9 @@ class _Runner:
         seconds = node.tags.get("seconds", DUPLICATE_SECONDS)
         assert isinstance(seconds, int)
         is_duplicate = self.env.is_duplicate(identity, seconds)
-        if (identity, seconds) not in self.duplicates:
-            self.duplicates.append((identity, seconds))
+        mark = DuplicateId(id=identity, seconds=seconds, is_last="last" in node.tags)
+        if mark not in self.duplicates:
+            self.duplicates.append(mark)
         return is_duplicate
 
     # --- include (RFC 6609) -----------------------------------------------------------------------
