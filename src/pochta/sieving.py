@@ -29,7 +29,6 @@ message's accounts have one, and parsed scripts are cached by (script id, versio
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import mmap
 import re
@@ -108,7 +107,7 @@ class Plan:
     copies: list[LocalCopy]
     outgoing: list[Outgoing] = field(default_factory=list)  # redirects, vacation replies, reject notices
     reject: Reply | None = None  # refuse the whole message at SMTP time
-    duplicates: list[tuple[int, str, int]] = field(default_factory=list)  # (account, id, seconds) to record
+    duplicates: list[tuple[int, str, int, bool]] = field(default_factory=list)  # (account, id, seconds, is_last)
 
 
 class Sieving:
@@ -149,10 +148,15 @@ class Sieving:
     async def record(self, plan: Plan) -> None:
         """After the message is stored: remember the duplicate ids the scripts asked about (RFC 7352)."""
         now = self._now()
-        for account_id, key, seconds in plan.duplicates:
+        for account_id, key, seconds, is_last in plan.duplicates:
             try:
                 await self._store.set_sieve_mark(
-                    account_id, MarkKind.DUPLICATE, key, expires=now + timedelta(seconds=seconds), now=now
+                    account_id,
+                    MarkKind.DUPLICATE,
+                    key,
+                    expires=now + timedelta(seconds=seconds),
+                    now=now,
+                    is_renewed=is_last,  # RFC 7352 §3.3: with :last the period counts from this copy
                 )
             except StoreError:
                 log.warning("sieve duplicate id not recorded account=%d", account_id)
@@ -204,9 +208,7 @@ class Sieving:
             host=self._hostname,
             facts=message.facts,
             mailbox_exists=lambda name: ask(mailbox_exists(name)),
-            is_duplicate=lambda key, _seconds: ask(
-                store.has_sieve_mark(account.id, MarkKind.DUPLICATE, _duplicate_key(key), now=now)
-            ),
+            is_duplicate=lambda key, _seconds: ask(store.has_sieve_mark(account.id, MarkKind.DUPLICATE, key, now=now)),
             include=lambda name, is_global: None if is_global else ask(include(name)),
             vacation_seen=lambda sender, handle, _seconds: ask(
                 store.has_sieve_mark(account.id, MarkKind.VACATION, _vacation_key(sender, handle), now=now)
@@ -289,7 +291,7 @@ class Sieving:
             if redirects:
                 header = _RETURN_PATH.sub(b"", result.edited_header, count=1)
                 plan.outgoing.append(await self._redirect(redirects, copy, message.envelope, (header, body)))
-        plan.duplicates += [(account.id, _duplicate_key(key), seconds) for key, seconds in result.duplicate_ids]
+        plan.duplicates += [(account.id, d.id, d.seconds, d.is_last) for d in result.duplicate_ids]
         log.info(
             "sieve id=%s user=%s actions=%s%s",
             message.id,
@@ -484,7 +486,3 @@ def _copy_into(writer: BlobWriter, data: bytes | mmap.mmap, *, start: int = 0) -
 
 def _vacation_key(sender: str, handle: str) -> str:
     return f"{handle}\0{sender.lower()}"
-
-
-def _duplicate_key(key: str) -> str:
-    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()

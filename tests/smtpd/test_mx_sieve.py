@@ -292,3 +292,12 @@ async def test_editheader_changes_only_that_accounts_copy(mx: Mx) -> None:
     redirected = await mx.blobs.read(entry.blob_id)
     assert redirected.startswith(b"Delivered-To: alice@example.test\r\n") and b"X-Filtered: yes\r\n" in redirected
     assert b"Return-Path" not in redirected
+
+
+async def test_duplicate_discards_a_second_copy_of_one_message_id(mx: Mx) -> None:
+    await _script(mx, "alice@example.test", 'require "duplicate"; if duplicate { discard; }')
+    for _ in range(2):
+        assert (await send(mx, "carol@remote.test", ["alice@example.test"], PLAIN_MAIL)).startswith("250")
+    other = PLAIN_MAIL.replace(b"<m1@remote.test>", b"<m2@remote.test>")
+    assert (await send(mx, "carol@remote.test", ["alice@example.test"], other)).startswith("250")
+    assert len(await mx.inbox_bytes("alice@example.test")) == 2  # m1 once, m2 once (RFC 7352)

@@ -106,3 +106,15 @@ async def test_marks_expire_and_are_set_once(store: Store) -> None:
     later = NOW + timedelta(days=7)
     assert not await store.has_sieve_mark(account, MarkKind.VACATION, key, now=later)
     assert await store.set_sieve_mark(account, MarkKind.VACATION, key, expires=later + timedelta(days=7), now=later)
+
+
+async def test_a_renewed_mark_takes_the_new_expiry(store: Store) -> None:
+    account = await _account(store)
+    first = NOW + timedelta(days=1)
+    assert await store.set_sieve_mark(account, MarkKind.DUPLICATE, "id", expires=first, now=NOW)
+    assert not await store.set_sieve_mark(account, MarkKind.DUPLICATE, "id", expires=first + timedelta(days=1), now=NOW)
+    assert not await store.has_sieve_mark(account, MarkKind.DUPLICATE, "id", now=first)
+    assert await store.set_sieve_mark(
+        account, MarkKind.DUPLICATE, "id", expires=first + timedelta(days=1), now=NOW, is_renewed=True
+    )
+    assert await store.has_sieve_mark(account, MarkKind.DUPLICATE, "id", now=first)

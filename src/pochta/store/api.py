@@ -502,10 +502,11 @@ class SieveStore(Protocol):
         ...
 
     async def set_sieve_mark(
-        self, account_id: int, kind: MarkKind, key: str, *, expires: datetime, now: datetime
+        self, account_id: int, kind: MarkKind, key: str, *, expires: datetime, now: datetime, is_renewed: bool = False
     ) -> bool:
         """Set the mark unless an unexpired one exists (then False): the check and the set are one
-        transaction, so two deliveries at once send one vacation reply."""
+        transaction, so two deliveries at once send one vacation reply. With `is_renewed` the new expiry is
+        set in any case (and True returned)."""
         ...
 
 

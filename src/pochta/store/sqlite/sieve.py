@@ -172,13 +172,14 @@ class SqliteSieve:
         return await self._db.read(run)
 
     async def set_sieve_mark(
-        self, account_id: int, kind: MarkKind, key: str, *, expires: datetime, now: datetime
+        self, account_id: int, kind: MarkKind, key: str, *, expires: datetime, now: datetime, is_renewed: bool = False
     ) -> bool:
         def run(conn: sqlite3.Connection) -> WriteResult[bool]:
             # Expired marks of this account go first, so the table holds only what can still matter.
             conn.execute("DELETE FROM sieve_marks WHERE account_id = ? AND expires <= ?", (account_id, _seconds(now)))
             cursor = conn.execute(
-                "INSERT OR IGNORE INTO sieve_marks (account_id, kind, key, expires) VALUES (?,?,?,?)",
+                f"INSERT OR {'REPLACE' if is_renewed else 'IGNORE'} INTO sieve_marks (account_id, kind, key, expires)"
+                " VALUES (?,?,?,?)",
                 (account_id, str(kind), key, _seconds(expires)),
             )
             return WriteResult(cursor.rowcount == 1)
