@@ -223,7 +223,13 @@ class Sieving:
             envelope_to=copy.recipients[0].address,
             size=len(message.content),
         )
-        result = await asyncio.to_thread(run, script, view, environment)
+        try:
+            result = await asyncio.to_thread(run, script, view, environment)
+        except StoreError:
+            raise  # a store question failed: the message is refused with 451 and comes again
+        except Exception:  # our bug, not the user's: deliver as if there were no script
+            log.exception("sieve run failed id=%s user=%s; kept", message.id, account.address)
+            return Result(actions=(Keep(),), implicit_keep=True)
         for error in result.errors:
             log.warning("sieve error id=%s user=%s: %s", message.id, account.address, error)
         return result

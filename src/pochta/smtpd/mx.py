@@ -89,7 +89,11 @@ class MxPolicy:
         if outcome.headers:
             spool = transaction.spool = await self._with_headers(spool, transaction.trace_length, outcome)
         copies = [_placed(copy, outcome) for copy in transaction.copies.values()]
-        plan = await self._sieve(session, transaction, spool, copies, outcome) if copies and self._sieving else None
+        try:
+            plan = await self._sieve(session, transaction, spool, copies, outcome) if copies and self._sieving else None
+        except StoreError:
+            log.exception("sieve failed id=%s", transaction.id)
+            return Reply(code=451, status="4.3.0", text="could not store the message, try again later")
         if plan is not None:
             if plan.reject is not None:
                 return plan.reject  # RFC 5429 §2.1: the one recipient's script refused it; the session drops the spool

@@ -154,9 +154,13 @@ class SubmissionPolicy:
         copies = list(transaction.copies.values())
         plan = None
         if copies and self._sieving is not None:
-            plan = await self._sieving.plan(
-                copies, Context(id=transaction.id, content=message, envelope=envelope, facts={}, remote_ip="")
-            )
+            try:
+                plan = await self._sieving.plan(
+                    copies, Context(id=transaction.id, content=message, envelope=envelope, facts={}, remote_ip="")
+                )
+            except StoreError:
+                log.exception("sieve failed id=%s", transaction.id)
+                return Reply(code=451, status="4.3.0", text="could not store the message, try again later")
             if plan.reject is not None:
                 return plan.reject
             copies = plan.copies
