@@ -301,3 +301,21 @@ async def test_duplicate_discards_a_second_copy_of_one_message_id(mx: Mx) -> Non
     other = PLAIN_MAIL.replace(b"<m1@remote.test>", b"<m2@remote.test>")
     assert (await send(mx, "carol@remote.test", ["alice@example.test"], other)).startswith("250")
     assert len(await mx.inbox_bytes("alice@example.test")) == 2  # m1 once, m2 once (RFC 7352)
+
+
+async def test_a_large_message_is_read_mapped_and_copied_in_chunks(mx: Mx) -> None:
+    await _script(
+        mx,
+        "alice@example.test",
+        'require ["fileinto", "mailbox", "copy", "body"];\n'
+        'if body :contains "needle" { fileinto :create "Big"; redirect :copy "alice.elsewhere@remote.test"; }\n',
+    )
+    big = _message("From: carol@remote.test", "To: alice@example.test", "Subject: big", body="x" * 70 + "\r\n")
+    big = big[:-2] + (b"line of filler text " * 4 + b"\r\n") * 5000 + b"the needle is here\r\n"
+    assert len(big) > 400_000  # spilled to disk, not held in memory
+    assert (await send(mx, "carol@remote.test", ["alice@example.test"], big)).startswith("250")
+    (filed,) = await _folder(mx, "alice@example.test", "Big")
+    assert filed.endswith(big)
+    (entry,) = await mx.store.queue_entries()
+    redirected = await mx.blobs.read(entry.blob_id)
+    assert redirected.startswith(b"Delivered-To: alice@example.test\r\n") and redirected.endswith(big)
