@@ -38,6 +38,7 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.header import Header
+from email.quoprimime import body_encode
 from email.utils import format_datetime, formataddr
 from typing import Any, Protocol, TypeVar, cast
 
@@ -424,11 +425,15 @@ def vacation_message(action: Vacation, *, message_id: str, now: datetime) -> byt
     if action.mime:  # RFC 5230 §4.4: the reason is a MIME entity, its own header included
         body = action.body.replace("\r\n", "\n").replace("\n", "\r\n")
         return ("\r\n".join(header) + "\r\n" + body + ("" if body.endswith("\r\n") else "\r\n")).encode()
-    header += ["Content-Type: text/plain; charset=utf-8", "Content-Transfer-Encoding: 8bit"]
-    text = action.body.replace("\r\n", "\n").replace("\n", "\r\n")
-    if not text.endswith("\r\n"):
-        text += "\r\n"
-    return ("\r\n".join(header) + "\r\n\r\n" + text).encode()
+    text = action.body.replace("\r\n", "\n").rstrip("\n") + "\n"
+    if text.isascii() and all(len(line) <= 998 for line in text.split("\n")):  # RFC 5322 §2.1.1
+        encoding, body = "7bit", text.replace("\n", "\r\n")
+    else:  # quoted-printable needs no 8BITMIME on the way (RFC 2045 §6.7)
+        as_octets = text.encode("utf-8").decode("latin-1")
+        encoding, body = "quoted-printable", body_encode(as_octets, maxlinelen=76, eol="\r\n")
+        body = body if body.endswith("\r\n") else body + "\r\n"
+    header += ["Content-Type: text/plain; charset=utf-8", f"Content-Transfer-Encoding: {encoding}"]
+    return ("\r\n".join(header) + "\r\n\r\n" + body).encode()
 
 
 def _address_field(address: str) -> str:
@@ -439,7 +444,7 @@ def _address_field(address: str) -> str:
 
 def _encoded(text: str) -> str:
     text = _one_line(text)
-    return text if text.isascii() else Header(text, "utf-8").encode()  # RFC 2047
+    return text if text.isascii() else Header(text, "utf-8").encode(linesep="\r\n")  # RFC 2047
 
 
 def _one_line(text: str) -> str:

@@ -178,8 +178,9 @@ async def test_vacation_reaches_each_sender_once_and_never_a_list(
         assert await remote.inbox("list@remote.test") == []
         assert len(await mx.inbox("alice@example.test")) == 4  # vacation never costs a message
         await _pochta(mx, "user", "vacation", "alice@example.test", "--off")
+        assert await _pochta(mx, "sieve", "list", "alice@example.test") == ""  # nothing generated is left
         assert (await _send(mx, "list@remote.test", "alice@example.test", mail)).startswith("250")
-        assert await mx.store.queue_entries() == []
+        assert await mx.store.queue_entries() == []  # a reply would be queued in the message's own commit
 
 
 async def test_forward_reaches_an_external_address_through_the_queue(
