@@ -338,7 +338,7 @@ class Session:
             await asyncio.sleep(self.settings.auth_failure_delay)
             raise _Refused(no("authentication failed"))
         self.account = account
-        log.info("managesieve login peer=%s user=%s", self.stream.peer_host, account.address)
+        log.info("managesieve login peer=%s user=%s tls=%s", self.stream.peer_host, account.address, self.stream.is_tls)
         if server_final:
             self._write(ok("logged in", code=Code.SASL, code_data=base64.b64encode(server_final).decode()))
         else:

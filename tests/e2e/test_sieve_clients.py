@@ -92,8 +92,6 @@ async def _sieve_connect(port: int, *args: str) -> str:
         "0",
         "--notlsverify",
         "--noclearchan",  # STARTTLS or nothing
-        "--authmech",
-        "PLAIN",
         *args,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
