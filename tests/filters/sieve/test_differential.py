@@ -424,6 +424,68 @@ MORE_SCRIPTS: dict[str, str] = {
         'if string :count "eq" :comparator "i;ascii-numeric" ["${a}", "x"] "1" { fileinto "count-1"; }\n'
         'if string :is "${a}" "" { fileinto "empty"; }'
     ),
+    "octet-case": (
+        'require "fileinto";\n'
+        'if header :comparator "i;octet" :matches "subject" "re:*" { fileinto "lower"; }\n'
+        'if header :comparator "i;octet" :matches "subject" "Re:*" { fileinto "exact"; }\n'
+        'if header :comparator "i;ascii-casemap" :is "subject" "RE: MEETING TOMORROW" { fileinto "casemap"; }'
+    ),
+    "headers-list-index": (
+        'require ["fileinto", "index", "variables"];\n'
+        'if header :index 2 :matches ["received", "subject"] "*" { fileinto "second-${1}"; }'
+    ),
+    "edit-then-delete": (
+        'require ["editheader", "fileinto", "index", "relational", "comparator-i;ascii-numeric"];\n'
+        'addheader "X-A" "1"; addheader :last "X-A" "2"; addheader "X-A" "3";\n'
+        'deleteheader :index 2 "x-a";\n'
+        'if header :index 1 :is "x-a" "3" { fileinto "first-is-3"; }\n'
+        'if header :index 2 :is "x-a" "2" { fileinto "second-is-2"; }\n'
+        'if header :count "eq" :comparator "i;ascii-numeric" "x-a" "2" { fileinto "two-left"; }'
+    ),
+    "delete-last-index": (
+        'require ["editheader", "fileinto", "index"];\n'
+        'deleteheader :index 1 :last "received";\n'
+        'if header :contains "received" "b.example.com" { fileinto "b-left"; }\n'
+        'if header :contains "received" "a.example.com" { fileinto "a-left"; }'
+    ),
+    "envelope-detail-missing": (
+        'require ["envelope", "subaddress", "fileinto"];\n'
+        'if envelope :detail :is "to" "" { fileinto "empty-detail"; }\n'
+        'if not envelope :detail :contains "to" "" { fileinto "no-detail"; }\n'
+        'if envelope :user :is "to" "bob" { fileinto "user-bob"; }'
+    ),
+    "value-address-parts": (
+        'require ["fileinto", "relational"];\n'
+        'if address :value "ge" :domain "from" "m" { fileinto "domain-m-z"; }\n'
+        'if address :value "lt" :localpart "from" "b" { fileinto "local-a"; }'
+    ),
+    "size-exact": (
+        'require ["fileinto", "variables"];\n'
+        'if size :over 200 { fileinto "over-200"; }\n'
+        'if size :under 1000 { fileinto "under-1000"; }\n'
+        'if size :over 5000 { fileinto "over-5000"; }'
+    ),
+    "variables-in-flags-and-redirect": (
+        'require ["variables", "imap4flags", "envelope", "subaddress"];\n'
+        'if envelope :domain :matches "from" "*" { set "dom" "${1}"; }\n'
+        'addflag "${dom}";\n'
+        'if address :is :localpart "from" "alice+news" { redirect "copy-${dom}@example.net"; }'
+    ),
+    "body-multiline-keys": (
+        'require ["body", "fileinto"];\n'
+        'if body :contains ["version is", "10:00", "nothing"] { fileinto "hit"; }\n'
+        'if body :matches "*Alice*" { fileinto "signed"; }'
+    ),
+    "stop-after-actions": (
+        'require ["fileinto", "imap4flags"];\naddflag "$Before"; fileinto "first"; stop; fileinto "never";'
+    ),
+    "discard-only-if": 'if header :contains "subject" "meeting" { discard; stop; } keep;',
+    "quoted-strings": (
+        'require ["fileinto", "variables"];\nset "a" "back\\\\slash \\"quoted\\" \\a";\nfileinto "${a}";'
+    ),
+    "multiline-reject": (
+        'require "reject";\nif size :over 10K {\n  reject text:\nYour message is too big.\n..and dot-stuffed.\n.\n;\n}'
+    ),
     "body-matches": (
         'require ["body", "fileinto"];\n'
         'if body :raw :contains "=C3=BC" { fileinto "raw-qp"; }\n'
@@ -528,7 +590,7 @@ def _pigeonhole(workdir: Path, script: str, sample: Sample, tag: str) -> tuple[s
         elif line.startswith(" * redirect message to: "):
             out.append(["redirect", line.split(": ", 1)[1].strip("<>")])
         elif line.startswith(" * reject message with reason: "):
-            out.append(["reject", line.split(": ", 1)[1]])
+            out.append(["reject", line.split(": ", 1)[1].replace("??", "\r\n")])  # it prints CR LF as ??
         elif line.startswith(" * discard"):
             out.append(["discard"])
         elif line.startswith(" * track duplicate"):

@@ -215,3 +215,8 @@ def test_any_text_parses_or_fails_cleanly(source: str) -> None:
         assert isinstance(parse(source), Script)
     except SieveError as error:
         assert error.line >= 1 and error.column >= 1
+
+
+def test_multiline_lines_end_in_crlf_even_from_lf_files() -> None:
+    script = parse('require "variables";\nset "a" text:\none\r\ntwo\n.\n;')
+    assert script.commands[1].args[1] == "one\r\ntwo\r\n"

@@ -222,16 +222,14 @@ class _Runner:
         return is_match
 
     def header_fields(self, frame: _Frame, node: Node, names: Sequence[str]) -> list[bytes]:
-        """The raw values of the named fields, or just the :index-th of each name (RFC 5260 §6)."""
-        out: list[bytes] = []
+        """The raw values of the named fields, names in the order given; with :index only the n-th of
+        them all, counted from the end with :last (RFC 5260 §6, as Dovecot counts over several names)."""
+        out = [value for name in names for value in self.headers.raw(name)]
         index = node.tags.get("index")
-        for name in names:
-            found = self.headers.raw(name)
-            if isinstance(index, int) and not isinstance(index, bool):
-                if index > len(found):
-                    continue
-                found = [found[-index] if "last" in node.tags else found[index - 1]]
-            out.extend(found)
+        if isinstance(index, int) and not isinstance(index, bool):
+            if index > len(out):
+                return []
+            return [out[-index] if "last" in node.tags else out[index - 1]]
         return out
 
     def _duplicate(self, frame: _Frame, node: Node) -> bool:
