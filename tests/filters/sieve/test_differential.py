@@ -6,6 +6,7 @@ discard (only when nothing else delivers), vacation (whether a reply goes out), 
 from __future__ import annotations
 
 import datetime as dt
+import email.header
 import os
 import re
 import shutil
@@ -293,6 +294,7 @@ SCRIPTS: dict[str, str] = {
     "mailbox": 'require ["fileinto", "mailbox"]; fileinto :create "Folders/New";',
     "encoded-character": 'require ["encoded-character", "fileinto"]; fileinto "${hex:41 42}${unicode:263A}";',
     "vacation": 'require "vacation"; vacation :days 3 :subject "Away" "I am away.";',
+    "vacation-default-subject": 'require "vacation"; vacation "I am away.";',
     "vacation-seconds": 'require "vacation-seconds"; vacation :seconds 60 :addresses "bob@example.com" "Away.";',
     "duplicate": 'require ["duplicate", "fileinto"]; if duplicate { discard; } else { fileinto "first"; }',
     "rfc5228-example": (
@@ -579,7 +581,9 @@ def _pigeonhole(workdir: Path, script: str, sample: Sample, tag: str) -> tuple[s
     if is_executed:
         output = done.stdout + done.stderr
         if "sent vacation response" in output:
-            out.append(["vacation"])
+            subject = re.search(r"^Subject: (.*(?:\n[ \t].*)*)", output, re.MULTILINE)
+            decoded = str(email.header.make_header(email.header.decode_header(subject.group(1)))) if subject else ""
+            out.append(["vacation", " ".join(decoded.split())])
         for mailbox in re.findall(r"stored mail into mailbox '([^']*)'", done.stderr):
             out.append(["store", mailbox, ""])
         return "ok", frozenset(tuple(item) for item in out)
@@ -637,7 +641,7 @@ def _pochta(script: str, sample: Sample) -> tuple[str, Normal]:
         elif isinstance(action, Discard):
             out.add(("discard",))
         elif isinstance(action, Vacation):
-            out.add(("vacation",))
+            out.add(("vacation", " ".join(action.subject.split())))
     return "ok", _without_redundant_discard(frozenset(out))
 
 
