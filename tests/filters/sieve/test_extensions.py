@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pochta.filters.sieve import Discard, FileInto, Keep, Redirect, Reject
+import pytest
+
+from pochta.filters.sieve import Discard, FileInto, Keep, Redirect, Reject, SieveError, parse
 from tests.filters.sieve.sample import PLAIN, message, outcome
 
 
@@ -216,6 +218,35 @@ def test_mailboxexists_and_create() -> None:
     )
     result = outcome(script, mailbox_exists=existing.__contains__)
     assert result.actions == (FileInto(mailbox="Work/New", create=True),)
+
+
+# --- special-use (RFC 8579) -------------------------------------------------------------------------
+
+
+def test_fileinto_specialuse_and_specialuse_exists() -> None:
+    uses = {("Spam", "\\Junk"), ("Archive", "\\Archive")}
+
+    def special_use_exists(mailbox: str | None, use: str) -> bool:
+        return any(use == flag and mailbox in (None, box) for box, flag in uses)
+
+    script = (
+        'require ["fileinto", "special-use", "mailbox"];'
+        'if specialuse_exists "\\\\Junk" { fileinto :specialuse "\\\\Junk" :create "Junk"; }'
+        'if specialuse_exists "Spam" ["\\\\Junk", "\\\\Archive"] { fileinto "never"; }'
+        'if specialuse_exists "Archive" "\\\\Archive" { fileinto "archived"; }'
+    )
+    result = outcome(script, special_use_exists=special_use_exists)
+    assert result.actions == (
+        FileInto(mailbox="Junk", create=True, special_use="\\Junk"),
+        FileInto(mailbox="archived"),
+    )
+
+
+def test_invalid_special_use_flag() -> None:
+    with pytest.raises(SieveError, match='invalid special-use flag "Junk"'):
+        parse('require ["fileinto", "special-use"]; fileinto :specialuse "Junk" "Junk";')
+    result = outcome('require ["fileinto", "special-use", "variables"]; set "u" "x"; fileinto :specialuse "${u}" "J";')
+    assert result.actions == (Keep(),) and "invalid special-use flag" in result.errors[0]
 
 
 # --- regex -------------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ SUPPORTED_EXTENSIONS = frozenset(
         "environment",
         "include",
         "comparator-i;ascii-numeric",
+        "special-use",
     }
 )
 IMPLICIT_EXTENSIONS = frozenset({"comparator-i;octet", "comparator-i;ascii-casemap"})
@@ -125,7 +126,12 @@ SIGNATURES: dict[str, Signature] = {
     "fileinto": Signature(
         is_test=False,
         extension="fileinto",
-        tags={"copy": Tag("flag", "copy"), "create": Tag("flag", "mailbox"), **_FLAGS},
+        tags={
+            "copy": Tag("flag", "copy"),
+            "create": Tag("flag", "mailbox"),
+            "specialuse": Tag("string", "special-use"),  # RFC 8579 §4
+            **_FLAGS,
+        },
         variants=(("string",),),
     ),
     "reject": Signature(is_test=False, extension="reject", variants=(("string",),)),
@@ -222,6 +228,9 @@ SIGNATURES: dict[str, Signature] = {
         variants=(("string", "strings"),),
     ),
     "mailboxexists": Signature(is_test=True, extension="mailbox", variants=(("strings",),)),  # RFC 5490 §3.1
+    "specialuse_exists": Signature(  # RFC 8579 §3
+        is_test=True, extension="special-use", variants=(("strings",), ("string", "strings"))
+    ),
     "duplicate": Signature(  # RFC 7352 §3
         is_test=True,
         extension="duplicate",

@@ -52,6 +52,7 @@ class _Argument:
 
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _FIELD_NAME = re.compile(r"[!-9;-~]+")  # RFC 5322 §3.6.8 ftext
+_SPECIAL_USE = re.compile(r"\\[A-Za-z][A-Za-z0-9]*")  # RFC 6154 §2
 _ZONE = re.compile(r"[+-][0-9]{4}")
 _ENCODED = re.compile(r"\$\{(hex|unicode):([^${}]*)\}", re.IGNORECASE)
 _HEX_RUN = re.compile(r"[ \t\r\n]*(?:[0-9A-Fa-f]+[ \t\r\n]*)*")
@@ -320,6 +321,10 @@ class _Parser:
             script_name = str(node.args[0])
             if literal(script_name) and (not script_name or "/" in script_name or script_name.startswith(".")):
                 raise self._error(token, f'invalid script name "{script_name}"')
+        uses = node.args[-1] if name == "specialuse_exists" else node.tags.get("specialuse")
+        for use in _strings(uses) if isinstance(uses, str | tuple) else ():
+            if literal(use) and not _SPECIAL_USE.fullmatch(use):
+                raise self._error(token, f'invalid special-use flag "{use}"')
         if name in ("date", "currentdate"):
             part = str(node.args[-2])
             if literal(part) and part.lower() not in grammar.DATE_PARTS:

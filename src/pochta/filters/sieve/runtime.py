@@ -204,6 +204,12 @@ class _Runner:
             return all(self.headers.has(header) for header in self.strings(frame, node.args[0]))
         if name == "mailboxexists":
             return all(self.env.mailbox_exists(box) for box in self.strings(frame, node.args[0]))
+        if name == "specialuse_exists":  # RFC 8579 §3
+            box = self.string(frame, node.args[0]) if len(node.args) == 2 else None
+            uses = self.strings(frame, node.args[-1])
+            for use in uses:
+                _check_special_use(node, use)
+            return all(self.env.special_use_exists(box, use) for use in uses)
         if name == "duplicate":
             return self._duplicate(frame, node)
         values = _TEST_VALUES[name](self, frame, node)
@@ -281,6 +287,14 @@ class _Runner:
             self.depth -= 1
 
 
+_SPECIAL_USE = re.compile(r"\\[A-Za-z][A-Za-z0-9]*")  # RFC 6154 §2: a backslash and an atom
+
+
+def _check_special_use(node: Node, use: str) -> None:
+    if not _SPECIAL_USE.fullmatch(use):
+        raise _error(node, f'invalid special-use flag "{use}"')
+
+
 def _number(value: Value) -> int:
     assert isinstance(value, int)
     return value
@@ -343,7 +357,8 @@ def _join(earlier: Action, later: Action) -> Action:
     if isinstance(earlier, FileInto):
         create = earlier.create or (isinstance(later, FileInto) and later.create)
         is_copy = earlier.copy and (not isinstance(later, FileInto) or later.copy)
-        return FileInto(mailbox=earlier.mailbox, flags=flags, create=create, copy=is_copy)
+        special_use = earlier.special_use or (later.special_use if isinstance(later, FileInto) else None)
+        return FileInto(mailbox=earlier.mailbox, flags=flags, create=create, copy=is_copy, special_use=special_use)
     if isinstance(earlier, Redirect) and isinstance(later, Redirect):
         return Redirect(address=earlier.address, copy=earlier.copy and later.copy)
     return earlier
@@ -562,7 +577,13 @@ def _fileinto(runner: _Runner, frame: _Frame, node: Node) -> None:
         raise _error(node, f'invalid mailbox name "{mailbox}"')
     is_copy = "copy" in node.tags
     flags = _flags_of(runner, frame, node)
-    runner._add(node, FileInto(mailbox=mailbox, flags=flags, create="create" in node.tags, copy=is_copy))
+    special_use = runner.string(frame, node.tags["specialuse"]) if "specialuse" in node.tags else None
+    if special_use is not None:
+        _check_special_use(node, special_use)
+    runner._add(
+        node,
+        FileInto(mailbox=mailbox, flags=flags, create="create" in node.tags, copy=is_copy, special_use=special_use),
+    )
     if not is_copy:
         runner.is_keep_cancelled = True
 
