@@ -30,8 +30,8 @@ vacation-seconds (RFC 5230, 6131), date and index (RFC 5260), mailbox (RFC 5490)
 extended syntax, as Python's ``re`` reads it), editheader (RFC 5293; Received and Auto-Submitted are
 protected: edits to them are ignored), duplicate (RFC 7352), spamtest, spamtestplus and virustest
 (RFC 5235, from ``Environment.facts``: ``spamtest`` "0".."10", optional ``spamtest.percent``,
-``virustest`` "0".."5"; missing means "0", not tested), environment (RFC 5183), include (RFC 6609), special-use (RFC 8579),
-and the comparators i;octet, i;ascii-casemap, i;ascii-numeric.
+``virustest`` "0".."5"; missing means "0", not tested), environment (RFC 5183), include (RFC 6609),
+special-use (RFC 8579), and the comparators i;octet, i;ascii-casemap, i;ascii-numeric.
 
 **Vacation.** The runtime decides from the message and environment (RFC 5230 §4.5-4.6, RFC 3834 §2)
 and gives no :class:`Vacation` action when: the envelope sender is null; ``Auto-Submitted`` is
