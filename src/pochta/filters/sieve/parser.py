@@ -253,13 +253,17 @@ class _Parser:
             return (argument.value,)
         return argument.value
 
+    def _literal(self, value: str) -> bool:
+        """Whether a string is known at parse time (no variable to expand in it)."""
+        return not ("variables" in self._required and "${" in value)
+
     def _check(self, node: Node, token: Token) -> None:
         """Rules the signature table cannot say: literal values that must be valid."""
-        uses_variables = "variables" in self._required
+        self._check_tags(node, token)
+        self._check_arguments(node, token)
 
-        def literal(value: str) -> bool:
-            return not (uses_variables and "${" in value)
-
+    def _check_tags(self, node: Node, token: Token) -> None:
+        literal = self._literal
         comparator = node.tags.get("comparator")
         if isinstance(comparator, str):
             if comparator not in grammar.COMPARATORS:
@@ -283,6 +287,9 @@ class _Parser:
         zone = node.tags.get("zone")
         if isinstance(zone, str) and literal(zone) and not _ZONE.fullmatch(zone):
             raise self._error(token, f'zone "{zone}" is not +hhmm or -hhmm')
+
+    def _check_arguments(self, node: Node, token: Token) -> None:
+        literal = self._literal
         name = node.name
         if name == "require":
             for extension in _strings(node.args[0]):
