@@ -169,10 +169,9 @@ def address_part(local: str, domain: str | None, part: str) -> str | None:
 # --- body ------------------------------------------------------------------------------------------
 
 
-def body_texts(content: bytes, transform: str, types: tuple[str, ...]) -> list[str]:
+def body_texts(content: bytes, root: mime.Part, transform: str, types: tuple[str, ...]) -> list[str]:
     """The texts the body test matches (RFC 5173 §5): the raw body, the decoded text parts, or the
     decoded parts of the given content types."""
-    root = mime.parse(content)
     if transform == "raw":
         return [decode_text(content[root.body_start : root.end])]
     out: list[str] = []

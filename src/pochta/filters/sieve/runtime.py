@@ -80,8 +80,8 @@ class Runner:
     def __init__(self, message: MessageView, env: Environment) -> None:
         self.message = message
         self.env = env
-        header_end = mime.parse(message.content).body_start
-        self.headers = Headers(message.content[:header_end])
+        self.root = mime.parse(message.content)  # once: the header block's end here, the parts for body
+        self.headers = Headers(message.content[: self.root.body_start])
         self.actions: list[Action] = []
         self.is_keep_cancelled = False
         self.flags: list[str] = []  # the imap4flags internal variable (RFC 5232 §3)
@@ -92,7 +92,7 @@ class Runner:
         self.has_reject = False
         self.redirects = 0
         self.duplicates: list[DuplicateId] = []
-        self._body_cache: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+        self.body_cache: dict[tuple[str, tuple[str, ...]], list[str]] = {}
 
     # --- results ----------------------------------------------------------------------------------
 
@@ -161,11 +161,11 @@ class Runner:
                 if namespace == "global" and "include" in frame.script.extensions:
                     return self.globals.get(rest, "")
                 return match.group(0)  # an unknown namespace stays as written
-            return self._variables(frame, name).get(name, "")
+            return self.variables_of(frame, name).get(name, "")
 
         return _VARIABLE.sub(value, text)
 
-    def _variables(self, frame: Frame, name: str) -> dict[str, str]:
+    def variables_of(self, frame: Frame, name: str) -> dict[str, str]:
         return self.globals if name in frame.globals else frame.variables
 
     def string(self, frame: Frame, value: Value) -> str:
@@ -180,7 +180,7 @@ class Runner:
         if name.startswith("global."):
             self.globals[name[7:]] = value[:MAX_VARIABLE_LENGTH]
         else:
-            self._variables(frame, name)[name] = value[:MAX_VARIABLE_LENGTH]
+            self.variables_of(frame, name)[name] = value[:MAX_VARIABLE_LENGTH]
 
     # --- tests ------------------------------------------------------------------------------------
 
@@ -488,7 +488,7 @@ def _flag_command(runner: Runner, frame: Frame, node: Node) -> None:
     new = split_flags(runner.strings(frame, node.args[-1]))
     if len(node.args) == 2:
         name = runner.string(frame, node.args[0]).lower()
-        current = split_flags([runner._variables(frame, name).get(name, "")])
+        current = split_flags([runner.variables_of(frame, name).get(name, "")])
     else:
         current = list(runner.flags)
     if node.name == "setflag":

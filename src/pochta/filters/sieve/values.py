@@ -85,9 +85,9 @@ def _body_values(runner: Runner, frame: Frame, node: Node) -> list[str] | None:
     else:
         transform = "text"
     key = (transform, types)
-    if key not in runner._body_cache:
-        runner._body_cache[key] = body_texts(runner.message.content, transform, types)
-    return runner._body_cache[key]
+    if key not in runner.body_cache:
+        runner.body_cache[key] = body_texts(runner.message.content, runner.root, transform, types)
+    return runner.body_cache[key]
 
 
 def _string_values(runner: Runner, frame: Frame, node: Node) -> list[str] | None:
@@ -100,7 +100,8 @@ def _string_values(runner: Runner, frame: Frame, node: Node) -> list[str] | None
 def _hasflag_values(runner: Runner, frame: Frame, node: Node) -> list[str] | None:
     if len(node.args) == 2:
         texts = [
-            runner._variables(frame, name.lower()).get(name.lower(), "") for name in runner.strings(frame, node.args[0])
+            runner.variables_of(frame, name.lower()).get(name.lower(), "")
+            for name in runner.strings(frame, node.args[0])
         ]
         return split_flags(texts)
     return list(runner.flags)
