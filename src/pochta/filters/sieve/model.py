@@ -43,6 +43,7 @@ class Environment:
     vacation_seen: Callable[[str, str, int], bool] = _never  # (sender, handle, seconds) -> replied lately
     remote_host: str = ""  # environment "remote-host" (the SMTP client's name)
     remote_ip: str = ""  # environment "remote-ip"
+    extensions: frozenset[str] | None = None  # what included scripts may require (as parse(); None: all)
     max_actions: int = 64  # more actions than this is a run-time error
     max_redirects: int = 8  # more redirects than this is a run-time error (mail loops and abuse)
 

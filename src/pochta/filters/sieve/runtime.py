@@ -273,7 +273,7 @@ class Runner:
                 return
             raise _error(node, f'included script "{name}" does not exist')
         try:
-            script = parse(source)
+            script = parse(source, extensions=self.env.extensions)
         except SieveError as error:
             raise _error(node, f'included script "{name}": {error}') from None
         self.included.add(key)
