@@ -488,6 +488,12 @@ MORE_SCRIPTS: dict[str, str] = {
     "multiline-reject": (
         'require "reject";\nif size :over 10K {\n  reject text:\nYour message is too big.\n..and dot-stuffed.\n.\n;\n}'
     ),
+    "date-warnings": (
+        'require ["date", "fileinto", "variables"];\n'
+        'if currentdate :zone "CET" :matches "zone" "*" { fileinto "zone${1}"; }\n'
+        'if currentdate :matches "century" "*" { fileinto "never"; }\n'
+        'if header :contains "a b" "" { fileinto "never-header"; }'
+    ),
     "body-matches": (
         'require ["body", "fileinto"];\n'
         'if body :raw :contains "=C3=BC" { fileinto "raw-qp"; }\n'
@@ -674,3 +680,56 @@ def test_pochta_and_pigeonhole_agree(workdir: Path, script_name: str) -> None:
         if theirs != ours:
             mismatches.append(f"{sample.name}: pigeonhole {theirs} != pochta {ours}")
     assert not mismatches, "\n".join(mismatches)
+
+
+# Scripts that must compile, or fail to compile, in both: the parser's judgement, not the runtime's.
+SYNTAX: dict[str, str] = {
+    "comments": "# a\n/* b\n c */ keep; # c",
+    "bracket-comment-in-list": 'if header :is /* x */ ["a", /* y */ "b"] "c" { keep; }',
+    "tags-in-any-order": 'if header :comparator "i;octet" :contains "subject" "x" { keep; }',
+    "quantifiers": "if size :over 1k { keep; } if size :under 2G { keep; }",
+    "escapes": 'if header :is "subject" "\\"\\\\\\a" { keep; }',
+    "multiline-with-comment": 'require "reject"; reject text: # why\nline\n.\n;',
+    "empty-block": "if true { }",
+    "empty-test-list": "if anyof () { }",
+    "unknown-command": "frob;",
+    "unknown-tag": 'if header :frob "a" "b" { }',
+    "missing-semicolon": "keep",
+    "missing-test": "if { }",
+    "else-without-if": "else { }",
+    "require-late": 'keep; require "fileinto";',
+    "require-unknown": 'require "x-unknown";',
+    "fileinto-without-require": 'fileinto "x";',
+    "regex-without-require": 'if header :regex "a" "b" { }',
+    "numeric-without-require": 'if header :comparator "i;ascii-numeric" :is "a" "1" { }',
+    "numeric-contains": (
+        'require "comparator-i;ascii-numeric"; if header :comparator "i;ascii-numeric" :contains "a" "1" { }'
+    ),
+    "unknown-comparator": 'if header :comparator "i;nope" :is "a" "b" { }',
+    "two-match-types": 'if header :is :contains "a" "b" { }',
+    "duplicate-tag": 'if header :is :is "a" "b" { }',
+    "size-without-tag": "if size 10 { }",
+    "relational-bad-operator": 'require "relational"; if header :value "xx" "a" "b" { }',
+    "regex-invalid": 'require "regex"; if header :regex "a" "(" { }',
+    "envelope-bad-part": 'require "envelope"; if envelope "cc" "x" { }',
+    "header-bad-name": 'if header :is "a b" "x" { }',
+    "last-without-index": 'require "index"; if header :last :is "a" "b" { }',
+    "date-bad-part": 'require "date"; if currentdate "century" "21" { }',
+    "date-bad-zone": 'require "date"; if currentdate :zone "CET" "year" "2026" { }',
+    "set-bad-name": 'require "variables"; set "1a" "x";',
+    "redirect-list": 'redirect ["a@example.com"];',
+    "vacation-days-and-seconds": 'require ["vacation", "vacation-seconds"]; vacation :days 1 :seconds 1 "x";',
+    "string-list-unclosed": 'if exists ["a", "b" { }',
+    "unterminated-string": 'keep; if header :is "a',
+    "unterminated-comment": "keep; /* never closed",
+    "number-too-big": "if size :over 99999999999999999999 { }",
+    "tag-after-positional": 'if header "a" :is "b" { }',
+}
+
+
+@pytest.mark.parametrize("script_name", sorted(SYNTAX))
+def test_pochta_and_pigeonhole_agree_on_syntax(workdir: Path, script_name: str) -> None:
+    script = SYNTAX[script_name]
+    theirs, _ = _pigeonhole(workdir, script, MESSAGES[0], f"syntax-{script_name}")
+    ours, _ = _pochta(script, MESSAGES[0])
+    assert (theirs == "compile-error") == (ours == "compile-error"), (theirs, ours)

@@ -37,10 +37,12 @@ class Node:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Script:
-    """A parsed script: its commands and the extensions it requires."""
+    """A parsed script: its commands, the extensions it requires, and warnings ("line L:C: ...") about
+    things that are not errors but never do what the author meant (ManageSieve's OK (WARNINGS))."""
 
     commands: tuple[Node, ...]
     extensions: frozenset[str]
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,7 @@ class _Parser:
         self._token = next(self._tokens)
         self._enabled = enabled | grammar.IMPLICIT_EXTENSIONS
         self._required: set[str] = set()
+        self._warnings: list[str] = []
         self._depth = 0
 
     # --- tokens -----------------------------------------------------------------------------------
@@ -88,6 +91,9 @@ class _Parser:
             raise self._error(self._token, f"expected {what}, found {_describe(self._token)}")
         return self._next()
 
+    def _warn(self, token: Token, message: str) -> None:
+        self._warnings.append(str(SieveError(token.line, token.column, message)))
+
     @staticmethod
     def _error(token: Token, message: str) -> SieveError:
         return SieveError(token.line, token.column, message)
@@ -98,7 +104,7 @@ class _Parser:
         commands = self._commands(top=True)
         if not self._is(Kind.END):
             raise self._error(self._token, f"unexpected {_describe(self._token)}")
-        return Script(commands=commands, extensions=frozenset(self._required))
+        return Script(commands=commands, extensions=frozenset(self._required), warnings=tuple(self._warnings))
 
     def _commands(self, *, top: bool) -> tuple[Node, ...]:
         out: list[Node] = []
@@ -286,7 +292,7 @@ class _Parser:
                     _compile_regex(key, token)
         zone = node.tags.get("zone")
         if isinstance(zone, str) and literal(zone) and not _ZONE.fullmatch(zone):
-            raise self._error(token, f'zone "{zone}" is not +hhmm or -hhmm')
+            self._warn(token, f'zone "{zone}" is not +hhmm or -hhmm: the default zone is used')
 
     def _check_arguments(self, node: Node, token: Token) -> None:
         literal = self._literal
@@ -299,7 +305,7 @@ class _Parser:
         elif name in ("header", "exists", "address") or (name == "date" and node.args):
             for field_name in _strings(node.args[0]):
                 if literal(field_name) and not _FIELD_NAME.fullmatch(field_name):
-                    raise self._error(token, f'invalid header name "{field_name}"')
+                    self._warn(token, f'invalid header name "{field_name}": it never matches')
         elif name == "envelope":
             for part in _strings(node.args[0]):
                 if literal(part) and part.lower() not in ("from", "to"):
@@ -335,7 +341,7 @@ class _Parser:
         if name in ("date", "currentdate"):
             part = str(node.args[-2])
             if literal(part) and part.lower() not in grammar.DATE_PARTS:
-                raise self._error(token, f'unknown date part "{part}"')
+                self._warn(token, f'unknown date part "{part}": the test is always false')
 
 
 def _strings(value: Value) -> tuple[str, ...]:

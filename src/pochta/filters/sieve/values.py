@@ -129,8 +129,11 @@ def _date_values(runner: Runner, frame: Frame, node: Node) -> list[str] | None:
 
 
 def _zone(runner: Runner, frame: Frame, node: Node) -> dt.tzinfo | None:
+    """The :zone asked for; a malformed one is ignored, as RFC 5260 §4.1.1 leaves it (Dovecot does too)."""
     if "zone" in node.tags:
-        return dates.zone(runner.string(frame, node.tags["zone"]))
+        zone = dates.zone(runner.string(frame, node.tags["zone"]))
+        if zone is not None:
+            return zone
     return runner.env.now.tzinfo
 
 
