@@ -10,7 +10,9 @@ Pure code: no I/O and no logging; the caller (delivery, ManageSieve) does those.
 the ``require``\\s (an extension used without being required is an error, as is an unknown one).
 ``extensions`` narrows what may be required (default :data:`SUPPORTED_EXTENSIONS`, which is also the
 ManageSieve SIEVE capability). Literal values are checked too: comparators, relational operators,
-regular expressions, header names, envelope and date parts, zones, variable names.
+regular expressions, envelope parts, variable names, redirect addresses, special-use flags. What
+parses but can never match (an invalid header name in a test, an unknown date part, a malformed zone)
+is a warning in ``Script.warnings``, not an error, as in Dovecot.
 
 **Running.** :func:`run` never raises for anything a script or message does. A run-time error
 (bad redirect address, failed include, too many actions, reject with delivery) gives
