@@ -494,6 +494,9 @@ MORE_SCRIPTS: dict[str, str] = {
         'if currentdate :matches "century" "*" { fileinto "never"; }\n'
         'if header :contains "a b" "" { fileinto "never-header"; }'
     ),
+    "redirect-name-addr": 'redirect "Carol Example <carol@example.net>";',
+    "invalid-flags": 'require "imap4flags"; addflag ["\\\\Bogus", "(paren", "$ok", "\\\\Draft"];',
+    "vacation-from": 'require "vacation"; vacation :from "Bob <bob@example.com>" :subject "Away" "Away.";',
     "body-matches": (
         'require ["body", "fileinto"];\n'
         'if body :raw :contains "=C3=BC" { fileinto "raw-qp"; }\n'

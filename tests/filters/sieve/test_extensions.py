@@ -25,6 +25,12 @@ def test_flags_on_implicit_keep() -> None:
     assert result.implicit_keep_flags == ("\\Seen", "$Work", "\\Flagged")
 
 
+def test_flags_imap_cannot_carry_are_dropped_with_a_warning() -> None:
+    script = 'require "imap4flags"; addflag ["\\\\Bogus", "(paren", "\\\\Recent", "$ok", "\\\\draft"];'
+    assert outcome(script).actions == (Keep(flags=("$ok", "\\draft")),)
+    assert len(parse(script).warnings) == 3
+
+
 def test_removeflag_ignores_case() -> None:
     result = outcome('require "imap4flags"; addflag "\\\\Seen $A"; removeflag "\\\\SEEN";')
     assert result.actions == (Keep(flags=("$A",)),)

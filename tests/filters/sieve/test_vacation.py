@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pochta.filters.sieve import Keep, Vacation
+from pochta.filters.sieve import Keep, SieveError, Vacation, parse
 from tests.filters.sieve.sample import PLAIN, message, outcome
 
 
@@ -116,3 +116,12 @@ def test_only_one_vacation() -> None:
 def test_reject_and_vacation_conflict() -> None:
     result = outcome('require ["vacation", "reject"]; vacation "a"; reject "b";')
     assert result.actions == (Keep(),) and result.errors
+
+
+def test_from_must_be_an_address() -> None:
+    reply = _vacation('require "vacation"; vacation :from "Bob <bob@example.com>" "x";')
+    assert reply is not None and reply.from_ == "Bob <bob@example.com>"
+    with pytest.raises(SieveError, match="vacation :from is not an address"):
+        parse('require "vacation"; vacation :from "nobody" "x";')
+    result = outcome('require ["vacation", "variables"]; set "f" "nobody"; vacation :from "${f}" "x";')
+    assert result.actions == (Keep(),) and "vacation :from is not an address" in result.errors[0]

@@ -5,6 +5,7 @@ The parser checks every call against this table, so the runtime never sees a mal
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -63,6 +64,15 @@ DATE_PARTS = frozenset(  # RFC 5260 §4.2
         "weekday",
     }
 )
+
+
+SYSTEM_FLAGS = frozenset({"\\seen", "\\answered", "\\flagged", "\\deleted", "\\draft"})  # RFC 9051 §2.3.2
+_KEYWORD = re.compile(r'[^\x00-\x20\x7f(){%*"\\\]]+')  # RFC 9051 §9 atom: no atom-specials
+
+
+def is_valid_flag(flag: str) -> bool:
+    """An IMAP flag a message may carry: a system flag (not \\Recent) or a keyword atom (RFC 5232 §3)."""
+    return flag.lower() in SYSTEM_FLAGS if flag.startswith("\\") else bool(_KEYWORD.fullmatch(flag))
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable, Iterator
 
 from pochta.mail import mime
-from pochta.mail.address import quote_local
+from pochta.mail.address import parse_address, quote_local
 from pochta.mail.addresslist import MISSING_DOMAIN, MISSING_MAILBOX, parse_address_list
 from pochta.mail.headers import (
     FIELD,
@@ -137,6 +137,17 @@ def addresses(value: bytes) -> list[tuple[str, str | None]]:
             return [(local, domain)]
         return [(text, None)]
     return out
+
+
+_NAME_ADDR = re.compile(r"[^<]*<([^<>]*)>\s*")
+
+
+def mailbox_address(text: str) -> str:
+    """``local@domain``, ``<local@domain>`` or ``Name <local@domain>`` as a normalised address;
+    AddressError when it is none of these (redirect, vacation :from)."""
+    text = text.strip()
+    name_addr = _NAME_ADDR.fullmatch(text)
+    return str(parse_address(name_addr.group(1).strip() if name_addr else text))
 
 
 def split_envelope(address: str) -> tuple[str, str | None]:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pochta.filters.sieve import grammar, matching
 from pochta.filters.sieve.errors import SieveError
 from pochta.filters.sieve.lexer import Kind, Token, tokens
-from pochta.mail.address import AddressError, parse_address
+from pochta.filters.sieve.message import mailbox_address
+from pochta.mail.address import AddressError
 
 MAX_NESTING = 64  # blocks and tests inside each other; deeper is an error, never a RecursionError
 
@@ -323,13 +324,16 @@ class _Parser:
             for variable in names:
                 if not _VARIABLE_NAME.fullmatch(variable) or (name != "global" and variable.isdigit()):
                     raise self._error(token, f'invalid variable name "{variable}"')
-        elif name == "redirect":
-            address = str(node.args[0])
+        elif name == "redirect" or (name == "vacation" and isinstance(node.tags.get("from"), str)):
+            address = str(node.args[0] if name == "redirect" else node.tags["from"])
             if literal(address):
                 try:
-                    parse_address(address.strip().removeprefix("<").removesuffix(">"))
+                    mailbox_address(address)
                 except AddressError as error:
-                    raise self._error(token, f'redirect to an invalid address "{address}": {error}') from None
+                    what = (
+                        "redirect to an invalid address" if name == "redirect" else "vacation :from is not an address"
+                    )
+                    raise self._error(token, f'{what} "{address}": {error}') from None
         elif name == "include":
             script_name = str(node.args[0])
             if literal(script_name) and (not script_name or "/" in script_name or script_name.startswith(".")):
@@ -338,6 +342,11 @@ class _Parser:
         for use in _strings(uses) if isinstance(uses, str | tuple) else ():
             if literal(use) and not _SPECIAL_USE.fullmatch(use):
                 raise self._error(token, f'invalid special-use flag "{use}"')
+        flags = node.args[-1] if name in ("setflag", "addflag", "removeflag") else node.tags.get("flags")
+        for item in _strings(flags) if isinstance(flags, str | tuple) else ():
+            for flag in item.split() if literal(item) else ():
+                if not grammar.is_valid_flag(flag):
+                    self._warn(token, f'"{flag}" is not an IMAP flag: it is ignored')
         if name in ("date", "currentdate"):
             part = str(node.args[-2])
             if literal(part) and part.lower() not in grammar.DATE_PARTS:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from pochta.filters.sieve import matching, vacation
 from pochta.filters.sieve.errors import SieveError
-from pochta.filters.sieve.message import Headers
+from pochta.filters.sieve.message import Headers, mailbox_address
 from pochta.filters.sieve.model import (
     Action,
     Discard,
@@ -24,9 +24,9 @@ from pochta.filters.sieve.model import (
     Vacation,
 )
 from pochta.filters.sieve.parser import Node, Script, Value, parse
-from pochta.filters.sieve.values import TEST_VALUES, join_flags, split_flags
+from pochta.filters.sieve.values import TEST_VALUES, join_flags, split_flags, usable_flags
 from pochta.mail import mime
-from pochta.mail.address import AddressError, parse_address
+from pochta.mail.address import AddressError
 
 MAX_INCLUDE_DEPTH = 10  # RFC 6609 §3.2 leaves it to us; recursion is an error
 MAX_VARIABLE_LENGTH = 64 * 1024  # longer values are cut (RFC 5229 §6 allows a limit)
@@ -376,7 +376,7 @@ def _return(runner: Runner, frame: Frame, node: Node) -> None:
 
 def _flags_of(runner: Runner, frame: Frame, node: Node) -> tuple[str, ...]:
     if "flags" in node.tags:
-        return tuple(split_flags(runner.strings(frame, node.tags["flags"])))
+        return tuple(usable_flags(runner.strings(frame, node.tags["flags"])))
     return tuple(runner.flags)
 
 
@@ -408,9 +408,9 @@ def _fileinto(runner: Runner, frame: Frame, node: Node) -> None:
 
 
 def _redirect(runner: Runner, frame: Frame, node: Node) -> None:
-    text = runner.string(frame, node.args[0]).strip()
+    text = runner.string(frame, node.args[0])
     try:
-        address = str(parse_address(text.removeprefix("<").removesuffix(">")))
+        address = mailbox_address(text)
     except AddressError as error:
         raise _error(node, f'redirect to an invalid address "{text}": {error}') from None
     runner.redirects += 1
@@ -443,6 +443,12 @@ def _vacation(runner: Runner, frame: Frame, node: Node) -> None:
     reason = runner.string(frame, node.args[0])
     subject = runner.string(frame, tags["subject"]) if "subject" in tags else None
     from_ = runner.string(frame, tags["from"]) if "from" in tags else None
+    from_address = None
+    if from_ is not None:
+        try:
+            from_address = mailbox_address(from_)  # RFC 5230 §4.4: a valid address, a display name allowed
+        except AddressError as error:
+            raise _error(node, f'vacation :from is not an address "{from_}": {error}') from None
     listed = tuple(runner.strings(frame, tags["addresses"])) if "addresses" in tags else ()
     is_mime = "mime" in tags
     # RFC 6131 §2: ":seconds 0" answers every message; RFC 5230 §4.1: at least a day otherwise
@@ -456,8 +462,8 @@ def _vacation(runner: Runner, frame: Frame, node: Node) -> None:
     )
     env, message = runner.env, runner.message
     own = {env.user, *env.my_addresses, *listed}
-    if from_:
-        own.add(from_)
+    if from_address:
+        own.add(from_address)
     sender = message.envelope_from
     if vacation.skip_reason(runner.headers, sender=sender, recipient=message.envelope_to, own=own) is not None:
         return
@@ -485,7 +491,7 @@ def _vacation(runner: Runner, frame: Frame, node: Node) -> None:
 
 def _flag_command(runner: Runner, frame: Frame, node: Node) -> None:
     """setflag/addflag/removeflag (RFC 5232 §4) on the internal variable or a named one."""
-    new = split_flags(runner.strings(frame, node.args[-1]))
+    new = usable_flags(runner.strings(frame, node.args[-1]))
     if len(node.args) == 2:
         name = runner.string(frame, node.args[0]).lower()
         current = split_flags([runner.variables_of(frame, name).get(name, "")])

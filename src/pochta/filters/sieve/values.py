@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from pochta.filters.sieve import dates
+from pochta.filters.sieve.grammar import is_valid_flag
 from pochta.filters.sieve.message import address_part, addresses, body_texts, header_text, split_envelope
 from pochta.filters.sieve.parser import Node
 
@@ -26,6 +27,11 @@ def join_flags(first: Sequence[str], second: Sequence[str]) -> tuple[str, ...]:
             seen.add(flag.lower())
             out.append(flag)
     return tuple(out)
+
+
+def usable_flags(items: Sequence[str]) -> list[str]:
+    """Flags from a script, without those IMAP cannot carry (dropped, as Dovecot does)."""
+    return [flag for flag in split_flags(items) if is_valid_flag(flag)]
 
 
 def split_flags(items: Sequence[str]) -> list[str]:
