@@ -319,6 +319,11 @@ class BlobWriter(Protocol):
         """The whole content if it is still held in memory (small blobs), else None; before commit."""
         ...
 
+    def spilled(self) -> str | None:
+        """Before commit, the temporary file holding everything written so far when the content spilled to
+        disk (so checks can map it without making it durable first); None while it is in memory."""
+        ...
+
     @property
     def ref(self) -> BlobRef:
         """Id and size of the content written so far."""

@@ -60,6 +60,14 @@ class FileBlobWriter:
         """The whole content if it is still held in memory (small blobs), else None."""
         return None if self._spill_path is not None or self._done else bytes(self._pending)
 
+    def spilled(self) -> str | None:
+        if self._spill_path is None or self._done:
+            return None
+        if self._pending:
+            os.write(self._spill_fd, self._pending)
+            self._pending.clear()
+        return str(self._spill_path)
+
     @property
     def ref(self) -> BlobRef:
         """Id and size of what was written so far (the blob's final name once all is written)."""
