@@ -43,7 +43,8 @@ or junk; the sender is a robot (MAILER-DAEMON, listserv, majordomo, postmaster, 
 none of the user's addresses (those, plus the envelope recipient with and without +detail) is in
 To/Cc/Bcc/Resent-To/Resent-Cc/Resent-Bcc; or ``Environment.vacation_seen`` says this sender got
 this handle's reply within the period (``:days``, at least 1, default 7; or ``:seconds``, 0 = always).
-The caller sends the reply and records (sender, handle, seconds).
+The caller sends the reply (:func:`compose_reply` writes it) with a null envelope sender and records
+(sender, handle, seconds).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ from pochta.filters.sieve.model import (
 )
 from pochta.filters.sieve.parser import Node, Script, parse
 from pochta.filters.sieve.runtime import run
+from pochta.filters.sieve.vacation import compose_reply
 
 __all__ = [
     "SUPPORTED_EXTENSIONS",
@@ -82,6 +84,7 @@ __all__ = [
     "Script",
     "SieveError",
     "Vacation",
+    "compose_reply",
     "parse",
     "run",
 ]
