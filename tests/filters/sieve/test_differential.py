@@ -507,12 +507,17 @@ MORE_SCRIPTS: dict[str, str] = {
 
 
 def _shared_messages() -> list[Sample]:
-    folder = SHARED_DATA / "mime" / "zbateson-mail-mime-parser" / "tests" / "_data" / "emails"
-    names = ["m0001.txt", "m0005.txt", "m1002.txt", "m2005.txt", "m3002.txt", "m4002.txt"]
+    zbateson = "zbateson-mail-mime-parser/tests/_data/emails"
+    stalwart = "stalwart-mail-parser/resources/eml"
+    names = [
+        f"{zbateson}/{name}" for name in ("m0001.txt", "m0005.txt", "m1002.txt", "m2005.txt", "m3002.txt", "m4002.txt")
+    ]
+    names += [f"{stalwart}/malformed/019.eml", f"{stalwart}/rfc/003.eml"]
+    paths = [SHARED_DATA / "mime" / name for name in names]
     return [
-        Sample(f"shared-{name}", (folder / name).read_bytes(), "sender@example.org", "bob@example.com")
-        for name in names
-        if (folder / name).is_file()
+        Sample(f"shared-{path.parent.name}-{path.name}", path.read_bytes(), "sender@example.org", "bob@example.com")
+        for path in paths
+        if path.is_file()
     ]
 
 

@@ -190,6 +190,14 @@ def test_missing_or_broken_date_never_matches() -> None:
     assert _boxes(script, "Date: yesterday\n\nx\n") == []
 
 
+def test_date_uses_the_first_field_only_without_index() -> None:
+    text = "Date: broken\nDate: Tue, 7 Apr 2026 10:00:01 +0000\n\nx\n"
+    script = 'require ["date", "index", "fileinto"]; if date :originalzone :is "date" "year" "2026" { fileinto "y"; }'
+    assert _boxes(script, text) == []
+    indexed = script.replace("date :originalzone", "date :index 2 :originalzone")
+    assert _boxes(indexed, text) == ["y"]
+
+
 def test_received_date_and_index() -> None:
     script = (
         'require ["date", "index", "fileinto", "variables"];'

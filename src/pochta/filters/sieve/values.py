@@ -116,7 +116,10 @@ def _hasflag_values(runner: Runner, frame: Frame, node: Node) -> list[str] | Non
 def _date_values(runner: Runner, frame: Frame, node: Node) -> list[str] | None:
     part = runner.string(frame, node.args[1])
     out: list[str] = []
-    for raw in runner.header_fields(frame, node, [runner.string(frame, node.args[0])]):
+    fields = runner.header_fields(frame, node, [runner.string(frame, node.args[0])])
+    # without :index only the first field counts (a later one does not stand in for a broken first,
+    # as in Dovecot)
+    for raw in fields if "index" in node.tags else fields[:1]:
         moment = dates.header_date(header_text(raw))
         if moment is None:
             continue
