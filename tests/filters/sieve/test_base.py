@@ -187,3 +187,7 @@ def test_message_without_header_block() -> None:
     mail = message("just a line without colon\n")
     assert outcome('if exists "subject" { discard; }', mail).implicit_keep
     assert outcome('if header :contains "subject" "" { discard; }', mail).implicit_keep
+
+
+def test_redirect_takes_a_name_addr() -> None:
+    assert outcome('redirect "Carol <carol@example.net>";').actions == (Redirect(address="carol@example.net"),)

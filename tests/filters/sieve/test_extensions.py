@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pochta.filters.sieve import Discard, FileInto, Keep, Redirect, Reject
+import pytest
+
+from pochta.filters.sieve import Discard, FileInto, Keep, Redirect, Reject, SieveError, parse
 from tests.filters.sieve.sample import PLAIN, message, outcome
 
 
@@ -21,6 +23,12 @@ def test_flags_on_implicit_keep() -> None:
     result = outcome('require "imap4flags"; setflag "\\\\Seen"; addflag ["$Work \\\\Flagged", "$work"];')
     assert result.actions == (Keep(flags=("\\Seen", "$Work", "\\Flagged")),)
     assert result.implicit_keep_flags == ("\\Seen", "$Work", "\\Flagged")
+
+
+def test_flags_imap_cannot_carry_are_dropped_with_a_warning() -> None:
+    script = 'require "imap4flags"; addflag ["\\\\Bogus", "(paren", "\\\\Recent", "$ok", "\\\\draft"];'
+    assert outcome(script).actions == (Keep(flags=("$ok", "\\draft")),)
+    assert len(parse(script).warnings) == 3
 
 
 def test_removeflag_ignores_case() -> None:
@@ -182,6 +190,14 @@ def test_missing_or_broken_date_never_matches() -> None:
     assert _boxes(script, "Date: yesterday\n\nx\n") == []
 
 
+def test_date_uses_the_first_field_only_without_index() -> None:
+    text = "Date: broken\nDate: Tue, 7 Apr 2026 10:00:01 +0000\n\nx\n"
+    script = 'require ["date", "index", "fileinto"]; if date :originalzone :is "date" "year" "2026" { fileinto "y"; }'
+    assert _boxes(script, text) == []
+    indexed = script.replace("date :originalzone", "date :index 2 :originalzone")
+    assert _boxes(indexed, text) == ["y"]
+
+
 def test_received_date_and_index() -> None:
     script = (
         'require ["date", "index", "fileinto", "variables"];'
@@ -216,6 +232,35 @@ def test_mailboxexists_and_create() -> None:
     )
     result = outcome(script, mailbox_exists=existing.__contains__)
     assert result.actions == (FileInto(mailbox="Work/New", create=True),)
+
+
+# --- special-use (RFC 8579) -------------------------------------------------------------------------
+
+
+def test_fileinto_specialuse_and_specialuse_exists() -> None:
+    uses = {("Spam", "\\Junk"), ("Archive", "\\Archive")}
+
+    def special_use_exists(mailbox: str | None, use: str) -> bool:
+        return any(use == flag and mailbox in (None, box) for box, flag in uses)
+
+    script = (
+        'require ["fileinto", "special-use", "mailbox"];'
+        'if specialuse_exists "\\\\Junk" { fileinto :specialuse "\\\\Junk" :create "Junk"; }'
+        'if specialuse_exists "Spam" ["\\\\Junk", "\\\\Archive"] { fileinto "never"; }'
+        'if specialuse_exists "Archive" "\\\\Archive" { fileinto "archived"; }'
+    )
+    result = outcome(script, special_use_exists=special_use_exists)
+    assert result.actions == (
+        FileInto(mailbox="Junk", create=True, special_use="\\Junk"),
+        FileInto(mailbox="archived"),
+    )
+
+
+def test_invalid_special_use_flag() -> None:
+    with pytest.raises(SieveError, match='invalid special-use flag "Junk"'):
+        parse('require ["fileinto", "special-use"]; fileinto :specialuse "Junk" "Junk";')
+    result = outcome('require ["fileinto", "special-use", "variables"]; set "u" "x"; fileinto :specialuse "${u}" "J";')
+    assert result.actions == (Keep(),) and "invalid special-use flag" in result.errors[0]
 
 
 # --- regex -------------------------------------------------------------------------------------------

@@ -94,3 +94,11 @@ def test_local_variables_stay_local() -> None:
         'include "part"; fileinto "${x}-${g}-${global.g}";'
     )
     assert _boxes(script, personal) == ["outer-shared-shared"]
+
+
+def test_included_scripts_get_the_same_extensions() -> None:
+    personal = {"away": 'require "vacation"; vacation "x";'}
+    result = outcome(
+        'require "include"; include "away";', include=_scripts(personal), extensions=frozenset({"include"})
+    )
+    assert result.actions == (Keep(),) and 'unsupported extension "vacation"' in result.errors[0]

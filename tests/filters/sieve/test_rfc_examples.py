@@ -133,7 +133,9 @@ I'm out, please leave a message after the meep.
 vacation :subject "Gone fishing" "${vacation}";
 """
     replies = [a for a in outcome(vacation).actions if isinstance(a, Vacation)]
-    assert [reply.body for reply in replies] == ["Dear Mr Coyote,\nI'm out, please leave a message after the meep.\n"]
+    assert [reply.body for reply in replies] == [
+        "Dear Mr Coyote,\r\nI'm out, please leave a message after the meep.\r\n"
+    ]
 
 
 def test_rfc5230_examples() -> None:
@@ -399,7 +401,7 @@ want your birdseed, either!
 """
     mail = message("From: coyote@desert.example.org\n\nx\n")
     reasons = [a.reason for a in outcome(script, mail).actions if isinstance(a, Reject)]
-    assert reasons == ["I am not taking mail from you, and I don't\nwant your birdseed, either!\n"]
+    assert reasons == ["I am not taking mail from you, and I don't\r\nwant your birdseed, either!\r\n"]
     script = """require ["ereject"];
 
 if address :is "from" "someone@example.com" {

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import email
+import email.policy
+
 import pytest
 
-from pochta.filters.sieve import Keep, Vacation
+from pochta.filters.sieve import Keep, SieveError, Vacation, compose_reply, parse
 from tests.filters.sieve.sample import PLAIN, message, outcome
 
 
@@ -116,3 +120,43 @@ def test_only_one_vacation() -> None:
 def test_reject_and_vacation_conflict() -> None:
     result = outcome('require ["vacation", "reject"]; vacation "a"; reject "b";')
     assert result.actions == (Keep(),) and result.errors
+
+
+def test_from_must_be_an_address() -> None:
+    reply = _vacation('require "vacation"; vacation :from "Bob <bob@example.com>" "x";')
+    assert reply is not None and reply.from_ == "Bob <bob@example.com>"
+    with pytest.raises(SieveError, match="vacation :from is not an address"):
+        parse('require "vacation"; vacation :from "nobody" "x";')
+    result = outcome('require ["vacation", "variables"]; set "f" "nobody"; vacation :from "${f}" "x";')
+    assert result.actions == (Keep(),) and "vacation :from is not an address" in result.errors[0]
+
+
+def test_compose_reply() -> None:
+    reply = _vacation(
+        'require "vacation"; vacation :from "Jürgen <bob@example.com>" :subject "Weg" "Bin weg.\nBis bald.";'
+    )
+    assert reply is not None
+    raw = compose_reply(reply, date=dt.datetime(2026, 11, 27, 10, tzinfo=dt.UTC), message_id="r1@example.com")
+    assert b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert parsed["To"] == "alice@example.org"
+    assert str(parsed["From"]) == "Jürgen <bob@example.com>"
+    assert parsed["Subject"] == "Weg"
+    assert parsed["Auto-Submitted"] == "auto-replied (vacation)"
+    assert parsed["In-Reply-To"] == "<lunch-1@example.org>"
+    assert parsed["References"] == "<lunch-1@example.org>"
+    assert parsed["Message-ID"] == "<r1@example.com>"
+    assert parsed["Date"] == "Fri, 27 Nov 2026 10:00:00 +0000"
+    assert raw.endswith(b"Content-Transfer-Encoding: 8bit\r\n\r\nBin weg.\r\nBis bald.\r\n")
+
+
+def test_compose_reply_mime_and_encoded_subject() -> None:
+    script = 'require "vacation"; vacation :mime :subject "Grüße" "Content-Type: text/html\r\n\r\n<p>away</p>";'
+    reply = _vacation(script)
+    assert reply is not None
+    raw = compose_reply(reply, date=dt.datetime(2026, 11, 27, 10, tzinfo=dt.UTC), message_id="r2@example.com")
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert parsed["Subject"] == "Grüße"
+    assert b"=?utf-8?" in raw.split(b"\r\n\r\n")[0]
+    assert parsed.get_content_type() == "text/html"
+    assert parsed.get_content().strip() == "<p>away</p>"

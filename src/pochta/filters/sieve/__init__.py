@@ -10,7 +10,9 @@ Pure code: no I/O and no logging; the caller (delivery, ManageSieve) does those.
 the ``require``\\s (an extension used without being required is an error, as is an unknown one).
 ``extensions`` narrows what may be required (default :data:`SUPPORTED_EXTENSIONS`, which is also the
 ManageSieve SIEVE capability). Literal values are checked too: comparators, relational operators,
-regular expressions, header names, envelope and date parts, zones, variable names.
+regular expressions, envelope parts, variable names, redirect addresses, special-use flags. What
+parses but can never match (an invalid header name in a test, an unknown date part, a malformed zone)
+is a warning in ``Script.warnings``, not an error, as in Dovecot.
 
 **Running.** :func:`run` never raises for anything a script or message does. A run-time error
 (bad redirect address, failed include, too many actions, reject with delivery) gives
@@ -31,7 +33,7 @@ extended syntax, as Python's ``re`` reads it), editheader (RFC 5293; Received an
 protected: edits to them are ignored), duplicate (RFC 7352), spamtest, spamtestplus and virustest
 (RFC 5235, from ``Environment.facts``: ``spamtest`` "0".."10", optional ``spamtest.percent``,
 ``virustest`` "0".."5"; missing means "0", not tested), environment (RFC 5183), include (RFC 6609),
-and the comparators i;octet, i;ascii-casemap, i;ascii-numeric.
+special-use (RFC 8579), and the comparators i;octet, i;ascii-casemap, i;ascii-numeric.
 
 **Vacation.** The runtime decides from the message and environment (RFC 5230 §4.5-4.6, RFC 3834 §2)
 and gives no :class:`Vacation` action when: the envelope sender is null; ``Auto-Submitted`` is
@@ -41,7 +43,8 @@ or junk; the sender is a robot (MAILER-DAEMON, listserv, majordomo, postmaster, 
 none of the user's addresses (those, plus the envelope recipient with and without +detail) is in
 To/Cc/Bcc/Resent-To/Resent-Cc/Resent-Bcc; or ``Environment.vacation_seen`` says this sender got
 this handle's reply within the period (``:days``, at least 1, default 7; or ``:seconds``, 0 = always).
-The caller sends the reply and records (sender, handle, seconds).
+The caller sends the reply (:func:`compose_reply` writes it) with a null envelope sender and records
+(sender, handle, seconds).
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ from pochta.filters.sieve.model import (
 )
 from pochta.filters.sieve.parser import Node, Script, parse
 from pochta.filters.sieve.runtime import run
+from pochta.filters.sieve.vacation import compose_reply
 
 __all__ = [
     "SUPPORTED_EXTENSIONS",
@@ -80,6 +84,7 @@ __all__ = [
     "Script",
     "SieveError",
     "Vacation",
+    "compose_reply",
     "parse",
     "run",
 ]

@@ -5,6 +5,7 @@ The parser checks every call against this table, so the runtime never sees a mal
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -40,6 +41,7 @@ SUPPORTED_EXTENSIONS = frozenset(
         "environment",
         "include",
         "comparator-i;ascii-numeric",
+        "special-use",
     }
 )
 IMPLICIT_EXTENSIONS = frozenset({"comparator-i;octet", "comparator-i;ascii-casemap"})
@@ -62,6 +64,15 @@ DATE_PARTS = frozenset(  # RFC 5260 §4.2
         "weekday",
     }
 )
+
+
+SYSTEM_FLAGS = frozenset({"\\seen", "\\answered", "\\flagged", "\\deleted", "\\draft"})  # RFC 9051 §2.3.2
+_KEYWORD = re.compile(r'[^\x00-\x20\x7f(){%*"\\\]]+')  # RFC 9051 §9 atom: no atom-specials
+
+
+def is_valid_flag(flag: str) -> bool:
+    """An IMAP flag a message may carry: a system flag (not \\Recent) or a keyword atom (RFC 5232 §3)."""
+    return flag.lower() in SYSTEM_FLAGS if flag.startswith("\\") else bool(_KEYWORD.fullmatch(flag))
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +136,12 @@ SIGNATURES: dict[str, Signature] = {
     "fileinto": Signature(
         is_test=False,
         extension="fileinto",
-        tags={"copy": Tag("flag", "copy"), "create": Tag("flag", "mailbox"), **_FLAGS},
+        tags={
+            "copy": Tag("flag", "copy"),
+            "create": Tag("flag", "mailbox"),
+            "specialuse": Tag("string", "special-use"),  # RFC 8579 §4
+            **_FLAGS,
+        },
         variants=(("string",),),
     ),
     "reject": Signature(is_test=False, extension="reject", variants=(("string",),)),
@@ -222,6 +238,9 @@ SIGNATURES: dict[str, Signature] = {
         variants=(("string", "strings"),),
     ),
     "mailboxexists": Signature(is_test=True, extension="mailbox", variants=(("strings",),)),  # RFC 5490 §3.1
+    "specialuse_exists": Signature(  # RFC 8579 §3
+        is_test=True, extension="special-use", variants=(("strings",), ("string", "strings"))
+    ),
     "duplicate": Signature(  # RFC 7352 §3
         is_test=True,
         extension="duplicate",

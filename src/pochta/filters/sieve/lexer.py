@@ -116,7 +116,8 @@ def _lexical_error(source: str, pos: int, line: int, column: int) -> SieveError:
 
 
 def _multiline(source: str, pos: int, line: int, column: int) -> tuple[str, int]:
-    """RFC 5228 §2.4.2: lines up to a line holding only '.'; a leading '..' stands for '.'."""
+    """RFC 5228 §2.4.2: lines up to a line holding only '.'; a leading '..' stands for '.'. Each line
+    ends in CRLF, as the grammar says, also where the script file has bare LFs."""
     out: list[str] = []
     index = pos
     length = len(source)
@@ -126,6 +127,7 @@ def _multiline(source: str, pos: int, line: int, column: int) -> tuple[str, int]
         text = source[index:next_index]
         if text.rstrip("\r\n") == ".":
             return "".join(out), next_index
-        out.append(text[1:] if text.startswith("..") else text)
+        text = text[1:] if text.startswith("..") else text
+        out.append(text[:-2] + "\r\n" if text.endswith("\r\n") else text[:-1] + "\r\n" if text.endswith("\n") else text)
         index = next_index
     raise SieveError(line, column, "unterminated multi-line string: a line with only '.' must end it")

@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable, Iterator
 
 from pochta.mail import mime
-from pochta.mail.address import quote_local
+from pochta.mail.address import parse_address, quote_local
 from pochta.mail.addresslist import MISSING_DOMAIN, MISSING_MAILBOX, parse_address_list
 from pochta.mail.headers import (
     FIELD,
@@ -139,6 +139,17 @@ def addresses(value: bytes) -> list[tuple[str, str | None]]:
     return out
 
 
+_NAME_ADDR = re.compile(r"[^<]*<([^<>]*)>\s*")
+
+
+def mailbox_address(text: str) -> str:
+    """``local@domain``, ``<local@domain>`` or ``Name <local@domain>`` as a normalised address;
+    AddressError when it is none of these (redirect, vacation :from)."""
+    text = text.strip()
+    name_addr = _NAME_ADDR.fullmatch(text)
+    return str(parse_address(name_addr.group(1).strip() if name_addr else text))
+
+
 def split_envelope(address: str) -> tuple[str, str | None]:
     if not address:
         return "", ""  # RFC 5228 §5.4: the null reverse-path
@@ -169,10 +180,9 @@ def address_part(local: str, domain: str | None, part: str) -> str | None:
 # --- body ------------------------------------------------------------------------------------------
 
 
-def body_texts(content: bytes, transform: str, types: tuple[str, ...]) -> list[str]:
+def body_texts(content: bytes, root: mime.Part, transform: str, types: tuple[str, ...]) -> list[str]:
     """The texts the body test matches (RFC 5173 §5): the raw body, the decoded text parts, or the
     decoded parts of the given content types."""
-    root = mime.parse(content)
     if transform == "raw":
         return [decode_text(content[root.body_start : root.end])]
     out: list[str] = []

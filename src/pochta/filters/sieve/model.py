@@ -37,11 +37,13 @@ class Environment:
     host: str = ""  # environment "host"
     facts: Mapping[str, str] = field(default_factory=dict)  # filter results: spamtest, virustest, spam.score...
     mailbox_exists: Callable[[str], bool] = _never
+    special_use_exists: Callable[[str | None, str], bool] = _never  # (mailbox or any, "\\Junk") -> has it
     is_duplicate: Callable[[str, int], bool] = _never  # (id hash, seconds) -> seen within that time
     include: Callable[[str, bool], str | None] = _no_script  # (script name, is_global) -> source
     vacation_seen: Callable[[str, str, int], bool] = _never  # (sender, handle, seconds) -> replied lately
     remote_host: str = ""  # environment "remote-host" (the SMTP client's name)
     remote_ip: str = ""  # environment "remote-ip"
+    extensions: frozenset[str] | None = None  # what included scripts may require (as parse(); None: all)
     max_actions: int = 64  # more actions than this is a run-time error
     max_redirects: int = 8  # more redirects than this is a run-time error (mail loops and abuse)
 
@@ -59,12 +61,14 @@ class Keep:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FileInto:
-    """Store into ``mailbox`` (RFC 5228 §4.1); ``create`` makes it when missing (RFC 5490 §3.2)."""
+    """Store into ``mailbox`` (RFC 5228 §4.1); ``create`` makes it when missing (RFC 5490 §3.2).
+    With ``special_use`` (RFC 8579 §4), the mailbox that has that special use wins over the name."""
 
     mailbox: str
     flags: tuple[str, ...] = ()
     create: bool = False
     copy: bool = False  # RFC 3894: did not cancel the implicit keep
+    special_use: str | None = None  # e.g. "\\Junk"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pochta.filters.sieve import grammar, matching
 from pochta.filters.sieve.errors import SieveError
 from pochta.filters.sieve.lexer import Kind, Token, tokens
-from pochta.mail.address import AddressError, parse_address
+from pochta.filters.sieve.message import mailbox_address
+from pochta.mail.address import AddressError
 
 MAX_NESTING = 64  # blocks and tests inside each other; deeper is an error, never a RecursionError
 
@@ -37,10 +38,12 @@ class Node:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Script:
-    """A parsed script: its commands and the extensions it requires."""
+    """A parsed script: its commands, the extensions it requires, and warnings ("line L:C: ...") about
+    things that are not errors but never do what the author meant (ManageSieve's OK (WARNINGS))."""
 
     commands: tuple[Node, ...]
     extensions: frozenset[str]
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,7 @@ class _Argument:
 
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _FIELD_NAME = re.compile(r"[!-9;-~]+")  # RFC 5322 §3.6.8 ftext
+_SPECIAL_USE = re.compile(r"\\[A-Za-z][A-Za-z0-9]*")  # RFC 6154 §2
 _ZONE = re.compile(r"[+-][0-9]{4}")
 _ENCODED = re.compile(r"\$\{(hex|unicode):([^${}]*)\}", re.IGNORECASE)
 _HEX_RUN = re.compile(r"[ \t\r\n]*(?:[0-9A-Fa-f]+[ \t\r\n]*)*")
@@ -69,6 +73,7 @@ class _Parser:
         self._token = next(self._tokens)
         self._enabled = enabled | grammar.IMPLICIT_EXTENSIONS
         self._required: set[str] = set()
+        self._warnings: list[str] = []
         self._depth = 0
 
     # --- tokens -----------------------------------------------------------------------------------
@@ -87,6 +92,9 @@ class _Parser:
             raise self._error(self._token, f"expected {what}, found {_describe(self._token)}")
         return self._next()
 
+    def _warn(self, token: Token, message: str) -> None:
+        self._warnings.append(str(SieveError(token.line, token.column, message)))
+
     @staticmethod
     def _error(token: Token, message: str) -> SieveError:
         return SieveError(token.line, token.column, message)
@@ -97,7 +105,7 @@ class _Parser:
         commands = self._commands(top=True)
         if not self._is(Kind.END):
             raise self._error(self._token, f"unexpected {_describe(self._token)}")
-        return Script(commands=commands, extensions=frozenset(self._required))
+        return Script(commands=commands, extensions=frozenset(self._required), warnings=tuple(self._warnings))
 
     def _commands(self, *, top: bool) -> tuple[Node, ...]:
         out: list[Node] = []
@@ -252,13 +260,17 @@ class _Parser:
             return (argument.value,)
         return argument.value
 
+    def _literal(self, value: str) -> bool:
+        """Whether a string is known at parse time (no variable to expand in it)."""
+        return not ("variables" in self._required and "${" in value)
+
     def _check(self, node: Node, token: Token) -> None:
         """Rules the signature table cannot say: literal values that must be valid."""
-        uses_variables = "variables" in self._required
+        self._check_tags(node, token)
+        self._check_arguments(node, token)
 
-        def literal(value: str) -> bool:
-            return not (uses_variables and "${" in value)
-
+    def _check_tags(self, node: Node, token: Token) -> None:
+        literal = self._literal
         comparator = node.tags.get("comparator")
         if isinstance(comparator, str):
             if comparator not in grammar.COMPARATORS:
@@ -281,7 +293,10 @@ class _Parser:
                     _compile_regex(key, token)
         zone = node.tags.get("zone")
         if isinstance(zone, str) and literal(zone) and not _ZONE.fullmatch(zone):
-            raise self._error(token, f'zone "{zone}" is not +hhmm or -hhmm')
+            self._warn(token, f'zone "{zone}" is not +hhmm or -hhmm: the default zone is used')
+
+    def _check_arguments(self, node: Node, token: Token) -> None:
+        literal = self._literal
         name = node.name
         if name == "require":
             for extension in _strings(node.args[0]):
@@ -291,7 +306,7 @@ class _Parser:
         elif name in ("header", "exists", "address") or (name == "date" and node.args):
             for field_name in _strings(node.args[0]):
                 if literal(field_name) and not _FIELD_NAME.fullmatch(field_name):
-                    raise self._error(token, f'invalid header name "{field_name}"')
+                    self._warn(token, f'invalid header name "{field_name}": it never matches')
         elif name == "envelope":
             for part in _strings(node.args[0]):
                 if literal(part) and part.lower() not in ("from", "to"):
@@ -309,21 +324,33 @@ class _Parser:
             for variable in names:
                 if not _VARIABLE_NAME.fullmatch(variable) or (name != "global" and variable.isdigit()):
                     raise self._error(token, f'invalid variable name "{variable}"')
-        elif name == "redirect":
-            address = str(node.args[0])
+        elif name == "redirect" or (name == "vacation" and isinstance(node.tags.get("from"), str)):
+            address = str(node.args[0] if name == "redirect" else node.tags["from"])
             if literal(address):
                 try:
-                    parse_address(address.strip().removeprefix("<").removesuffix(">"))
+                    mailbox_address(address)
                 except AddressError as error:
-                    raise self._error(token, f'redirect to an invalid address "{address}": {error}') from None
+                    what = (
+                        "redirect to an invalid address" if name == "redirect" else "vacation :from is not an address"
+                    )
+                    raise self._error(token, f'{what} "{address}": {error}') from None
         elif name == "include":
             script_name = str(node.args[0])
             if literal(script_name) and (not script_name or "/" in script_name or script_name.startswith(".")):
                 raise self._error(token, f'invalid script name "{script_name}"')
+        uses = node.args[-1] if name == "specialuse_exists" else node.tags.get("specialuse")
+        for use in _strings(uses) if isinstance(uses, str | tuple) else ():
+            if literal(use) and not _SPECIAL_USE.fullmatch(use):
+                raise self._error(token, f'invalid special-use flag "{use}"')
+        flags = node.args[-1] if name in ("setflag", "addflag", "removeflag") else node.tags.get("flags")
+        for item in _strings(flags) if isinstance(flags, str | tuple) else ():
+            for flag in item.split() if literal(item) else ():
+                if not grammar.is_valid_flag(flag):
+                    self._warn(token, f'"{flag}" is not an IMAP flag: it is ignored')
         if name in ("date", "currentdate"):
             part = str(node.args[-2])
             if literal(part) and part.lower() not in grammar.DATE_PARTS:
-                raise self._error(token, f'unknown date part "{part}"')
+                self._warn(token, f'unknown date part "{part}": the test is always false')
 
 
 def _strings(value: Value) -> tuple[str, ...]:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from pochta.filters.sieve import dates, matching, vacation
+from pochta.filters.sieve import matching, vacation
 from pochta.filters.sieve.errors import SieveError
-from pochta.filters.sieve.message import Headers, address_part, addresses, body_texts, header_text, split_envelope
+from pochta.filters.sieve.message import Headers, mailbox_address
 from pochta.filters.sieve.model import (
     Action,
     Discard,
@@ -25,8 +24,9 @@ from pochta.filters.sieve.model import (
     Vacation,
 )
 from pochta.filters.sieve.parser import Node, Script, Value, parse
+from pochta.filters.sieve.values import TEST_VALUES, join_flags, split_flags, usable_flags
 from pochta.mail import mime
-from pochta.mail.address import AddressError, parse_address
+from pochta.mail.address import AddressError
 
 MAX_INCLUDE_DEPTH = 10  # RFC 6609 §3.2 leaves it to us; recursion is an error
 MAX_VARIABLE_LENGTH = 64 * 1024  # longer values are cut (RFC 5229 §6 allows a limit)
@@ -36,7 +36,6 @@ VACATION_DAYS = 7  # RFC 5230 §4.1
 PROTECTED_HEADERS = frozenset({"received", "auto-submitted"})  # RFC 5293 §6: never edited
 _VARIABLE = re.compile(r"\$\{([0-9]+|[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\}")
 _WILDCARDS = re.compile(r"([*?\\])")
-_SPAMTEST_NOT_TESTED = "0"
 
 
 class _Stop(Exception):
@@ -48,7 +47,7 @@ class _Return(Exception):
 
 
 @dataclass(slots=True)
-class _Frame:
+class Frame:
     """One script being run: the main one or an included one, each with its own variables."""
 
     script: Script
@@ -65,9 +64,9 @@ class _Frame:
 def run(script: Script, message: MessageView, env: Environment) -> Result:
     """Run ``script`` on ``message``. A run-time error keeps the message (implicit keep) and is reported
     in ``Result.errors``; it never raises for anything the script or the message does."""
-    runner = _Runner(message, env)
+    runner = Runner(message, env)
     try:
-        runner.run_script(_Frame(script=script, name=""))
+        runner.run_script(Frame(script=script, name=""))
     except _Stop:
         pass
     except SieveError as error:
@@ -77,12 +76,12 @@ def run(script: Script, message: MessageView, env: Environment) -> Result:
     return runner.result()
 
 
-class _Runner:
+class Runner:
     def __init__(self, message: MessageView, env: Environment) -> None:
         self.message = message
         self.env = env
-        header_end = mime.parse(message.content).body_start
-        self.headers = Headers(message.content[:header_end])
+        self.root = mime.parse(message.content)  # once: the header block's end here, the parts for body
+        self.headers = Headers(message.content[: self.root.body_start])
         self.actions: list[Action] = []
         self.is_keep_cancelled = False
         self.flags: list[str] = []  # the imap4flags internal variable (RFC 5232 §3)
@@ -93,7 +92,7 @@ class _Runner:
         self.has_reject = False
         self.redirects = 0
         self.duplicates: list[DuplicateId] = []
-        self._body_cache: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+        self.body_cache: dict[tuple[str, tuple[str, ...]], list[str]] = {}
 
     # --- results ----------------------------------------------------------------------------------
 
@@ -121,10 +120,10 @@ class _Runner:
 
     # --- control ----------------------------------------------------------------------------------
 
-    def run_script(self, frame: _Frame) -> None:
+    def run_script(self, frame: Frame) -> None:
         self._block(frame, frame.script.commands)
 
-    def _block(self, frame: _Frame, commands: Sequence[Node]) -> None:
+    def _block(self, frame: Frame, commands: Sequence[Node]) -> None:
         is_chain_done = True
         for node in commands:
             name = node.name
@@ -140,14 +139,14 @@ class _Runner:
             is_chain_done = True
             self._command(frame, node)
 
-    def _command(self, frame: _Frame, node: Node) -> None:
+    def _command(self, frame: Frame, node: Node) -> None:
         handler = _COMMANDS.get(node.name)
         if handler is not None:
             handler(self, frame, node)
 
     # --- strings ----------------------------------------------------------------------------------
 
-    def expand(self, frame: _Frame, text: str) -> str:
+    def expand(self, frame: Frame, text: str) -> str:
         """RFC 5229 §3: ${name} and ${N} replaced, once, left to right; unknown names are empty."""
         if not frame.uses_variables or "${" not in text:
             return text
@@ -162,30 +161,30 @@ class _Runner:
                 if namespace == "global" and "include" in frame.script.extensions:
                     return self.globals.get(rest, "")
                 return match.group(0)  # an unknown namespace stays as written
-            return self._variables(frame, name).get(name, "")
+            return self.variables_of(frame, name).get(name, "")
 
         return _VARIABLE.sub(value, text)
 
-    def _variables(self, frame: _Frame, name: str) -> dict[str, str]:
+    def variables_of(self, frame: Frame, name: str) -> dict[str, str]:
         return self.globals if name in frame.globals else frame.variables
 
-    def string(self, frame: _Frame, value: Value) -> str:
+    def string(self, frame: Frame, value: Value) -> str:
         return self.expand(frame, value if isinstance(value, str) else str(value))
 
-    def strings(self, frame: _Frame, value: Value) -> list[str]:
+    def strings(self, frame: Frame, value: Value) -> list[str]:
         items = value if isinstance(value, tuple) else (str(value),)
         return [self.expand(frame, item) for item in items]
 
-    def set_variable(self, frame: _Frame, name: str, value: str) -> None:
+    def set_variable(self, frame: Frame, name: str, value: str) -> None:
         name = name.lower()
         if name.startswith("global."):
             self.globals[name[7:]] = value[:MAX_VARIABLE_LENGTH]
         else:
-            self._variables(frame, name)[name] = value[:MAX_VARIABLE_LENGTH]
+            self.variables_of(frame, name)[name] = value[:MAX_VARIABLE_LENGTH]
 
     # --- tests ------------------------------------------------------------------------------------
 
-    def _test(self, frame: _Frame, node: Node) -> bool:
+    def _test(self, frame: Frame, node: Node) -> bool:
         name = node.name
         if name == "true":
             return True
@@ -204,14 +203,20 @@ class _Runner:
             return all(self.headers.has(header) for header in self.strings(frame, node.args[0]))
         if name == "mailboxexists":
             return all(self.env.mailbox_exists(box) for box in self.strings(frame, node.args[0]))
+        if name == "specialuse_exists":  # RFC 8579 §3
+            box = self.string(frame, node.args[0]) if len(node.args) == 2 else None
+            uses = self.strings(frame, node.args[-1])
+            for use in uses:
+                _check_special_use(node, use)
+            return all(self.env.special_use_exists(box, use) for use in uses)
         if name == "duplicate":
             return self._duplicate(frame, node)
-        values = _TEST_VALUES[name](self, frame, node)
+        values = TEST_VALUES[name](self, frame, node)
         if values is None:
             return False
         return self.matches(frame, node, values, self.strings(frame, node.args[-1]))
 
-    def matches(self, frame: _Frame, node: Node, values: Sequence[str], keys: Sequence[str]) -> bool:
+    def matches(self, frame: Frame, node: Node, values: Sequence[str], keys: Sequence[str]) -> bool:
         how = _match_type(node)
         try:
             is_match, captures = matching.match(values, keys, how)
@@ -221,20 +226,18 @@ class _Runner:
             frame.match = captures[:MAX_MATCH_VARIABLES]
         return is_match
 
-    def header_fields(self, frame: _Frame, node: Node, names: Sequence[str]) -> list[bytes]:
-        """The raw values of the named fields, or just the :index-th of each name (RFC 5260 §6)."""
-        out: list[bytes] = []
+    def header_fields(self, frame: Frame, node: Node, names: Sequence[str]) -> list[bytes]:
+        """The raw values of the named fields, names in the order given; with :index only the n-th of
+        them all, counted from the end with :last (RFC 5260 §6, as Dovecot counts over several names)."""
+        out = [value for name in names for value in self.headers.raw(name)]
         index = node.tags.get("index")
-        for name in names:
-            found = self.headers.raw(name)
-            if isinstance(index, int) and not isinstance(index, bool):
-                if index > len(found):
-                    continue
-                found = [found[-index] if "last" in node.tags else found[index - 1]]
-            out.extend(found)
+        if isinstance(index, int) and not isinstance(index, bool):
+            if index > len(out):
+                return []
+            return [out[-index] if "last" in node.tags else out[index - 1]]
         return out
 
-    def _duplicate(self, frame: _Frame, node: Node) -> bool:
+    def _duplicate(self, frame: Frame, node: Node) -> bool:
         """RFC 7352 §3: the id is the Message-ID, another header or :uniqueid, per :handle."""
         if "uniqueid" in node.tags:
             unique = self.string(frame, node.tags["uniqueid"])
@@ -256,7 +259,7 @@ class _Runner:
 
     # --- include (RFC 6609) -----------------------------------------------------------------------
 
-    def include(self, frame: _Frame, node: Node) -> None:
+    def include(self, frame: Frame, node: Node) -> None:
         name = self.string(frame, node.args[0])
         is_global = "global" in node.tags
         key = (name, is_global)
@@ -270,17 +273,25 @@ class _Runner:
                 return
             raise _error(node, f'included script "{name}" does not exist')
         try:
-            script = parse(source)
+            script = parse(source, extensions=self.env.extensions)
         except SieveError as error:
             raise _error(node, f'included script "{name}": {error}') from None
         self.included.add(key)
         self.depth += 1
         try:
-            self.run_script(_Frame(script=script, name=name))
+            self.run_script(Frame(script=script, name=name))
         except _Return:
             pass
         finally:
             self.depth -= 1
+
+
+_SPECIAL_USE = re.compile(r"\\[A-Za-z][A-Za-z0-9]*")  # RFC 6154 §2: a backslash and an atom
+
+
+def _check_special_use(node: Node, use: str) -> None:
+    if not _SPECIAL_USE.fullmatch(use):
+        raise _error(node, f'invalid special-use flag "{use}"')
 
 
 def _number(value: Value) -> int:
@@ -339,240 +350,67 @@ def _mailbox_key(name: str) -> str:
 
 
 def _join(earlier: Action, later: Action) -> Action:
-    flags = _union(getattr(earlier, "flags", ()), getattr(later, "flags", ()))
+    flags = join_flags(getattr(earlier, "flags", ()), getattr(later, "flags", ()))
     if isinstance(earlier, Keep):
         return Keep(flags=flags, mailbox=earlier.mailbox)
     if isinstance(earlier, FileInto):
         create = earlier.create or (isinstance(later, FileInto) and later.create)
         is_copy = earlier.copy and (not isinstance(later, FileInto) or later.copy)
-        return FileInto(mailbox=earlier.mailbox, flags=flags, create=create, copy=is_copy)
+        special_use = earlier.special_use or (later.special_use if isinstance(later, FileInto) else None)
+        return FileInto(mailbox=earlier.mailbox, flags=flags, create=create, copy=is_copy, special_use=special_use)
     if isinstance(earlier, Redirect) and isinstance(later, Redirect):
         return Redirect(address=earlier.address, copy=earlier.copy and later.copy)
     return earlier
 
 
-def _union(first: Sequence[str], second: Sequence[str]) -> tuple[str, ...]:
-    out = list(first)
-    seen = {flag.lower() for flag in first}
-    for flag in second:
-        if flag.lower() not in seen:
-            seen.add(flag.lower())
-            out.append(flag)
-    return tuple(out)
-
-
-def split_flags(items: Sequence[str]) -> list[str]:
-    """RFC 5232 §3: flag lists are space-separated; duplicates (any case) go."""
-    return list(_union((), [flag for item in items for flag in item.split()]))
-
-
-# --- the values each matching test compares --------------------------------------------------------
-
-
-def _header_values(runner: _Runner, frame: _Frame, node: Node) -> list[str] | None:
-    return [header_text(raw) for raw in runner.header_fields(frame, node, runner.strings(frame, node.args[0]))]
-
-
-def _address_part_name(node: Node) -> str:
-    for part in ("localpart", "domain", "user", "detail"):
-        if part in node.tags:
-            return part
-    return "all"
-
-
-def _address_values(runner: _Runner, frame: _Frame, node: Node) -> list[str] | None:
-    part = _address_part_name(node)
-    out: list[str] = []
-    for raw in runner.header_fields(frame, node, runner.strings(frame, node.args[0])):
-        for local, domain in addresses(raw):
-            value = address_part(local, domain, part)
-            if value is not None:
-                out.append(value)
-    return out
-
-
-def _envelope_values(runner: _Runner, frame: _Frame, node: Node) -> list[str] | None:
-    part = _address_part_name(node)
-    out: list[str] = []
-    for written in runner.strings(frame, node.args[0]):
-        name = written.lower()
-        if name == "from":
-            address = runner.message.envelope_from
-        elif name == "to":
-            address = runner.message.envelope_to
-        else:
-            continue
-        local, domain = split_envelope(address)
-        if part == "all":
-            value: str | None = address  # as the SMTP path gave it; "" for the null sender (RFC 5228 §5.4)
-        else:
-            value = address_part(local, domain, part) if address else None
-        if value is not None:
-            out.append(value)
-    return out
-
-
-def _body_values(runner: _Runner, frame: _Frame, node: Node) -> list[str] | None:
-    types: tuple[str, ...] = ()
-    if "raw" in node.tags:
-        transform = "raw"
-    elif "content" in node.tags:
-        transform, types = "content", tuple(runner.strings(frame, node.tags["content"]))
-    else:
-        transform = "text"
-    key = (transform, types)
-    if key not in runner._body_cache:
-        runner._body_cache[key] = body_texts(runner.message.content, transform, types)
-    return runner._body_cache[key]
-
-
-def _string_values(runner: _Runner, frame: _Frame, node: Node) -> list[str] | None:
-    values = runner.strings(frame, node.args[0])
-    if "count" in node.tags:
-        return [value for value in values if value]  # RFC 5229 §5: empty strings are not counted
-    return values
-
-
-def _hasflag_values(runner: _Runner, frame: _Frame, node: Node) -> list[str] | None:
-    if len(node.args) == 2:
-        texts = [
-            runner._variables(frame, name.lower()).get(name.lower(), "") for name in runner.strings(frame, node.args[0])
-        ]
-        return split_flags(texts)
-    return list(runner.flags)
-
-
-def _date_values(runner: _Runner, frame: _Frame, node: Node) -> list[str] | None:
-    part = runner.string(frame, node.args[1])
-    out: list[str] = []
-    for raw in runner.header_fields(frame, node, [runner.string(frame, node.args[0])]):
-        moment = dates.header_date(header_text(raw))
-        if moment is None:
-            continue
-        if "originalzone" not in node.tags:
-            zone = _zone(runner, frame, node)
-            if zone is None:
-                continue
-            try:
-                moment = moment.astimezone(zone)
-            except OverflowError:  # year 1 or 9999 moved past the calendar's end
-                continue
-        value = dates.part(moment, part)
-        if value is not None:
-            out.append(value)
-    return out or None
-
-
-def _zone(runner: _Runner, frame: _Frame, node: Node) -> dt.tzinfo | None:
-    if "zone" in node.tags:
-        return dates.zone(runner.string(frame, node.tags["zone"]))
-    return runner.env.now.tzinfo
-
-
-def _currentdate_values(runner: _Runner, frame: _Frame, node: Node) -> list[str] | None:
-    zone = _zone(runner, frame, node)
-    if zone is None:
-        return None
-    value = dates.part(runner.env.now.astimezone(zone), runner.string(frame, node.args[0]))
-    return None if value is None else [value]
-
-
-def _spamtest_values(runner: _Runner, frame: _Frame, node: Node) -> list[str] | None:
-    """RFC 5235 §3.2: "0" untested, "1".."10" (not spam .. spam); with :percent 0..100."""
-    facts = runner.env.facts
-    value = facts.get("spamtest", _SPAMTEST_NOT_TESTED).strip()
-    if "percent" not in node.tags:
-        return [value]
-    if "spamtest.percent" in facts:
-        return [facts["spamtest.percent"]]
-    try:
-        level = int(value)
-    except ValueError:
-        return ["0"]
-    return ["0" if level <= 1 else str((min(level, 10) - 1) * 100 // 9)]  # truncated, as Dovecot does
-
-
-def _virustest_values(runner: _Runner, frame: _Frame, node: Node) -> list[str] | None:
-    """RFC 5235 §3.3: "0" untested, "1" clean .. "5" infected and not cleaned."""
-    return [runner.env.facts.get("virustest", "0").strip()]
-
-
-def _environment_values(runner: _Runner, frame: _Frame, node: Node) -> list[str] | None:
-    """RFC 5183 §4.1 items; an unknown item makes the test false."""
-    env = runner.env
-    items = {
-        "domain": env.domain,
-        "host": env.host,
-        "location": "MDA",
-        "name": "Pochta",
-        "phase": "during",
-        "remote-host": env.remote_host,
-        "remote-ip": env.remote_ip,
-        "version": "0.1",
-    }
-    item = runner.string(frame, node.args[0]).lower()
-    if item not in items or (item.startswith("remote-") and not items[item]):
-        return None
-    return [items[item]]
-
-
-_TEST_VALUES: dict[str, Callable[[_Runner, _Frame, Node], list[str] | None]] = {
-    "header": _header_values,
-    "address": _address_values,
-    "envelope": _envelope_values,
-    "body": _body_values,
-    "string": _string_values,
-    "hasflag": _hasflag_values,
-    "date": _date_values,
-    "currentdate": _currentdate_values,
-    "spamtest": _spamtest_values,
-    "virustest": _virustest_values,
-    "environment": _environment_values,
-}
-
-
 # --- commands --------------------------------------------------------------------------------------
 
 
-def _stop(runner: _Runner, frame: _Frame, node: Node) -> None:
+def _stop(runner: Runner, frame: Frame, node: Node) -> None:
     raise _Stop
 
 
-def _return(runner: _Runner, frame: _Frame, node: Node) -> None:
+def _return(runner: Runner, frame: Frame, node: Node) -> None:
     raise _Return if runner.depth else _Stop
 
 
-def _flags_of(runner: _Runner, frame: _Frame, node: Node) -> tuple[str, ...]:
+def _flags_of(runner: Runner, frame: Frame, node: Node) -> tuple[str, ...]:
     if "flags" in node.tags:
-        return tuple(split_flags(runner.strings(frame, node.tags["flags"])))
+        return tuple(usable_flags(runner.strings(frame, node.tags["flags"])))
     return tuple(runner.flags)
 
 
-def _keep(runner: _Runner, frame: _Frame, node: Node) -> None:
+def _keep(runner: Runner, frame: Frame, node: Node) -> None:
     runner._add(node, Keep(flags=_flags_of(runner, frame, node)))
     runner.is_keep_cancelled = True
 
 
-def _discard(runner: _Runner, frame: _Frame, node: Node) -> None:
+def _discard(runner: Runner, frame: Frame, node: Node) -> None:
     runner._add(node, Discard())
     runner.is_keep_cancelled = True
 
 
-def _fileinto(runner: _Runner, frame: _Frame, node: Node) -> None:
+def _fileinto(runner: Runner, frame: Frame, node: Node) -> None:
     mailbox = runner.string(frame, node.args[0])
     if not mailbox or any(ord(char) < 0x20 for char in mailbox):
         raise _error(node, f'invalid mailbox name "{mailbox}"')
     is_copy = "copy" in node.tags
     flags = _flags_of(runner, frame, node)
-    runner._add(node, FileInto(mailbox=mailbox, flags=flags, create="create" in node.tags, copy=is_copy))
+    special_use = runner.string(frame, node.tags["specialuse"]) if "specialuse" in node.tags else None
+    if special_use is not None:
+        _check_special_use(node, special_use)
+    runner._add(
+        node,
+        FileInto(mailbox=mailbox, flags=flags, create="create" in node.tags, copy=is_copy, special_use=special_use),
+    )
     if not is_copy:
         runner.is_keep_cancelled = True
 
 
-def _redirect(runner: _Runner, frame: _Frame, node: Node) -> None:
-    text = runner.string(frame, node.args[0]).strip()
+def _redirect(runner: Runner, frame: Frame, node: Node) -> None:
+    text = runner.string(frame, node.args[0])
     try:
-        address = str(parse_address(text.removeprefix("<").removesuffix(">")))
+        address = mailbox_address(text)
     except AddressError as error:
         raise _error(node, f'redirect to an invalid address "{text}": {error}') from None
     runner.redirects += 1
@@ -584,7 +422,7 @@ def _redirect(runner: _Runner, frame: _Frame, node: Node) -> None:
         runner.is_keep_cancelled = True
 
 
-def _reject(runner: _Runner, frame: _Frame, node: Node) -> None:
+def _reject(runner: Runner, frame: Frame, node: Node) -> None:
     """RFC 5429 §2.1-2.2: one reject, never with keep, fileinto, redirect or vacation."""
     if runner.has_reject:
         raise _error(node, "only one reject per script")
@@ -595,7 +433,7 @@ def _reject(runner: _Runner, frame: _Frame, node: Node) -> None:
     runner.is_keep_cancelled = True
 
 
-def _vacation(runner: _Runner, frame: _Frame, node: Node) -> None:
+def _vacation(runner: Runner, frame: Frame, node: Node) -> None:
     if runner.has_vacation:
         raise _error(node, "only one vacation per script")  # RFC 5230 §4.7
     runner.has_vacation = True
@@ -605,6 +443,12 @@ def _vacation(runner: _Runner, frame: _Frame, node: Node) -> None:
     reason = runner.string(frame, node.args[0])
     subject = runner.string(frame, tags["subject"]) if "subject" in tags else None
     from_ = runner.string(frame, tags["from"]) if "from" in tags else None
+    from_address = None
+    if from_ is not None:
+        try:
+            from_address = mailbox_address(from_)  # RFC 5230 §4.4: a valid address, a display name allowed
+        except AddressError as error:
+            raise _error(node, f'vacation :from is not an address "{from_}": {error}') from None
     listed = tuple(runner.strings(frame, tags["addresses"])) if "addresses" in tags else ()
     is_mime = "mime" in tags
     # RFC 6131 §2: ":seconds 0" answers every message; RFC 5230 §4.1: at least a day otherwise
@@ -618,8 +462,8 @@ def _vacation(runner: _Runner, frame: _Frame, node: Node) -> None:
     )
     env, message = runner.env, runner.message
     own = {env.user, *env.my_addresses, *listed}
-    if from_:
-        own.add(from_)
+    if from_address:
+        own.add(from_address)
     sender = message.envelope_from
     if vacation.skip_reason(runner.headers, sender=sender, recipient=message.envelope_to, own=own) is not None:
         return
@@ -645,18 +489,18 @@ def _vacation(runner: _Runner, frame: _Frame, node: Node) -> None:
     )
 
 
-def _flag_command(runner: _Runner, frame: _Frame, node: Node) -> None:
+def _flag_command(runner: Runner, frame: Frame, node: Node) -> None:
     """setflag/addflag/removeflag (RFC 5232 §4) on the internal variable or a named one."""
-    new = split_flags(runner.strings(frame, node.args[-1]))
+    new = usable_flags(runner.strings(frame, node.args[-1]))
     if len(node.args) == 2:
         name = runner.string(frame, node.args[0]).lower()
-        current = split_flags([runner._variables(frame, name).get(name, "")])
+        current = split_flags([runner.variables_of(frame, name).get(name, "")])
     else:
         current = list(runner.flags)
     if node.name == "setflag":
         result = new
     elif node.name == "addflag":
-        result = list(_union(current, new))
+        result = list(join_flags(current, new))
     else:
         removed = {flag.lower() for flag in new}
         result = [flag for flag in current if flag.lower() not in removed]
@@ -666,7 +510,7 @@ def _flag_command(runner: _Runner, frame: _Frame, node: Node) -> None:
         runner.flags = result
 
 
-def _set(runner: _Runner, frame: _Frame, node: Node) -> None:
+def _set(runner: Runner, frame: Frame, node: Node) -> None:
     """RFC 5229 §4: set with modifiers, applied from the highest precedence down."""
     value = runner.string(frame, node.args[1])
     tags = node.tags
@@ -687,12 +531,12 @@ def _set(runner: _Runner, frame: _Frame, node: Node) -> None:
     runner.set_variable(frame, str(node.args[0]), value)
 
 
-def _global(runner: _Runner, frame: _Frame, node: Node) -> None:
+def _global(runner: Runner, frame: Frame, node: Node) -> None:
     for name in runner.strings(frame, node.args[0]):
         frame.globals.add(name.lower())
 
 
-def _addheader(runner: _Runner, frame: _Frame, node: Node) -> None:
+def _addheader(runner: Runner, frame: Frame, node: Node) -> None:
     name = runner.string(frame, node.args[0])
     if name.lower() in PROTECTED_HEADERS:
         return
@@ -701,7 +545,7 @@ def _addheader(runner: _Runner, frame: _Frame, node: Node) -> None:
     runner.headers.add(name, runner.string(frame, node.args[1]), is_last="last" in node.tags)
 
 
-def _deleteheader(runner: _Runner, frame: _Frame, node: Node) -> None:
+def _deleteheader(runner: Runner, frame: Frame, node: Node) -> None:
     name = runner.string(frame, node.args[0])
     if name.lower() in PROTECTED_HEADERS:
         return
@@ -715,11 +559,11 @@ def _deleteheader(runner: _Runner, frame: _Frame, node: Node) -> None:
     runner.headers.delete(name, index=index, is_last="last" in node.tags, keep=keep)
 
 
-def _include(runner: _Runner, frame: _Frame, node: Node) -> None:
+def _include(runner: Runner, frame: Frame, node: Node) -> None:
     runner.include(frame, node)
 
 
-_COMMANDS: dict[str, Callable[[_Runner, _Frame, Node], None]] = {
+_COMMANDS: dict[str, Callable[[Runner, Frame, Node], None]] = {
     "stop": _stop,
     "return": _return,
     "keep": _keep,
