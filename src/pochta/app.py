@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pochta import log as log_setup
-from pochta import pop3d
+from pochta import pop3d, sieved
 from pochta.accounts import hash_password
 from pochta.config import Antivirus, Config, parse_host_port, parse_socket_address
 from pochta.delivery import LocalDelivery, NoticeSender
@@ -30,6 +30,7 @@ from pochta.outbound.deliver import Relay
 from pochta.outbound.mtasts import PolicyCache
 from pochta.proto.smtp import Limits as SmtpLimits
 from pochta.queue.runner import QueueRunner, RunnerSettings
+from pochta.sieving import Sieving
 from pochta.smtpd.auth import SmtpAuth
 from pochta.smtpd.mx import MxPolicy
 from pochta.smtpd.session import Session as SmtpSession
@@ -164,7 +165,17 @@ class Server:
         self.runner = runner = self._queue_runner(store, blobs, delivery)
         delivery.on_queued = runner.wake
         inbound, outgoing = self._pipelines(store)
-        mx = MxPolicy(directory=store, delivery=delivery, blobs=blobs, hostname=config.hostname, pipeline=inbound)
+        sieving = Sieving(
+            store=store, blobs=blobs, hostname=config.hostname, now=self._now, max_redirects=config.sieve.max_redirects
+        )
+        mx = MxPolicy(
+            directory=store,
+            delivery=delivery,
+            blobs=blobs,
+            hostname=config.hostname,
+            pipeline=inbound,
+            sieving=sieving,
+        )
         submission = SubmissionPolicy(
             directory=store,
             delivery=delivery,
@@ -172,6 +183,7 @@ class Server:
             hostname=config.hostname,
             now=self._now,
             pipeline=outgoing,
+            sieving=sieving,
         )
         smtp_settings = SessionSettings(
             hostname=config.hostname, limits=limits, tls=tls, now=self._now, new_id=self._new_id
@@ -191,6 +203,7 @@ class Server:
             "submissions": submit,
             **pop3d.handlers(store=store, blobs=blobs, config=config, tls=tls, auth_failure_delay=failure_delay),
             **imap_handlers(store=store, blobs=blobs, config=config, tls=tls, failure_delay=failure_delay),
+            **sieved.handlers(store=store, config=config, tls=tls, auth_failure_delay=failure_delay),
         }
 
     def _pipelines(self, store: Store) -> tuple[Pipeline, Pipeline]:
