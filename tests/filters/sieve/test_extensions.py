@@ -281,6 +281,15 @@ def test_bad_regex_from_a_variable_is_a_run_time_error() -> None:
     assert result.actions == (Keep(),) and "invalid regular expression" in result.errors[0]
 
 
+def test_a_regex_that_backtracks_forever_is_stopped_and_the_message_kept() -> None:
+    subject = "a" * 40 + "!"
+    result = outcome(
+        'require ["regex", "fileinto"]; if header :regex "subject" "^(a|a)*$" { fileinto "never"; }',
+        message(f"From: a@example.org\nSubject: {subject}\n\nbody\n"),
+    )
+    assert result.actions == (Keep(),) and "took too long" in result.errors[0]
+
+
 # --- editheader (RFC 5293) ---------------------------------------------------------------------------
 
 

@@ -8,10 +8,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import regex
+
 from pochta.filters.sieve.errors import SieveError
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _DIGITS = re.compile(r"[0-9]*")
+REGEX_TIMEOUT = 0.5  # seconds one :regex match may take (a run-time error then: the message is kept)
 _INFINITY = float("inf")
 _POSIX_CLASSES = {  # inside a bracket expression: [[:digit:]] is [0-9]
     "[:alpha:]": "a-zA-Z",
@@ -97,12 +100,14 @@ def _captured(octets: bytes, found: re.Match[bytes]) -> list[str]:
 
 
 @functools.lru_cache(maxsize=256)
-def compile_regex(pattern: str, is_caseless: bool) -> re.Pattern[str]:
-    """A POSIX extended regular expression as Python's re (the common subset is the same)."""
-    flags = re.IGNORECASE if is_caseless else 0
+def compile_regex(pattern: str, is_caseless: bool) -> regex.Pattern[str]:
+    """A POSIX extended regular expression in the `regex` module's syntax (the common subset is the same).
+    `regex` rather than `re` because a match can be given a time limit: a user's pattern that backtracks
+    catastrophically must not stall delivery (re holds the GIL with no way out)."""
+    flags = regex.IGNORECASE if is_caseless else 0
     for posix, python in _POSIX_CLASSES.items():
         pattern = pattern.replace(posix, python)
-    return re.compile(pattern, flags)
+    return regex.compile(pattern, flags | regex.VERSION0)
 
 
 def match(values: Sequence[str], keys: Sequence[str], how: MatchType) -> tuple[bool, list[str] | None]:
@@ -133,9 +138,12 @@ def match(values: Sequence[str], keys: Sequence[str], how: MatchType) -> tuple[b
             else:
                 try:
                     pattern = compile_regex(key, comparator == "i;ascii-casemap")
-                except (re.error, OverflowError, RecursionError) as error:
+                except (regex.error, OverflowError, RecursionError) as error:
                     raise SieveError(0, 0, f'invalid regular expression "{key}": {error}') from None
-                searched = pattern.search(value)
+                try:
+                    searched = pattern.search(value, timeout=REGEX_TIMEOUT)
+                except TimeoutError:
+                    raise SieveError(0, 0, f'regular expression "{key}" took too long') from None
                 if searched is not None:
                     return True, [searched.group(0)] + [group or "" for group in searched.groups()]
     return False, None

@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+import regex
+
 from pochta.filters.sieve import grammar, matching
 from pochta.filters.sieve.errors import SieveError
 from pochta.filters.sieve.lexer import Kind, Token, tokens
@@ -375,10 +377,10 @@ def _describe(token: Token) -> str:
     return f"'{token.text}'"
 
 
-def _compile_regex(pattern: str, token: Token) -> re.Pattern[str]:
+def _compile_regex(pattern: str, token: Token) -> None:
     try:
-        return matching.compile_regex(pattern, False)
-    except (re.error, OverflowError, RecursionError) as error:
+        matching.compile_regex(pattern, False)
+    except (regex.error, OverflowError, RecursionError) as error:
         raise SieveError(token.line, token.column, f'invalid regular expression "{pattern}": {error}') from None
 
 
