@@ -22,6 +22,7 @@ from datetime import datetime
 
 from pochta.mail.address import Address, AddressError, parse_address
 from pochta.mail.envelope import Envelope, Recipient
+from pochta.outbound.connections import CacheLimits, ConnectionCache
 from pochta.outbound.deliver import Relay, Target, deliver
 from pochta.outbound.mtasts import Mode, PolicyCache
 from pochta.outbound.mx import Resolver, Unroutable, find_route
@@ -50,6 +51,7 @@ class RunnerSettings:
     verified_tls: ssl.SSLContext | None = None  # certificate-checking client context, for MTA-STS domains
     smarthost: tuple[str, int] | None = None  # relay everything through this host instead of MX lookups
     relay: Relay | None = None  # TLS and credentials for the smarthost
+    connections: CacheLimits = field(default_factory=CacheLimits)  # keeping connections for the next message
 
 
 class QueueRunner:
@@ -81,6 +83,7 @@ class QueueRunner:
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight: set[int] = set()  # entry ids with an attempt under way (or waiting for a slot)
         self._stopping = False
+        self._connections = ConnectionCache(settings.connections)
 
     def wake(self) -> None:
         """New mail was queued: look now instead of at the next poll."""
@@ -127,10 +130,12 @@ class QueueRunner:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=5)
+        await self._connections.close()
 
     async def _attempt_guarded(self, entry: QueueEntry) -> None:
         domain_slots = self._domains.setdefault(entry.domain, asyncio.Semaphore(self._settings.per_domain))
-        async with self._slots, domain_slots:
+        # the domain's slot first: an entry waiting for a busy domain must not hold a slot another domain could use
+        async with domain_slots, self._slots:
             try:
                 await self._attempt(entry)
             except Exception:
@@ -297,6 +302,7 @@ class QueueRunner:
             relay=settings.relay if settings.smarthost is not None else None,
             settle=answered,
             require_tls=require_tls,
+            cache=self._connections,
         )
 
     async def _notify(
