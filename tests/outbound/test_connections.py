@@ -92,6 +92,7 @@ async def _send(
     rcpt: str = "b@remote.test",
     tls: ssl.SSLContext | None = None,
     require_tls: bool = False,
+    recorded: asyncio.Event | None = None,
 ) -> tuple[RecipientResult, ...]:
     settled: list[tuple[RecipientResult, ...]] = []
 
@@ -99,6 +100,8 @@ async def _send(
         return CONTENT[start:end]
 
     async def settle(results: tuple[RecipientResult, ...]) -> None:
+        if recorded is not None:  # a record that takes its time (a slow commit)
+            await recorded.wait()
         settled.append(results)
 
     request = MailRequest(
@@ -246,3 +249,21 @@ async def test_a_connection_is_reused_only_under_the_same_tls_requirements() -> 
         await cache.close()
     assert len(remote.sessions) == 2  # the plain one (used twice) and the one that offered no STARTTLS
     assert sum(c == "DATA" for c in remote.sessions[0]) == 2 and "DATA" not in remote.sessions[1]
+
+
+async def test_the_connection_is_reused_while_answers_are_recorded_but_quits_only_after() -> None:
+    remote = Remote()
+    cache = ConnectionCache(CacheLimits(idle_time_limit=30))
+    recorded = asyncio.Event()
+    async with running(remote) as port:
+        first = asyncio.ensure_future(_send(port, cache, rcpt="b0@remote.test", recorded=recorded))
+        await _until(lambda: len(cache) == 1)  # kept while its answers are still being recorded
+        assert _accepted(await _send(port, cache, rcpt="b1@remote.test"))  # on the same connection
+        closing = asyncio.ensure_future(cache.close())
+        await asyncio.sleep(0.3)
+        assert remote.closed == 0 and "QUIT" not in remote.sessions[0]  # the first record is not done
+        recorded.set()
+        assert _accepted(await first)
+        await closing
+        await _until(lambda: remote.closed == 1)
+    assert len(remote.sessions) == 1 and remote.sessions[0][-1] == "QUIT" and len(remote.messages) == 2

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 
 from pochta.net import Stream
@@ -43,6 +43,19 @@ class Session:
     opened: float  # loop time
     uses: int = 0  # transactions finished on it
     _timer: asyncio.TimerHandle | None = field(default=None, repr=False)
+    _records: set[asyncio.Future[None]] = field(default_factory=set, repr=False)  # answers being recorded
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[None]:
+        """While the answers of a transaction made on this session are recorded: QUIT waits until they are,
+        so a remote's 250 is always durable here before the remote sees us go."""
+        done = asyncio.get_running_loop().create_future()
+        self._records.add(done)
+        try:
+            yield
+        finally:
+            self._records.discard(done)
+            done.set_result(None)
 
     @property
     def is_clean(self) -> bool:
@@ -51,7 +64,9 @@ class Session:
         return not self.conn.is_closed and not self.conn.pending and stream.is_open and not stream.has_unread_data
 
     async def close(self) -> None:
-        """QUIT (without waiting for its 221, as the transaction's answers are already recorded) and close."""
+        """QUIT once every answer given on this session is recorded (without waiting for the 221), and close."""
+        if self._records:
+            await asyncio.wait(set(self._records))
         if not self.conn.is_closed and self.stream.is_open:
             with contextlib.suppress(Exception):
                 self.stream.write(self.conn.quit())

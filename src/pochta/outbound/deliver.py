@@ -96,7 +96,7 @@ async def deliver(
     policy in force) a host that does not complete STARTTLS with `tls` (a verifying context) is skipped.
     With `cache`, a connection kept from an earlier message to the same host, opened under the same TLS
     and login requirements, is used first, and the connection is kept afterwards instead of QUIT."""
-    last = _temporary("no mail host could be reached")
+    last: Reply | None = None
     for target in targets:
         key = _Key(host=target.host, address=target.address, port=port, tls=tls, require_tls=require_tls, relay=relay)
         opening = _Opening(target=target, key=key, port=port, helo=helo, tls=tls, relay=relay, timeouts=timeouts)
@@ -107,8 +107,9 @@ async def deliver(
             log.info("outbound host=%s address=%s failed: %s", target.host, target.address, failure)
             continue
         return
+    reply = last or _temporary("no mail host could be reached")
     await settle(
-        tuple(RecipientResult(address=r.address, outcome=Outcome.TEMPORARY, reply=last) for r in request.recipients)
+        tuple(RecipientResult(address=r.address, outcome=Outcome.TEMPORARY, reply=reply) for r in request.recipients)
     )
 
 
@@ -177,15 +178,18 @@ async def _session(
     except BaseException:
         await session.stream.close()
         raise
-    try:
-        await settle(transaction.results)  # outside the try above: a failed record must not try the next host
-    except BaseException:
-        await session.close()
-        raise
-    if cache is not None:
-        cache.give_back(session)  # kept for the next message, or QUIT
-    else:
-        await session.close()
+    # Outside the try above: a failed record must not try the next host.
+    if cache is None:
+        try:
+            await settle(transaction.results)
+        finally:
+            await session.close()
+        return
+    # Kept for the next message while the answers are recorded (a commit, often the longest step):
+    # the session says QUIT only once every record made for it is done (see Session.close).
+    with session.recording():
+        cache.give_back(session)
+        await settle(transaction.results)
 
 
 async def _open(opening: _Opening, *, require_tls: bool) -> Session:
@@ -287,12 +291,14 @@ async def _hello(conn: ClientConnection, stream: Stream) -> None:
 
 async def _send_content(transaction: Transaction, stream: Stream, *, read: ReadContent, size: int) -> None:
     if transaction.is_chunked:  # BDAT without pipelining waits for each chunk's reply: send one chunk
-        stream.write(transaction.content(await read(0, size)))
+        data = transaction.content(await read(0, size))
     else:
+        data = b""
         for start in range(0, size, CHUNK):
-            stream.write(transaction.content(await read(start, min(size, start + CHUNK))))
+            stream.write(data)
             await stream.drain()
-    stream.write(transaction.end_content())
+            data = transaction.content(await read(start, min(size, start + CHUNK)))
+    stream.write(data + transaction.end_content())  # the last piece and the end in one write
 
 
 async def _event(conn: ClientConnection, stream: Stream) -> Replied | Reply:

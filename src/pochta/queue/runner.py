@@ -35,6 +35,8 @@ from pochta.store.api import Attempt, Blobs, QueueEntry, QueueStore, RecipientSt
 
 log = logging.getLogger(__name__)
 
+_ACTIVE = 4  # times `concurrency`: the entries held (delivering, waiting for a slot, or being recorded)
+
 SendNotice = Callable[[Report], Awaitable[None]]  # makes a DSN durable: local delivery or the queue
 
 
@@ -100,11 +102,18 @@ class QueueRunner:
             self._wake.clear()
 
     async def run_once(self, *, wait: bool = True) -> int:
-        """Claim what is due and start delivering it; with `wait`, until every attempt has finished."""
-        free = self._settings.concurrency - len(self._tasks)
-        entries = await self._queue.claim(
-            now=self._now(), owner=self._owner, lease_seconds=self._settings.lease_seconds, limit=max(free, 0)
-        )
+        """Claim what is due and start delivering it; with `wait`, until every attempt has finished.
+
+        Claims go in batches: up to twice `concurrency` entries are held (delivering, or waiting for a
+        slot as Postfix's active queue does), and a claim is made once at least `concurrency` of that
+        room is free, so a steady flow costs one claim per `concurrency` messages, not one per message."""
+        concurrency = self._settings.concurrency
+        room = _ACTIVE * concurrency - len(self._tasks)
+        entries = []
+        if room >= concurrency:
+            entries = await self._queue.claim(
+                now=self._now(), owner=self._owner, lease_seconds=self._settings.lease_seconds, limit=room
+            )
         for entry in entries:
             if entry.id in self._in_flight:  # its lease ran out while it waited for a slot: it is still ours
                 continue
@@ -135,20 +144,23 @@ class QueueRunner:
     async def _attempt_guarded(self, entry: QueueEntry) -> None:
         domain_slots = self._domains.setdefault(entry.domain, asyncio.Semaphore(self._settings.per_domain))
         # the domain's slot first: an entry waiting for a busy domain must not hold a slot another domain could use
-        async with domain_slots, self._slots:
-            try:
-                await self._attempt(entry)
-            except Exception:
-                log.exception("queue attempt failed id=%d domain=%s; its lease will run out", entry.id, entry.domain)
-            finally:
-                self._in_flight.discard(entry.id)
+        slots = _Slots(domain_slots, self._slots)
+        try:
+            await slots.acquire()
+            await self._attempt(entry, slots)
+        except Exception:
+            log.exception("queue attempt failed id=%d domain=%s; its lease will run out", entry.id, entry.domain)
+        finally:
+            slots.release()
+            self._in_flight.discard(entry.id)
 
-    async def _attempt(self, entry: QueueEntry) -> None:
+    async def _attempt(self, entry: QueueEntry, slots: _Slots) -> None:
         envelope = Envelope.loads(entry.envelope)
         by_address = {r.address: r for r in envelope.recipients}
         pending = [r for r in entry.recipients if r.state is RecipientState.PENDING]
 
         async def settle(outcomes: dict[Recipient, tuple[Outcome, Reply, str | None]]) -> None:
+            slots.release()  # the remote is done with: the next delivery may start while this one is recorded
             await self._record(entry, envelope, outcomes)
 
         await self._deliver(
@@ -259,17 +271,15 @@ class QueueRunner:
                 log.info("queue id=%d host=%s does not resolve: %s", entry.id, host, exc)
         requests: dict[str, Recipient] = {}
         wanted: list[RecipientRequest] = []
+        outcomes: dict[Recipient, tuple[Outcome, Reply, str | None]] = {}
         for recipient in recipients:
             address = _address(recipient.address)
             if address is None:
+                reply = Reply(code=553, status="5.1.3", text="bad recipient address")
+                outcomes[recipient] = (Outcome.PERMANENT, reply, None)
                 continue
             requests[str(address)] = recipient
             wanted.append(RecipientRequest(address=address, notify=_notify(recipient), orcpt=_orcpt(recipient)))
-        outcomes: dict[Recipient, tuple[Outcome, Reply, str | None]] = {
-            r: (Outcome.PERMANENT, Reply(code=553, status="5.1.3", text="bad recipient address"), None)
-            for r in recipients
-            if _address(r.address) is None
-        }
         if not wanted:
             await settle(outcomes)
             return
@@ -323,6 +333,23 @@ class QueueRunner:
         await self._send_notice(report)
 
 
+class _Slots:
+    """The semaphores one delivery holds while it talks to the remote, taken in order, released once."""
+
+    def __init__(self, *semaphores: asyncio.Semaphore) -> None:
+        self._semaphores = semaphores
+        self._held: list[asyncio.Semaphore] = []
+
+    async def acquire(self) -> None:
+        for semaphore in self._semaphores:
+            await semaphore.acquire()
+            self._held.append(semaphore)
+
+    def release(self) -> None:
+        while self._held:
+            self._held.pop().release()
+
+
 def _status(
     recipient: Recipient,
     action: Action,
@@ -345,6 +372,8 @@ def _status(
 
 
 def _is_ip(host: str) -> bool:
+    if not (host.startswith("[") or ":" in host or host.rpartition(".")[2].isdigit()):
+        return False  # a host name (its last label is never all digits): no exception to raise and catch
     try:
         ipaddress.ip_address(host.strip("[]"))
     except ValueError:
