@@ -104,9 +104,10 @@ class QueueRunner:
     async def run_once(self, *, wait: bool = True) -> int:
         """Claim what is due and start delivering it; with `wait`, until every attempt has finished.
 
-        Claims go in batches: up to twice `concurrency` entries are held (delivering, or waiting for a
-        slot as Postfix's active queue does), and a claim is made once at least `concurrency` of that
-        room is free, so a steady flow costs one claim per `concurrency` messages, not one per message."""
+        Claims go in batches: up to four times `concurrency` entries are held (delivering, waiting for a
+        slot as in Postfix's active queue, or being recorded), and a claim is made once at least
+        `concurrency` of that room is free, so a steady flow costs one claim per `concurrency` messages,
+        not one per message."""
         concurrency = self._settings.concurrency
         room = _ACTIVE * concurrency - len(self._tasks)
         entries = []
