@@ -98,7 +98,7 @@ async def test_fetch_and_cache_over_verified_https(policy_server: tuple[int, Pat
         "mta-sts.remote.test.": {"A": ["127.0.0.1"]},
     }
     async with serving(lambda: zone) as nameserver:
-        resolver = DnsResolver(nameservers=[nameserver], timeout=2, cache_size=0)  # the test changes the TXT record
+        resolver = DnsResolver(nameservers=[nameserver], timeout=2)
         context = ssl.create_default_context(cafile=str(ca))
         clock = [NOW]
         cache = PolicyCache(

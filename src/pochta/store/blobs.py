@@ -20,7 +20,6 @@ from pochta.store.api import BlobRef, NotFound, StoreError
 _HEX = frozenset("0123456789abcdef")
 _SHARDS = tuple(f"{i:02x}" for i in range(256))
 _SPILL = 256 * 1024  # octets a writer keeps in memory before it streams to its temp file
-_SMALL_READ = 64 * 1024  # a range this small is read on the event loop: a thread hop costs more (outbound profile)
 
 
 def _check_id(blob_id: str) -> None:
@@ -60,6 +59,14 @@ class FileBlobWriter:
     def in_memory(self) -> bytes | None:
         """The whole content if it is still held in memory (small blobs), else None."""
         return None if self._spill_path is not None or self._done else bytes(self._pending)
+
+    def spilled(self) -> str | None:
+        if self._spill_path is None or self._done:
+            return None
+        if self._pending:
+            os.write(self._spill_fd, self._pending)
+            self._pending.clear()
+        return str(self._spill_path)
 
     @property
     def ref(self) -> BlobRef:
@@ -121,6 +128,9 @@ class FileBlobWriter:
             self._spill_path = None
 
 
+_READ_INLINE = 64 * 1024  # octets read on the event loop itself (see FileBlobs.read)
+
+
 class FileBlobs:
     """Shards ``00``..``ff`` hold the blobs, ``tmp/00``..``tmp/ff`` the temp files of small blobs being
     committed (one temp directory per shard: creating files in one shared directory ran at a fifth of the
@@ -166,7 +176,9 @@ class FileBlobs:
         return await writer.commit()
 
     async def read(self, blob_id: str, start: int = 0, end: int | None = None) -> bytes:
-        if end is not None and end - start <= _SMALL_READ:  # from the page cache in microseconds: no thread hop
+        if end is not None and end - start <= _READ_INLINE:
+            # A small read from the page cache takes microseconds; a hop to a thread and back costs more,
+            # and FETCH of many messages would pay it once per message.
             return self.read_sync(blob_id, start, end)
         return await asyncio.to_thread(self.read_sync, blob_id, start, end)
 
