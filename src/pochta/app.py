@@ -26,6 +26,7 @@ from pochta.filters.clamav import Clamd, OnOversize, VirusCheck
 from pochta.filters.pipeline import Check, Pipeline
 from pochta.imapd.service import handlers as imap_handlers
 from pochta.net import Handler, Listener, Refusal, Stream
+from pochta.outbound.connections import CacheLimits
 from pochta.outbound.deliver import Relay
 from pochta.outbound.mtasts import PolicyCache
 from pochta.proto.smtp import Limits as SmtpLimits
@@ -269,6 +270,11 @@ class Server:
                 lease_seconds=config.outbound.lease_seconds,
                 smarthost=parse_host_port(config.outbound.smarthost) if config.outbound.smarthost else None,
                 relay=_relay(config),
+                connections=CacheLimits(
+                    max_uses=config.outbound.connection_reuse_count,
+                    reuse_time_limit=config.outbound.connection_reuse_time,
+                    idle_time_limit=config.outbound.connection_cache_time,
+                ),
             ),
             send_notice=notices,
             now=self._now,

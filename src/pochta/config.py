@@ -110,6 +110,16 @@ class Outbound:
         default=900.0,
         metadata=_doc("how long a claimed message is a worker's; after a crash it is retried once this passes"),
     )
+    connection_cache_time: float = field(
+        default=2.0,
+        metadata=_doc("seconds an idle connection is kept for the next message to the same host; 0: QUIT at once"),
+    )
+    connection_reuse_time: float = field(
+        default=300.0, metadata=_doc("seconds after which a kept connection is not used for another message")
+    )
+    connection_reuse_count: int = field(
+        default=100, metadata=_doc("messages sent over one connection at most (1: a new connection for each)")
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
