@@ -3,7 +3,10 @@
 In-process: `async with serving(zone) as "host:port"`. As its own process (the e2e tests): run
 `python tests/dnsserver.py ZONE.json`; it prints `host:port` on its first line, then serves until killed,
 reading the file at every query.
-A zone maps names (with the final dot) to {"MX": ["10 mx.example.test."], "A": [...], ...}.
+A zone maps names (with the final dot) to {"MX": ["10 mx.example.test."], "A": [...], ...}. A name's
+"TTL": ["300"] sets the TTL of its records (the server's `ttl`, 0 unless told, otherwise); its "SOA"
+goes with every negative answer (NXDOMAIN, or no record of the type) for names at or below it, as a
+real zone's does (RFC 2308 §3), with the SOA's own TTL.
 """
 
 from __future__ import annotations
@@ -51,15 +54,30 @@ class Responder(asyncio.DatagramProtocol):
         response = dns.message.make_response(query)
         if name == SERVFAIL:
             response.set_rcode(dns.rcode.SERVFAIL)
-        elif name not in zone:
-            response.set_rcode(dns.rcode.NXDOMAIN)
         else:
             kind = dns.rdatatype.to_text(question.rdtype)
-            values = zone[name].get(kind, [])
+            values = zone.get(name, {}).get(kind, [])
+            if name not in zone:
+                response.set_rcode(dns.rcode.NXDOMAIN)
             if values:
-                response.answer.append(dns.rrset.from_text(question.name, self._ttl, dns.rdataclass.IN, kind, *values))
+                ttl = int(zone[name].get("TTL", [str(self._ttl)])[0])
+                response.answer.append(dns.rrset.from_text(question.name, ttl, dns.rdataclass.IN, kind, *values))
+            else:
+                _add_soa(response, name, zone, self._ttl)
         assert self.transport is not None
         self.transport.sendto(response.to_wire(), addr)
+
+
+def _add_soa(response: dns.message.Message, name: str, zone: Zone, default_ttl: int) -> None:
+    """The closest enclosing SOA in the zone, if any, in the authority section of a negative answer."""
+    labels = name.split(".")
+    for start in range(len(labels)):
+        owner = ".".join(labels[start:]) or "."
+        soa = zone.get(owner, {}).get("SOA")
+        if soa:
+            ttl = int(zone[owner].get("TTL", [str(default_ttl)])[0])
+            response.authority.append(dns.rrset.from_text(owner, ttl, dns.rdataclass.IN, "SOA", *soa))
+            return
 
 
 @asynccontextmanager

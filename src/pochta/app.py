@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pochta import log as log_setup
-from pochta import pop3d
+from pochta import pop3d, sieved
 from pochta.accounts import hash_password
 from pochta.config import Antivirus, Config, parse_host_port, parse_socket_address
 from pochta.delivery import LocalDelivery, NoticeSender
@@ -30,10 +30,12 @@ from pochta.filters.spam.learn import Learner
 from pochta.filters.spam.models import Models
 from pochta.imapd.service import handlers as imap_handlers
 from pochta.net import Handler, Listener, Refusal, Stream
+from pochta.outbound.connections import CacheLimits
 from pochta.outbound.deliver import Relay
 from pochta.outbound.mtasts import PolicyCache
 from pochta.proto.smtp import Limits as SmtpLimits
 from pochta.queue.runner import QueueRunner, RunnerSettings
+from pochta.sieving import Sieving
 from pochta.smtpd.auth import SmtpAuth
 from pochta.smtpd.mx import MxPolicy
 from pochta.smtpd.session import Session as SmtpSession
@@ -176,7 +178,17 @@ class Server:
         if config.spam.enabled:
             self.spam_learner = Learner(models=self.spam_models, mailboxes=store, blobs=blobs)
         inbound, outgoing = self._pipelines(store)
-        mx = MxPolicy(directory=store, delivery=delivery, blobs=blobs, hostname=config.hostname, pipeline=inbound)
+        sieving = Sieving(
+            store=store, blobs=blobs, hostname=config.hostname, now=self._now, max_redirects=config.sieve.max_redirects
+        )
+        mx = MxPolicy(
+            directory=store,
+            delivery=delivery,
+            blobs=blobs,
+            hostname=config.hostname,
+            pipeline=inbound,
+            sieving=sieving,
+        )
         submission = SubmissionPolicy(
             directory=store,
             delivery=delivery,
@@ -184,6 +196,7 @@ class Server:
             hostname=config.hostname,
             now=self._now,
             pipeline=outgoing,
+            sieving=sieving,
         )
         smtp_settings = SessionSettings(
             hostname=config.hostname, limits=limits, tls=tls, now=self._now, new_id=self._new_id
@@ -210,6 +223,7 @@ class Server:
                 failure_delay=failure_delay,
                 learner=self.spam_learner,
             ),
+            **sieved.handlers(store=store, config=config, tls=tls, auth_failure_delay=failure_delay),
         }
 
     def _pipelines(self, store: Store) -> tuple[Pipeline, Pipeline]:
@@ -286,6 +300,11 @@ class Server:
                 lease_seconds=config.outbound.lease_seconds,
                 smarthost=parse_host_port(config.outbound.smarthost) if config.outbound.smarthost else None,
                 relay=_relay(config),
+                connections=CacheLimits(
+                    max_uses=config.outbound.connection_reuse_count,
+                    reuse_time_limit=config.outbound.connection_reuse_time,
+                    idle_time_limit=config.outbound.connection_cache_time,
+                ),
             ),
             send_notice=notices,
             now=self._now,

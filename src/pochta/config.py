@@ -110,6 +110,16 @@ class Outbound:
         default=900.0,
         metadata=_doc("how long a claimed message is a worker's; after a crash it is retried once this passes"),
     )
+    connection_cache_time: float = field(
+        default=2.0,
+        metadata=_doc("seconds an idle connection is kept for the next message to the same host; 0: QUIT at once"),
+    )
+    connection_reuse_time: float = field(
+        default=300.0, metadata=_doc("seconds after which a kept connection is not used for another message")
+    )
+    connection_reuse_count: int = field(
+        default=100, metadata=_doc("messages sent over one connection at most (1: a new connection for each)")
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -198,6 +208,17 @@ class Storage:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Sieve:
+    max_scripts: int = field(default=20, metadata=_doc("Sieve scripts one account may keep; 0: no limit"))
+    max_script_size: int = field(
+        default=256 * 2**10, metadata=_doc("largest Sieve script in octets (ManageSieve answers QUOTA/MAXSIZE)")
+    )
+    max_redirects: int = field(
+        default=4, metadata=_doc("redirects one script may make for one message (advertised as MAXREDIRECTS)")
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Log:
     level: str = field(default="INFO", metadata=_doc("DEBUG, INFO, WARNING or ERROR"))
     trace: tuple[str, ...] = field(
@@ -222,6 +243,7 @@ class Config:
     antivirus: Antivirus = field(default_factory=Antivirus)
     spam: Spam = field(default_factory=Spam)
     log: Log = field(default_factory=Log)
+    sieve: Sieve = field(default_factory=Sieve)
 
     @property
     def data_path(self) -> Path:
@@ -314,6 +336,8 @@ def _check(config: Config) -> None:
             raise ConfigError(f"tls.{key}: no such file {value}")
     if config.log.level.upper() not in _LOG_LEVELS:
         raise ConfigError(f"log.level: must be one of {', '.join(sorted(_LOG_LEVELS))}")
+    if config.sieve.max_script_size < 1 or config.sieve.max_scripts < 0 or config.sieve.max_redirects < 0:
+        raise ConfigError("sieve: max_script_size must be positive, max_scripts and max_redirects not negative")
     if config.limits.max_connections_per_ip < 1:
         raise ConfigError("limits.max_connections_per_ip: must be at least 1")
     for server in config.dns.nameservers:

@@ -138,6 +138,15 @@ class Stream:
         return TlsInfo(version=obj.version() or version, cipher=name, bits=bits)
 
     @property
+    def is_open(self) -> bool:
+        """Neither side has closed the connection."""
+        return not self._protocol.eof and not self._transport.is_closing()
+
+    @property
+    def has_unread_data(self) -> bool:
+        return bool(self._protocol.buffer)
+
+    @property
     def is_loopback(self) -> bool:
         return self.peer_host in ("127.0.0.1", "::1") or self.peer_host.startswith("127.")
 
@@ -173,7 +182,7 @@ class Stream:
             timer.cancel()
 
     def write(self, data: bytes) -> None:
-        if self._transport.is_closing():
+        if not data or self._transport.is_closing():
             return
         if not self._pending:
             self._protocol.loop.call_soon(self.flush)

@@ -530,6 +530,13 @@ def _human(octets: int) -> str:
     return f"{value:.1f} TiB"
 
 
+from pochta.admin.sieve import sieve, user_forward, user_vacation  # noqa: E402  (they use the helpers above)
+
+cli.add_command(sieve)
+user.add_command(user_vacation)
+user.add_command(user_forward)
+
+
 def main() -> None:
     cli(prog_name="pochta")
 

@@ -14,11 +14,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from pochta.accounts import resolve
-from pochta.delivery import LocalCopy, LocalDelivery, parse_spool
+from pochta.delivery import LocalCopy, LocalDelivery, Outgoing, parse_spool
 from pochta.filters.pipeline import ACCEPTED, Action, Inbound, Outcome, Pipeline
 from pochta.mail.address import Address, AddressError, normalize_domain
 from pochta.mailauth.results import forged_fields
 from pochta.proto.smtp import Extensions, MailFrom, RcptTo, Reply
+from pochta.sieving import Context, Plan, Sieving
 from pochta.smtpd.session import Session, Transaction, mailbox_full
 from pochta.store.api import Blobs, BlobWriter, Directory, OverQuota, SpecialUse, StoreError
 
@@ -39,12 +40,14 @@ class MxPolicy:
         blobs: Blobs,
         hostname: str,
         pipeline: Pipeline | None = None,
+        sieving: Sieving | None = None,
     ) -> None:
         self._directory = directory
         self._delivery = delivery
         self._blobs = blobs
         self._hostname = hostname
         self._pipeline = pipeline or Pipeline()
+        self._sieving = sieving
 
     async def mail_from(self, session: Session, event: MailFrom) -> Reply:
         # Any sender may send to our users; SPF/DKIM/DMARC judge the sender later (inbound protection).
@@ -87,7 +90,17 @@ class MxPolicy:
         if outcome.headers or forged:
             spool = transaction.spool = await self._with_headers(spool, transaction.trace_length, outcome, drop=forged)
         copies = [_placed(copy, outcome) for copy in transaction.copies.values()]
-        structure = await parse_spool(spool, self._blobs)
+        try:
+            plan = await self._sieve(session, transaction, spool, copies, outcome) if copies and self._sieving else None
+        except StoreError:
+            log.exception("sieve failed id=%s", transaction.id)
+            return Reply(code=451, status="4.3.0", text="could not store the message, try again later")
+        if plan is not None:
+            if plan.reject is not None:
+                return plan.reject  # RFC 5429 §2.1: the one recipient's script refused it; the session drops the spool
+            copies = plan.copies
+        outgoing = plan.outgoing if plan is not None else []
+        structure = await parse_spool(spool, self._blobs) if copies else b""
         blob = spool.ref
         try:
             stored, queued = await self._delivery.accept(
@@ -99,12 +112,17 @@ class MxPolicy:
                 received=transaction.started,
                 now=transaction.started,
                 account_id=None,
+                outgoing=outgoing,
             )
         except OverQuota:
+            _abort(outgoing)
             return mailbox_full()
         except StoreError:
+            _abort(outgoing)
             log.exception("delivery failed id=%s", transaction.id)
             return Reply(code=451, status="4.3.0", text="could not store the message, try again later")
+        if plan is not None and self._sieving is not None:
+            await self._sieving.record(plan)
         log.info(
             "smtp delivered id=%s from=<%s> rcpts=%d copies=%d forwarded=%d size=%d peer=%s",
             transaction.id,
@@ -116,6 +134,22 @@ class MxPolicy:
             session.stream.peer_host,
         )
         return Reply(code=250, status="2.0.0", text=f"OK id={transaction.id}")
+
+    async def _sieve(
+        self, session: Session, transaction: Transaction, spool: BlobWriter, copies: list[LocalCopy], outcome: Outcome
+    ) -> Plan:
+        assert self._sieving is not None
+        async with self._content(spool) as content:
+            return await self._sieving.plan(
+                copies,
+                Context(
+                    id=transaction.id,
+                    content=content,
+                    envelope=transaction.envelope(),
+                    facts=outcome.facts,
+                    remote_ip=session.stream.peer_host,
+                ),
+            )
 
     async def _check(
         self, session: Session, transaction: Transaction, spool: BlobWriter
@@ -182,6 +216,11 @@ class MxPolicy:
 
 _COPY_CHUNK = 1 << 20
 _MAX_HEADER_BLOCK = 1 << 20  # searched for forged fields; the session refuses larger header blocks anyway
+
+
+def _abort(outgoing: list[Outgoing]) -> None:
+    for message in outgoing:
+        message.blob.abort()
 
 
 def _placed(copy: LocalCopy, outcome: Outcome) -> LocalCopy:

@@ -499,7 +499,79 @@ class SpamStore(Protocol):
         ...
 
 
-class Store(Directory, Mailboxes, Changes, QueueStore, SpamStore, Protocol):
+# ---- Sieve ----------------------------------------------------------------------------------------
+
+
+class LimitReached(StoreError):
+    """A per-account count limit (e.g. the number of Sieve scripts) would be passed."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SieveScript:
+    id: int
+    account_id: int
+    name: str
+    source: str
+    is_active: bool
+    version: int  # changes with every put of the same name: a cache of parsed scripts keys on (id, version)
+    updated: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActiveScript:
+    """Which script runs for an account, without its source (delivery asks this for every message)."""
+
+    account_id: int
+    script_id: int
+    version: int
+
+
+class MarkKind(enum.StrEnum):
+    VACATION = "vacation"  # a vacation reply sent: key is handle NUL sender (RFC 5230 §4.2)
+    DUPLICATE = "duplicate"  # a message id the duplicate test saw (RFC 7352)
+
+
+class SieveStore(Protocol):
+    """Each account's Sieve scripts (at most one active, RFC 5804 §1.3) and the marks they leave."""
+
+    async def put_sieve_script(self, account_id: int, name: str, source: str, *, max_scripts: int = 0) -> SieveScript:
+        """Create or replace `name` (keeping its active flag); LimitReached when a new script would make
+        more than `max_scripts` (0: no limit)."""
+        ...
+
+    async def get_sieve_script(self, account_id: int, name: str) -> SieveScript | None: ...
+    async def get_sieve_script_by_id(self, script_id: int) -> SieveScript | None: ...
+    async def list_sieve_scripts(self, account_id: int) -> list[SieveScript]: ...
+    async def active_sieve_scripts(self, account_ids: Sequence[int]) -> list[ActiveScript]:
+        """The active scripts of those accounts that have one, in one read."""
+        ...
+
+    async def activate_sieve_script(self, account_id: int, name: str | None) -> None:
+        """Make `name` the active script (NotFound), or with None deactivate all."""
+        ...
+
+    async def delete_sieve_script(self, account_id: int, name: str) -> None:
+        """NotFound; Conflict when it is the active script (RFC 5804 §2.10)."""
+        ...
+
+    async def rename_sieve_script(self, account_id: int, old: str, new: str) -> None:
+        """NotFound; AlreadyExists when `new` is taken (RFC 5804 §2.11.1)."""
+        ...
+
+    async def has_sieve_mark(self, account_id: int, kind: MarkKind, key: str, *, now: datetime) -> bool:
+        """Whether an unexpired mark exists."""
+        ...
+
+    async def set_sieve_mark(
+        self, account_id: int, kind: MarkKind, key: str, *, expires: datetime, now: datetime, is_renewed: bool = False
+    ) -> bool:
+        """Set the mark unless an unexpired one exists (then False): the check and the set are one
+        transaction, so two deliveries at once send one vacation reply. With `is_renewed` the new expiry is
+        set in any case (and True returned)."""
+        ...
+
+
+class Store(Directory, Mailboxes, Changes, QueueStore, SpamStore, SieveStore, Protocol):
     """One backend implements all of them; sessions take the narrower Protocol they need."""
 
     async def close(self) -> None: ...
