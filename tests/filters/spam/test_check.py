@@ -129,3 +129,25 @@ async def test_linked_domains_on_a_uribl(tmp_path: Path) -> None:
         listed, fine = await stored(mx, "alice@example.test", "INBOX")
     assert "URIBL_BLOCKED" in header(listed, "X-Spam-Status")
     assert header(fine, "X-Spam-Status") == "No, score=0.0 required=5.0 tests=none"
+
+
+async def test_sieve_scripts_see_spamtest(tmp_path: Path) -> None:
+    script = (
+        'require ["spamtest", "relational", "comparator-i;ascii-numeric", "fileinto", "mailbox"];\n'
+        'if spamtest :value "ge" :comparator "i;ascii-numeric" "3" { fileinto :create "Suspicious"; }\n'
+    )
+    async with running_mx(tmp_path, spam={"enabled": True}) as mx:
+        alice = await mx.add_user("alice@example.test")
+        await mx.store.put_sieve_script(alice, "main", script)
+        await mx.store.activate_sieve_script(alice, "main")
+        await send(mx, ["alice@example.test"], message("a plain note"))
+        # no Date, no Message-ID, HTML only: 2.5 points, spamtest 3; not enough for Junk
+        await send(
+            mx,
+            ["alice@example.test"],
+            b"From: x@y.example\r\nSubject: hi\r\nContent-Type: text/html\r\n\r\n<p>hi</p>\r\n",
+        )
+        (plain,) = await stored(mx, "alice@example.test", "INBOX")
+        (odd,) = await stored(mx, "alice@example.test", "Suspicious")
+    assert b"a plain note" in plain
+    assert header(odd, "X-Spam-Status") == "No, score=2.5 required=5.0 tests=HTML_ONLY,MISSING_DATE,MISSING_MID"
