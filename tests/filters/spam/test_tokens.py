@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from pochta.filters.spam.tokens import features
 
 
@@ -57,3 +60,21 @@ def test_trace_fields_and_other_filters_verdicts_are_not_features() -> None:
 def test_a_message_without_text_says_so() -> None:
     found = features(b"From: a@b.example\r\nContent-Type: image/png\r\n\r\niVBORw0KGgo=\r\n")
     assert {"x:no-words", "ct:image/png"} <= found.tokens
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=2000))
+def test_any_bytes_give_features_never_an_exception(data: bytes) -> None:
+    features(data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(["text/plain", "text/html", "multipart/mixed; boundary=b", "message/rfc822"]),
+    st.sampled_from(["base64", "quoted-printable", "8bit", "x-unknown"]),
+    st.sampled_from(["utf-8", "iso-2022-jp", "utf-16", "no-such-charset", '"utf-8']),
+    st.binary(max_size=500),
+)
+def test_odd_parts_never_raise(content_type: str, encoding: str, charset: str, body: bytes) -> None:
+    header = f"Content-Type: {content_type}; charset={charset}\r\nContent-Transfer-Encoding: {encoding}\r\n"
+    features(b"From: a@b.example\r\n" + header.encode() + b"\r\n--b\r\n" + header.encode() + b"\r\n" + body)
