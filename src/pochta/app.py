@@ -18,6 +18,7 @@ from pathlib import Path
 from pochta import log as log_setup
 from pochta import pop3d
 from pochta.accounts import hash_password
+from pochta.archive.retention import Archiving, archiving
 from pochta.config import Config, parse_host_port
 from pochta.delivery import LocalDelivery, NoticeSender
 from pochta.dns import DnsResolver
@@ -117,6 +118,8 @@ class Server:
         self.blobs: FileBlobs | None = None
         self.runner: QueueRunner | None = None
         self._runner_task: asyncio.Task[None] | None = None
+        self.archiving: Archiving | None = None  # journal, quota warnings, the retention task
+        self._retention_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         config = self.config
@@ -145,6 +148,8 @@ class Server:
             raise
         assert self.runner is not None
         self._runner_task = asyncio.ensure_future(self.runner.run())
+        if self.archiving is not None:
+            self._retention_task = asyncio.ensure_future(self.archiving.task.run())
         missing = [name for name in self.listeners if name not in handlers]
         if missing:
             log.warning("not built yet, answering 'unavailable': %s", ", ".join(missing))
@@ -161,6 +166,9 @@ class Server:
         delivery = LocalDelivery(store, queue=store)
         self.runner = runner = self._queue_runner(store, blobs, delivery)
         delivery.on_queued = runner.wake
+        self.archiving = archived = archiving(config, store, blobs, now=self._now)
+        delivery.journal = archived.journal
+        delivery.on_stored = archived.warnings.on_stored
         inbound, outgoing = self._pipelines(store)
         mx = MxPolicy(directory=store, delivery=delivery, blobs=blobs, hostname=config.hostname, pipeline=inbound)
         submission = SubmissionPolicy(
@@ -259,7 +267,13 @@ class Server:
         stopping = [listener.finish(grace) for listener in self.listeners.values()]
         if self.runner is not None:
             stopping.append(self.runner.stop(grace))
+        if self.archiving is not None:
+            self.archiving.task.stop()  # it finishes the batch in flight
+            stopping.append(self.archiving.warnings.close())
         await asyncio.gather(*stopping)
+        if self._retention_task is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self._retention_task, grace)
         if self._runner_task is not None:
             self._runner_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -12,6 +12,7 @@ import mmap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from pochta.accounts import resolve
 from pochta.mail.address import AddressError, parse_address
@@ -74,11 +75,22 @@ def parse_file(path: str) -> bytes:
             return parse_message(mapped).dumps()
 
 
+class Journaling(Protocol):
+    """Keeps a compliance copy of an accepted message (archive.journal.Journal); raises StoreError if it cannot."""
+
+    async def __call__(
+        self, envelope: Envelope, blob: BlobWriter, *, received: datetime, is_outgoing: bool
+    ) -> None: ...
+
+
 class LocalDelivery:
     def __init__(self, mailboxes: Mailboxes, *, queue: QueueStore | None = None) -> None:
         self._mailboxes = mailboxes
         self._queue = queue
         self.on_queued: Callable[[], None] = lambda: None  # wakes the queue runner
+        self.journal: Journaling | None = None  # written before the message is stored, so before the 250
+        # after local copies are stored: the accounts (as they were before) and the size (quota warnings)
+        self.on_stored: Callable[[Sequence[Account], int], None] = lambda accounts, size: None
         self._inbox_ids: dict[int, int] = {}  # account id → INBOX id; INBOX is never deleted or renamed away
 
     async def _inbox(self, account_id: int) -> int:
@@ -161,10 +173,12 @@ class LocalDelivery:
     ) -> tuple[int, list[int]]:
         """Local copies and queue entries for `remote` recipients (one per domain), in one commit.
         Returns how many local copies were stored and the queue ids."""
+        if self.journal is not None:
+            await self.journal(envelope, blob, received=received, is_outgoing=account_id is not None)
         if not remote:
-            return len(
-                await self.deliver(copies, blob=blob, structure=structure, envelope=envelope, received=received)
-            ), []
+            stored = await self.deliver(copies, blob=blob, structure=structure, envelope=envelope, received=received)
+            self.on_stored([copy.account for copy in copies], blob.ref.size)
+            return len(stored), []
         if self._queue is None:
             raise StoreError("no outbound queue")
         ref = blob.ref
@@ -184,6 +198,8 @@ class LocalDelivery:
         local = await self.messages(copies, blob=blob, structure=structure, envelope=envelope, received=received)
         ids = await self._queue.enqueue(items, now=now, local=local, blobs=[blob])
         self.on_queued()
+        if local:
+            self.on_stored([copy.account for copy in copies], ref.size)
         return len(local), ids
 
 
