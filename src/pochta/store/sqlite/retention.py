@@ -71,7 +71,7 @@ def _mailbox_for_restore(conn: sqlite3.Connection, account_id: int, name: str) -
     return insert_mailbox(conn, account_id, name, special_use=None, subscribe=True)
 
 
-class SqliteArchive:
+class SqliteRetention:
     """Expects `self._db` (Engine); mixed into SqliteStore."""
 
     _db: Engine
