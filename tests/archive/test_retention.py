@@ -37,7 +37,11 @@ async def test_rules_most_specific_wins(store: Store) -> None:
         7,
         "domain example.test",
     )
-    assert (rules["Trash"].action, rules["Trash"].days, rules["Trash"].source) == (RetentionAction.EXPUNGE, 30, "config")
+    assert (rules["Trash"].action, rules["Trash"].days, rules["Trash"].source) == (
+        RetentionAction.EXPUNGE,
+        30,
+        "config",
+    )
 
 
 async def test_the_archive_is_never_archived_into_itself(store: Store) -> None:
@@ -176,7 +180,9 @@ async def test_undelete_bin_is_purged_after_its_days(store: Store) -> None:
 async def test_policies_are_kept_listed_and_removed(store: Store) -> None:
     policy = RetentionPolicy(target=ALICE, mailbox=INBOX, action=RetentionAction.ARCHIVE, days=30, is_per_year=True)
     await store.set_retention_policy(policy)
-    await store.set_retention_policy(RetentionPolicy(target=ALICE, mailbox=INBOX, action=RetentionAction.ARCHIVE, days=60))
+    await store.set_retention_policy(
+        RetentionPolicy(target=ALICE, mailbox=INBOX, action=RetentionAction.ARCHIVE, days=60)
+    )
     assert [p.days for p in await store.retention_policies()] == [60]  # one rule per target and mailbox
     await store.remove_retention_policy(ALICE, INBOX)
     assert await store.retention_policies() == []
