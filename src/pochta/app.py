@@ -274,6 +274,8 @@ class Server:
         if self._retention_task is not None:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(self._retention_task, grace)
+        if self.archiving is not None:
+            self.archiving.journal.close()
         if self._runner_task is not None:
             self._runner_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -229,7 +229,11 @@ def archive_run(ctx: click.Context, dry_run: bool) -> None:
     config = _config(ctx)
 
     async def action(store: Store, blobs: Blobs) -> Report:
-        return await archiving(config, store, blobs, now=lambda: datetime.now(UTC)).task.run_once(dry_run=dry_run)
+        built = archiving(config, store, blobs, now=lambda: datetime.now(UTC))
+        try:
+            return await built.task.run_once(dry_run=dry_run)
+        finally:
+            built.journal.close()
 
     report = _run(ctx, action)
     verb = {RetentionAction.ARCHIVE: "archive", RetentionAction.EXPUNGE: "expunge"}
@@ -432,6 +436,7 @@ def journal_export(
                 count += await asyncio.to_thread(write_mbox, [await reader.read(record)], out)
         finally:
             out.close()
+            reader.close()
         return count
 
     try:

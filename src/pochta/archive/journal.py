@@ -23,6 +23,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -74,7 +75,9 @@ class Journal:
         self._fsync = fsync
         self._cache_seconds = cache_seconds
         self._cached: tuple[float, dict[str, int]] | None = None
-        self._locks: dict[Path, threading.Lock] = {}
+        # writers of one segment share fsyncs, so more threads than cores pay off (like the blob store's pool)
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="journal")
+        self._segments_open: dict[Path, _Segment] = {}
         self._locks_guard = threading.Lock()
 
     async def domains(self) -> dict[str, int]:
@@ -99,8 +102,9 @@ class Journal:
         header = _header(envelope, received=received, is_outgoing=is_outgoing)
         segment = f"{received.astimezone(UTC):%Y-%m-%d}.zst"
         try:
+            loop = asyncio.get_running_loop()
             placed = await asyncio.gather(
-                *(asyncio.to_thread(self._append, domain, segment, header, source) for domain in chosen)
+                *(loop.run_in_executor(self._pool, self._append, domain, segment, header, source) for domain in chosen)
             )
         except OSError as exc:
             raise StoreError(f"journal write failed: {exc}") from exc
@@ -121,43 +125,56 @@ class Journal:
         ]
         await self._store.add_journal_records(records)
 
-    def _lock(self, path: Path) -> threading.Lock:
+    def _segment(self, path: Path) -> _Segment:
         with self._locks_guard:
-            return self._locks.setdefault(path, threading.Lock())
+            segment = self._segments_open.get(path)
+            if segment is None:
+                segment = self._segments_open[path] = _Segment()
+            return segment
 
     def _append(self, domain: str, segment: str, header: bytes, source: bytes | Path) -> tuple[int, int]:
-        """Append one frame to the segment and make it durable; returns (offset, length)."""
+        """Append one frame to the segment and make it durable; returns (offset, length).
+
+        Small frames are compressed before the segment's lock is taken; writers that meet share one fsync
+        (group commit: whoever syncs covers every frame written before it)."""
         directory = self.root / domain
         path = directory / segment
-        with self._lock(path):
+        frame = _compress(header, source) if isinstance(source, bytes) else None
+        state = self._segment(path)
+        with state.write_lock:
             is_new_directory = not directory.exists()
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
                 offset = os.fstat(fd).st_size
-                compressor = zstandard.ZstdCompressor(level=_LEVEL).compressobj()
-                pieces = [compressor.compress(MAGIC + header)]
-                if isinstance(source, bytes):
-                    pieces.append(compressor.compress(source))
+                if frame is not None:
+                    os.write(fd, frame)
                 else:
-                    with open(source, "rb") as handle:
-                        while chunk := handle.read(_CHUNK):
-                            pieces.append(compressor.compress(chunk))
-                            if sum(map(len, pieces)) >= _CHUNK:
-                                os.write(fd, b"".join(pieces))
-                                pieces = []
-                pieces.append(compressor.flush())
-                os.write(fd, b"".join(pieces))
+                    assert isinstance(source, Path)
+                    _write_streamed(fd, header, source)
                 length = os.fstat(fd).st_size - offset
-                if self._fsync:
-                    os.fsync(fd)
-            finally:
+            except BaseException:
                 os.close(fd)
-            if self._fsync and offset == 0:  # a new file: make its name durable too
-                _sync_directory(directory)
-                if is_new_directory:
-                    _sync_directory(self.root)
+                raise
+            state.written += 1
+            ticket = state.written
+        try:
+            if self._fsync:
+                with state.sync_lock:
+                    if state.synced < ticket:  # not covered by another writer's fsync yet
+                        covered = state.written
+                        os.fsync(fd)
+                        state.synced = covered
+        finally:
+            os.close(fd)
+        if self._fsync and offset == 0:  # a new file: make its name durable too
+            _sync_directory(directory)
+            if is_new_directory:
+                _sync_directory(self.root)
         return offset, length
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
 
     # ---- reading ----
 
@@ -210,6 +227,34 @@ class Journal:
             for path in directory.iterdir()
             if _SEGMENT.match(path.name)
         )
+
+
+class _Segment:
+    """Writers of one segment file: appends in turn, fsyncs shared."""
+
+    def __init__(self) -> None:
+        self.write_lock = threading.Lock()
+        self.sync_lock = threading.Lock()
+        self.written = 0  # frames written
+        self.synced = 0  # frames known durable
+
+
+def _compress(header: bytes, content: bytes) -> bytes:
+    return zstandard.ZstdCompressor(level=_LEVEL).compress(MAGIC + header + content)
+
+
+def _write_streamed(fd: int, header: bytes, source: Path) -> None:
+    """A large message's frame, compressed as it is read from its blob file, never whole in memory."""
+    compressor = zstandard.ZstdCompressor(level=_LEVEL).compressobj()
+    pieces = [compressor.compress(MAGIC + header)]
+    with open(source, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            pieces.append(compressor.compress(chunk))
+            if sum(map(len, pieces)) >= _CHUNK:
+                os.write(fd, b"".join(pieces))
+                pieces = []
+    pieces.append(compressor.flush())
+    os.write(fd, b"".join(pieces))
 
 
 def _header(envelope: Envelope, *, received: datetime, is_outgoing: bool) -> bytes:
