@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import mailbox as mbox_module
 import os
+import shutil
 import stat
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +22,7 @@ from pochta.mail.mime import parse_message
 from pochta.store.api import INBOX, JournalQuery, Store, StoreError
 from pochta.store.blobs import FileBlobs
 
+from ..conftest import need
 from .helpers import NOW, add_account, clock, mailbox
 
 MESSAGE = (
@@ -169,3 +174,32 @@ async def test_journal_domains_are_switched_on_and_off(store: Store) -> None:
 def test_segment_names_are_days_in_utc() -> None:
     late = datetime(2026, 6, 15, 23, 30, tzinfo=UTC).astimezone(datetime.now().astimezone().tzinfo)
     assert f"{late.astimezone(UTC):%Y-%m-%d}.zst" == "2026-06-15.zst"
+
+
+async def test_concurrent_writers_share_a_segment(store: Store, blobs: FileBlobs, tmp_path: Path) -> None:
+    await store.set_journal_domain("example.test", retention_days=0)
+    journal = _journal(store, blobs, tmp_path / "journal")
+    contents = [b"Subject: %d\r\n\r\n" % n + os.urandom(200 + n).hex().encode() for n in range(40)]
+
+    async def one(content: bytes) -> None:
+        await _write(journal, blobs, content, _envelope("x@other.test", "alice@example.test"))
+
+    await asyncio.gather(*(one(content) for content in contents))
+    records = await store.search_journal(JournalQuery())
+    spans = sorted((r.offset, r.offset + r.length) for r in records)
+    assert all(end <= start for (_, end), (start, _) in itertools.pairwise(spans))  # frames never overlap
+    assert spans[-1][1] == (tmp_path / "journal" / "example.test" / "2026-06-15.zst").stat().st_size
+    assert sorted([(await journal.read(r)).message for r in records]) == sorted(contents)
+    journal.close()
+
+
+async def test_a_segment_is_a_plain_zstd_stream(store: Store, blobs: FileBlobs, tmp_path: Path) -> None:
+    need(shutil.which("zstd") is not None, "zstd not installed (Debian package zstd)")
+    await store.set_journal_domain("example.test", retention_days=0)
+    journal = _journal(store, blobs, tmp_path / "journal")
+    for content in (MESSAGE, b"Subject: second\r\n\r\nTwo.\r\n"):
+        await _write(journal, blobs, content, _envelope("carol@other.test", "alice@example.test"))
+    segment = tmp_path / "journal" / "example.test" / "2026-06-15.zst"
+    result = subprocess.run(["zstd", "-dc", str(segment)], capture_output=True, check=True, timeout=30)
+    assert result.stdout.count(MAGIC) == 2 and MESSAGE in result.stdout
+    journal.close()
