@@ -35,6 +35,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     ),
     "mailauth": ("mailauth", "mail", "dns"),
     "filters": ("filters", "mail", "mailauth", "dns", "proto.smtp.replies"),
+    "filters.clamav": ("filters", "net", "proto.smtp.replies"),  # a clamd client: its socket comes from net
     "imapd": ("imapd", "proto.imap", "proto.sasl", "net", "store.api", "accounts", "mail", "config", "delivery"),
     "pop3d": ("proto.pop3", "proto.sasl", "net", "store.api", "accounts", "mail", "config"),
     "queue": ("queue", "store.api", "outbound", "proto.smtp.replies", "proto.smtp", "mail"),

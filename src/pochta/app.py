@@ -19,9 +19,10 @@ from pochta import log as log_setup
 from pochta import pop3d
 from pochta.accounts import hash_password
 from pochta.archive.retention import Archiving, archiving
-from pochta.config import Config, parse_host_port
+from pochta.config import Antivirus, Config, parse_host_port, parse_socket_address
 from pochta.delivery import LocalDelivery, NoticeSender
 from pochta.dns import DnsResolver
+from pochta.filters.clamav import Clamd, OnOversize, VirusCheck
 from pochta.filters.pipeline import Check, Pipeline
 from pochta.imapd.service import handlers as imap_handlers
 from pochta.net import Handler, Listener, Refusal, Stream
@@ -203,6 +204,10 @@ class Server:
         """The checks for mail arriving on the MX and for mail our users submit, in order."""
         inbound: list[Check] = []
         outgoing: list[Check] = []
+        if self.config.antivirus.clamd:
+            virus = _virus_check(self.config.antivirus)
+            inbound.append(virus)
+            outgoing.append(virus)
         return Pipeline(inbound), Pipeline(outgoing)
 
     def _queue_runner(self, store: Store, blobs: FileBlobs, delivery: LocalDelivery) -> QueueRunner:
@@ -286,6 +291,18 @@ class Server:
         if self.blobs is not None:
             self.blobs.close()
             self.blobs = None
+
+
+def _virus_check(antivirus: Antivirus) -> VirusCheck:
+    clamd = Clamd(
+        parse_socket_address(antivirus.clamd), timeout=antivirus.timeout, connect_timeout=antivirus.connect_timeout
+    )
+    return VirusCheck(
+        clamd,
+        fail_open=antivirus.fail_open,
+        on_oversize=OnOversize(antivirus.on_oversize),
+        max_scan_size=antivirus.max_scan_size,
+    )
 
 
 def _relay(config: Config) -> Relay | None:

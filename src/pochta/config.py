@@ -121,6 +121,42 @@ class Dns:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Antivirus:
+    clamd: str = field(
+        default="",
+        metadata=_doc(
+            'clamd\'s socket: "unix:/run/clamav/clamd.ctl" or "tcp:host:port"; empty: no virus scan. '
+            "Every message on the MX and on submission is scanned"
+        ),
+    )
+    timeout: float = field(
+        default=60.0, metadata=_doc("seconds for one scan, connecting included, before clamd counts as down")
+    )
+    connect_timeout: float = field(default=5.0, metadata=_doc("seconds to connect to clamd"))
+    fail_open: bool = field(
+        default=False,
+        metadata=_doc("accept mail unscanned (virustest 0) while clamd is down or slow, instead of 451 4.7.1"),
+    )
+    max_scan_size: int = field(
+        default=25 * 2**20,
+        metadata=_doc(
+            "largest message sent to clamd, in octets; keep it at or below clamd's StreamMaxLength "
+            "(25M in Debian's clamd.conf); 0: no limit of our own"
+        ),
+    )
+    on_oversize: str = field(
+        default="accept",
+        metadata=_doc(
+            'a message over max_scan_size or clamd\'s StreamMaxLength: "accept" unscanned (virustest 0, as '
+            'clamav-milter and rspamd do), "tempfail" (451 4.3.4) or "reject" (552 5.3.4)'
+        ),
+    )
+
+
+ON_OVERSIZE = ("accept", "tempfail", "reject")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Storage:
     fsync: bool = field(
         default=True,
@@ -167,6 +203,7 @@ class Config:
     storage: Storage = field(default_factory=Storage)
     outbound: Outbound = field(default_factory=Outbound)
     dns: Dns = field(default_factory=Dns)
+    antivirus: Antivirus = field(default_factory=Antivirus)
     log: Log = field(default_factory=Log)
     retention: Retention = field(default_factory=Retention)
 
@@ -290,6 +327,16 @@ def _check(config: Config) -> None:
         raise ConfigError("retention.quota_warning_percent: must be 0 to 100")
     if config.smtp.max_recipients < 100:
         raise ConfigError("smtp.max_recipients: RFC 5321 §4.5.3.1.8 requires at least 100")
+    antivirus = config.antivirus
+    if antivirus.clamd:
+        try:
+            parse_socket_address(antivirus.clamd)
+        except ValueError as exc:
+            raise ConfigError(f"antivirus.clamd: {exc}") from exc
+    if antivirus.on_oversize not in ON_OVERSIZE:
+        raise ConfigError(f"antivirus.on_oversize: must be one of {', '.join(ON_OVERSIZE)}")
+    if antivirus.timeout <= 0 or antivirus.connect_timeout <= 0:
+        raise ConfigError("antivirus.timeout: it and connect_timeout must be more than 0")
 
 
 def parse_host_port(text: str) -> tuple[str, int]:
@@ -303,6 +350,21 @@ def parse_host_port(text: str) -> tuple[str, int]:
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     return host, port
+
+
+def parse_socket_address(text: str) -> str | tuple[str, int]:
+    """``"unix:/run/clamav/clamd.ctl"`` → the socket's path; ``"tcp:127.0.0.1:3310"`` → (host, port)."""
+    kind, _, rest = text.partition(":")
+    if kind == "unix" and rest.startswith("/"):
+        return rest
+    if kind == "tcp":
+        try:
+            host, port = parse_host_port(rest)
+        except ValueError:
+            host, port = "", 0
+        if host and port:
+            return host, port
+    raise ValueError(f'{text!r} is neither "unix:/absolute/path" nor "tcp:host:port"')
 
 
 def render_docs() -> str:

@@ -132,15 +132,16 @@ class MxPolicy:
 
     @asynccontextmanager
     async def _content(self, spool: BlobWriter) -> AsyncIterator[bytes | mmap.mmap]:
-        """The message for the checks: in memory when small, else made durable and mapped."""
+        """The message for the checks: in memory when small, else its spill file mapped. Nothing is made
+        durable before the verdict, so a refused message leaves no blob behind."""
         content = spool.in_memory()
         if content is not None:
             yield content
             return
-        ref = await spool.commit()  # already spilled to disk: the fsync is the price of a large message
-        handle = await asyncio.to_thread(open, self._blobs.path(ref.id), "rb")
+        path = spool.spilled() or self._blobs.path((await spool.commit()).id)
+        handle = await asyncio.to_thread(open, path, "rb")
         with handle:
-            if ref.size == 0:
+            if spool.ref.size == 0:
                 yield b""
                 return
             with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:

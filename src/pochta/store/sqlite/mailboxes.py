@@ -36,7 +36,9 @@ from pochta.store.sqlite.engine import Engine, WriteResult
 
 SEEN = "\\Seen"
 _MAILBOX_COLUMNS = (
-    "id, account_id, name, special_use, subscribed, uidvalidity, uidnext, highestmodseq, messages, unseen, size"
+    "id, account_id, name, special_use,"
+    " EXISTS (SELECT 1 FROM subscriptions s WHERE s.account_id = mailboxes.account_id AND s.name = mailboxes.name),"
+    " uidvalidity, uidnext, highestmodseq, messages, unseen, size"
 )
 _MESSAGE_COLUMNS = "mailbox_id, uid, modseq, flags, internal_date, save_date, size, blob_id"
 
@@ -94,17 +96,13 @@ def insert_mailbox(
 ) -> int:
     try:
         cursor = conn.execute(
-            "INSERT INTO mailboxes (account_id, name, special_use, subscribed, uidvalidity) VALUES (?,?,?,?,?)",
-            (
-                account_id,
-                name,
-                special_use.value if special_use else None,
-                int(subscribe),
-                _next_uidvalidity(conn),
-            ),
+            "INSERT INTO mailboxes (account_id, name, special_use, uidvalidity) VALUES (?,?,?,?)",
+            (account_id, name, special_use.value if special_use else None, _next_uidvalidity(conn)),
         )
     except sqlite3.IntegrityError as exc:
         raise AlreadyExists(f"mailbox {name} exists") from exc
+    if subscribe:
+        conn.execute("INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?, ?)", (account_id, name))
     return int(cursor.lastrowid or 0)
 
 
@@ -350,21 +348,36 @@ class SqliteMailboxes:
             conn.execute("UPDATE mailboxes SET name = ? WHERE id = ?", (new, row[0]))
             for child_id, child_name in children:
                 conn.execute("UPDATE mailboxes SET name = ? WHERE id = ?", (new + child_name[len(old) :], child_id))
+            # the subscriptions follow the mailboxes they name (as Dovecot does)
+            for moved in (old, *(name for _, name in children)):
+                cursor = conn.execute(
+                    "DELETE FROM subscriptions WHERE account_id = ? AND name = ?", (account_id, moved)
+                )
+                if cursor.rowcount:
+                    conn.execute(
+                        "INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?, ?)",
+                        (account_id, new + moved[len(old) :]),
+                    )
             return WriteResult(None, touched={account_id})
 
         await self._db.write(run)
 
     async def set_subscribed(self, account_id: int, name: str, *, is_subscribed: bool) -> None:
         def run(conn: sqlite3.Connection) -> WriteResult[None]:
-            cursor = conn.execute(
-                "UPDATE mailboxes SET subscribed = ? WHERE account_id = ? AND name = ?",
-                (int(is_subscribed), account_id, name),
-            )
-            if cursor.rowcount == 0:
-                raise NotFound(f"no mailbox {name}")
+            if is_subscribed:
+                conn.execute("INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?, ?)", (account_id, name))
+            else:
+                conn.execute("DELETE FROM subscriptions WHERE account_id = ? AND name = ?", (account_id, name))
             return WriteResult(None, touched={account_id})
 
         await self._db.write(run)
+
+    async def subscriptions(self, account_id: int) -> list[str]:
+        def run(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute("SELECT name FROM subscriptions WHERE account_id = ? ORDER BY name", (account_id,))
+            return [row[0] for row in rows]
+
+        return await self._db.read(run)
 
     async def get_mailbox(self, account_id: int, name: str) -> Mailbox | None:
         def run(conn: sqlite3.Connection) -> Mailbox | None:
