@@ -132,6 +132,8 @@ def test_mbsync_sees_archive_moves_as_ordinary_changes(server: RunningServer, tm
     _mbsync(config)
     assert _subjects(local / "INBOX") == ["new one"]
     assert _subjects(local / "Archive" / str(old.year)) == ["old one"]
+    (archived,) = (local / "Archive" / str(old.year) / "cur").iterdir()
+    assert archived.name.endswith(",S")  # moved with its flags
     _mbsync(config)  # nothing new either way: no duplicates, nothing comes back
     assert _subjects(local / "INBOX") == ["new one"]
     assert _subjects(local / "Archive" / str(old.year)) == ["old one"]

@@ -240,7 +240,11 @@ class SqliteRetention:
 
     async def search_journal(self, query: JournalQuery) -> list[JournalRecord]:
         def run(conn: sqlite3.Connection) -> list[JournalRecord]:
-            sql = f"SELECT {_JOURNAL_COLUMNS} FROM journal j WHERE 1"
+            sql = (
+                f"SELECT {_JOURNAL_COLUMNS}, (SELECT group_concat(address, char(10)) FROM"
+                " (SELECT address FROM journal_recipients r WHERE r.journal_id = j.id ORDER BY address))"
+                " FROM journal j WHERE 1"
+            )
             params: list[Any] = []
             if query.sender is not None:
                 sql += " AND sender = ?"
@@ -258,26 +262,21 @@ class SqliteRetention:
                 sql += " AND domain = ?"
                 params.append(query.domain)
             rows = conn.execute(sql + " ORDER BY received, id", params).fetchall()
-            found: list[JournalRecord] = []
-            for row in rows:
-                recipients = conn.execute(
-                    "SELECT address FROM journal_recipients WHERE journal_id = ? ORDER BY address", (row[0],)
-                ).fetchall()
-                found.append(
-                    JournalRecord(
-                        id=row[0],
-                        domain=row[1],
-                        segment=row[2],
-                        offset=row[3],
-                        length=row[4],
-                        received=_time(row[5]),
-                        is_outgoing=row[6] == "out",
-                        sender=row[7],
-                        size=row[8],
-                        recipients=tuple(r[0] for r in recipients),
-                    )
+            return [
+                JournalRecord(
+                    id=row[0],
+                    domain=row[1],
+                    segment=row[2],
+                    offset=row[3],
+                    length=row[4],
+                    received=_time(row[5]),
+                    is_outgoing=row[6] == "out",
+                    sender=row[7],
+                    size=row[8],
+                    recipients=tuple(sorted(row[9].split("\n"))) if row[9] else (),
                 )
-            return found
+                for row in rows
+            ]
 
         return await self._db.read(run)
 
