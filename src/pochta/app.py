@@ -197,7 +197,14 @@ class Server:
             "submission": submit,
             "submissions": submit,
             **pop3d.handlers(store=store, blobs=blobs, config=config, tls=tls, auth_failure_delay=failure_delay),
-            **imap_handlers(store=store, blobs=blobs, config=config, tls=tls, failure_delay=failure_delay),
+            **imap_handlers(
+                store=store,
+                blobs=blobs,
+                config=config,
+                tls=tls,
+                failure_delay=failure_delay,
+                on_stored=archived.warnings.on_stored,
+            ),
         }
 
     def _pipelines(self, store: Store) -> tuple[Pipeline, Pipeline]:

@@ -10,6 +10,7 @@ import smtplib
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -25,13 +26,19 @@ PASSWORD = "correct horse battery"
 BOB = "bob@example.test"
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RunningServer]:
-    extra = "[storage]\nfsync = false\n[retention]\ninterval = 1\nundelete_days = 30\n"
+@contextmanager
+def _server(tmp_path: Path, *, interval: float) -> Iterator[RunningServer]:
+    extra = f"[storage]\nfsync = false\n[retention]\ninterval = {interval}\nundelete_days = 30\n"
     with pochta_server(tmp_path, services=("smtp", "imap"), extra=extra) as running:
         for args in (("domain", "add", "example.test"), ("user", "add", BOB, "--password-stdin")):
             result = running.cli(*args, stdin=PASSWORD + "\n")
             assert result.returncode == 0, result.stderr
+        yield running
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RunningServer]:
+    with _server(tmp_path, interval=1) as running:  # the retention task runs every second
         yield running
 
 
@@ -187,4 +194,27 @@ def test_journal_and_quota_warning_for_smtp_mail(server: RunningServer, tmp_path
     status, data = client.getquotaroot("INBOX")
     assert status == "OK"
     assert data[0] == [b'"INBOX" ""'] and data[1][0].startswith(b'"" (STORAGE ')  # type: ignore[index]
+    client.logout()
+
+
+def test_imap_append_over_the_warning_level_brings_the_warning(tmp_path: Path) -> None:
+    with _server(tmp_path, interval=3600) as server:  # the task ran at start; the next run is an hour away
+        _append_until_warned(server)
+
+
+def _append_until_warned(server: RunningServer) -> None:
+    result = server.cli("user", "quota", BOB, "--storage", "4K")
+    assert result.returncode == 0, result.stderr
+    client = _imap(server)
+    big = _message("big") + b"\r\n" + b"x" * 3800 + b"\r\n"
+    assert client.append("INBOX", None, None, big)[0] == "OK"
+    client.select("INBOX", readonly=True)
+
+    def warned() -> bool:
+        client.noop()
+        status, data = client.search(None, "SUBJECT", '"full"')
+        return status == "OK" and bool(data[0])
+
+    _wait(warned, timeout=10)  # right after the APPEND, not at the next hourly run
+    assert client.append("INBOX", None, None, _message("more"))[0] == "NO"  # [OVERQUOTA]
     client.logout()

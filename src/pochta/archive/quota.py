@@ -1,8 +1,8 @@
 """Quota warnings: one message in the user's INBOX when their mailbox passes the warning level (90 % by
 default), sent once until usage drops below the level again (then it may be sent again).
 
-Checked right after each delivery that touched an account with a quota (LocalDelivery.on_stored) and on
-every run of the retention task (which also catches IMAP APPEND and COPY).
+Checked right after each delivery or IMAP APPEND that may have crossed the level (LocalDelivery.on_stored,
+imapd Context.on_stored) and on every run of the retention task (which catches the rest: COPY, restores).
 """
 
 from __future__ import annotations
