@@ -22,6 +22,7 @@ from pochta.archive.retention import Archiving, archiving
 from pochta.config import Antivirus, Config, parse_host_port, parse_socket_address
 from pochta.delivery import LocalDelivery, NoticeSender
 from pochta.dns import DnsResolver
+from pochta.filters.authcheck import AuthCheck, AuthSettings
 from pochta.filters.clamav import Clamd, OnOversize, VirusCheck
 from pochta.filters.pipeline import Check, Pipeline
 from pochta.imapd.service import handlers as imap_handlers
@@ -211,6 +212,14 @@ class Server:
         """The checks for mail arriving on the MX and for mail our users submit, in order."""
         inbound: list[Check] = []
         outgoing: list[Check] = []
+        auth = self.config.auth
+        if auth.enabled:  # first: the spam rules and Sieve read its facts
+            resolver = DnsResolver(nameservers=self.config.dns.nameservers or None, timeout=self.config.dns.timeout)
+            sealers = frozenset(sealer.lower().rstrip(".") for sealer in auth.trusted_arc_sealers)
+            settings = AuthSettings(
+                hostname=self.config.hostname, dmarc_reject=auth.dmarc_reject, trusted_arc_sealers=sealers
+            )
+            inbound.append(AuthCheck(resolver, settings))
         if self.config.antivirus.clamd:
             virus = _virus_check(self.config.antivirus)
             inbound.append(virus)

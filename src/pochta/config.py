@@ -121,6 +121,22 @@ class Dns:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Auth:
+    enabled: bool = field(
+        default=True,
+        metadata=_doc("check SPF, DKIM, DMARC and ARC on the MX and add an Authentication-Results field"),
+    )
+    dmarc_reject: bool = field(
+        default=True,
+        metadata=_doc("refuse (550 5.7.1) mail failing DMARC under p=reject; false: deliver it to Junk"),
+    )
+    trusted_arc_sealers: tuple[str, ...] = field(
+        default=(),
+        metadata=_doc("ARC sealer domains (e.g. mailing list hosts) whose passing ARC chain excuses a DMARC failure"),
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Antivirus:
     clamd: str = field(
         default="",
@@ -203,6 +219,7 @@ class Config:
     storage: Storage = field(default_factory=Storage)
     outbound: Outbound = field(default_factory=Outbound)
     dns: Dns = field(default_factory=Dns)
+    auth: Auth = field(default_factory=Auth)
     antivirus: Antivirus = field(default_factory=Antivirus)
     log: Log = field(default_factory=Log)
     retention: Retention = field(default_factory=Retention)

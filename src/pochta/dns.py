@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Protocol
 
 import dns.asyncresolver
 import dns.exception
@@ -15,6 +16,7 @@ import dns.name
 import dns.nameserver
 import dns.rdatatype
 import dns.resolver
+import dns.reversename
 
 
 class DnsError(Exception):
@@ -42,6 +44,21 @@ def parse_nameserver(text: str) -> tuple[str, int]:
 
 def _host(name: dns.name.Name) -> str:
     return "." if name == dns.name.root else name.to_text(omit_final_dot=True).lower()
+
+
+class Resolver(Protocol):
+    """What the mail checks ask DNS (SPF, DKIM, DMARC, ARC). Each raises DomainNotFound for NXDOMAIN and
+    TemporaryLookupFailure otherwise; an empty list means the name exists without such records (NODATA)."""
+
+    async def mx(self, domain: str) -> list[tuple[int, str]]: ...
+
+    async def a(self, host: str) -> list[str]: ...
+
+    async def aaaa(self, host: str) -> list[str]: ...
+
+    async def ptr(self, ip: str) -> list[str]: ...
+
+    async def txt(self, name: str) -> list[bytes]: ...
 
 
 class DnsResolver:
@@ -100,3 +117,16 @@ class DnsResolver:
         """Each TXT record's strings joined (RFC 7208 §3.3)."""
         records = await self._query(name, dns.rdatatype.TXT)
         return [b"".join(record.strings) for record in records]  # type: ignore[attr-defined]
+
+    async def a(self, host: str) -> list[str]:
+        """IPv4 addresses only (SPF's ``a``/``exists`` on an IPv4 connection, RFC 7208 §5.3)."""
+        return [record.to_text() for record in await self._query(host, dns.rdatatype.A)]
+
+    async def aaaa(self, host: str) -> list[str]:
+        return [record.to_text() for record in await self._query(host, dns.rdatatype.AAAA)]
+
+    async def ptr(self, ip: str) -> list[str]:
+        """The names of an address (in-addr.arpa / ip6.arpa), without their final dot."""
+        name = dns.reversename.from_address(ip).to_text()
+        records = await self._query(name, dns.rdatatype.PTR)
+        return [_host(record.target) for record in records]  # type: ignore[attr-defined]

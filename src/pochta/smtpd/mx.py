@@ -17,6 +17,7 @@ from pochta.accounts import resolve
 from pochta.delivery import LocalCopy, LocalDelivery, parse_spool
 from pochta.filters.pipeline import ACCEPTED, Action, Inbound, Outcome, Pipeline
 from pochta.mail.address import Address, AddressError, normalize_domain
+from pochta.mailauth.results import forged_fields
 from pochta.proto.smtp import Extensions, MailFrom, RcptTo, Reply
 from pochta.smtpd.session import Session, Transaction, mailbox_full
 from pochta.store.api import Blobs, BlobWriter, Directory, OverQuota, SpecialUse, StoreError
@@ -80,11 +81,11 @@ class MxPolicy:
     async def deliver(self, session: Session, transaction: Transaction, size: int) -> Reply:
         spool = transaction.spool
         assert spool is not None
-        outcome = await self._check(session, transaction, spool) if self._pipeline else ACCEPTED
+        outcome, forged = await self._check(session, transaction, spool) if self._pipeline else (ACCEPTED, [])
         if outcome.reply is not None:
             return outcome.reply  # the session drops the spool
-        if outcome.headers:
-            spool = transaction.spool = await self._with_headers(spool, transaction.trace_length, outcome)
+        if outcome.headers or forged:
+            spool = transaction.spool = await self._with_headers(spool, transaction.trace_length, outcome, drop=forged)
         copies = [_placed(copy, outcome) for copy in transaction.copies.values()]
         structure = await parse_spool(spool, self._blobs)
         blob = spool.ref
@@ -116,9 +117,13 @@ class MxPolicy:
         )
         return Reply(code=250, status="2.0.0", text=f"OK id={transaction.id}")
 
-    async def _check(self, session: Session, transaction: Transaction, spool: BlobWriter) -> Outcome:
+    async def _check(
+        self, session: Session, transaction: Transaction, spool: BlobWriter
+    ) -> tuple[Outcome, list[tuple[int, int]]]:
+        """The pipeline's outcome, and where the message has Authentication-Results fields that claim to
+        be ours when we add our own (RFC 8601 §5: a sender could forge them, so they go)."""
         async with self._content(spool) as content:
-            return await self._pipeline.run(
+            outcome = await self._pipeline.run(
                 Inbound(
                     id=transaction.id,
                     content=content,
@@ -129,6 +134,15 @@ class MxPolicy:
                     account_ids=tuple(transaction.copies),
                 )
             )
+            if not any(name.lower() == "authentication-results" for name, _ in outcome.headers):
+                return outcome, []
+            start = transaction.trace_length
+            end = content.find(b"\r\n\r\n", start, start + _MAX_HEADER_BLOCK)
+            block = content[start : end + 2 if end >= 0 else start + _MAX_HEADER_BLOCK]
+            forged = [(start + a, start + b) for a, b in forged_fields(block, self._hostname)]
+            if forged:
+                log.info("dropped forged Authentication-Results id=%s count=%d", transaction.id, len(forged))
+            return outcome, forged
 
     @asynccontextmanager
     async def _content(self, spool: BlobWriter) -> AsyncIterator[bytes | mmap.mmap]:
@@ -147,20 +161,27 @@ class MxPolicy:
             with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
                 yield mapped
 
-    async def _with_headers(self, spool: BlobWriter, trace_length: int, outcome: Outcome) -> BlobWriter:
-        """A new spool with the checks' headers after the trace headers; the old one is dropped."""
+    async def _with_headers(
+        self, spool: BlobWriter, trace_length: int, outcome: Outcome, *, drop: list[tuple[int, int]]
+    ) -> BlobWriter:
+        """A new spool with the checks' headers after the trace headers and without the ``drop`` ranges;
+        the old one is dropped."""
         block = outcome.header_block()
         fresh = self._blobs.create()
         async with self._content(spool) as content:
             fresh.write(content[:trace_length])
             fresh.write(block)
-            for start in range(trace_length, len(content), _COPY_CHUNK):
-                fresh.write(content[start : start + _COPY_CHUNK])
+            position = trace_length
+            for start, end in [*drop, (len(content), len(content))]:
+                for chunk in range(position, start, _COPY_CHUNK):
+                    fresh.write(content[chunk : min(chunk + _COPY_CHUNK, start)])
+                position = end
         spool.abort()
         return fresh
 
 
 _COPY_CHUNK = 1 << 20
+_MAX_HEADER_BLOCK = 1 << 20  # searched for forged fields; the session refuses larger header blocks anyway
 
 
 def _placed(copy: LocalCopy, outcome: Outcome) -> LocalCopy:
