@@ -313,7 +313,7 @@ def journal_enable(ctx: click.Context, domain: str, retention_days: int) -> None
 @click.argument("domain")
 @click.pass_context
 def journal_disable(ctx: click.Context, domain: str) -> None:
-    """Stop journaling DOMAIN (records already written stay until their retention)."""
+    """Stop journaling DOMAIN (records already written are kept)."""
     name = _domain(domain)
 
     async def action(store: Store, _blobs: Blobs) -> None:

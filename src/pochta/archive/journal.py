@@ -16,6 +16,7 @@ segment, which reading by index skips; the next record is appended after them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -154,6 +155,8 @@ class Journal:
                     _write_streamed(fd, header, source)
                 length = os.fstat(fd).st_size - offset
             except BaseException:
+                with contextlib.suppress(OSError):  # no half frame left behind (a crash may still leave one)
+                    os.ftruncate(fd, offset)
                 os.close(fd)
                 raise
             state.written += 1
