@@ -4,9 +4,11 @@ mbsync sees ordinary changes; the journal and quota warnings for mail that came 
 from __future__ import annotations
 
 import imaplib
+import json
 import mailbox as mbox_module
 import shutil
 import smtplib
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -29,7 +31,7 @@ BOB = "bob@example.test"
 @contextmanager
 def _server(tmp_path: Path, *, interval: float) -> Iterator[RunningServer]:
     extra = f"[storage]\nfsync = false\n[retention]\ninterval = {interval}\nundelete_days = 30\n"
-    with pochta_server(tmp_path, services=("smtp", "imap"), extra=extra) as running:
+    with pochta_server(tmp_path, services=("smtp", "submissions", "imap"), extra=extra) as running:
         for args in (("domain", "add", "example.test"), ("user", "add", BOB, "--password-stdin")):
             result = running.cli(*args, stdin=PASSWORD + "\n")
             assert result.returncode == 0, result.stderr
@@ -218,3 +220,19 @@ def _append_until_warned(server: RunningServer) -> None:
     _wait(warned, timeout=10)  # right after the APPEND, not at the next hourly run
     assert client.append("INBOX", None, None, _message("more"))[0] == "NO"  # [OVERQUOTA]
     client.logout()
+
+
+def test_submitted_mail_is_journaled_as_outgoing(server: RunningServer) -> None:
+    assert server.cli("journal", "enable", "example.test").returncode == 0
+    assert server.cli("alias", "add", "hidden@example.test", BOB).returncode == 0
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # the server's self-signed certificate
+    message = _message("sent by bob").replace(b"From: Carol <carol@other.test>", f"From: <{BOB}>".encode())
+    with smtplib.SMTP_SSL("127.0.0.1", server.ports["submissions"], context=context, timeout=30) as smtp:
+        smtp.login(BOB, PASSWORD)
+        assert smtp.sendmail(BOB, [BOB, "hidden@example.test"], message) == {}  # the second: a Bcc
+    found = server.cli("journal", "search", "--from", BOB, "--json")
+    assert found.returncode == 0, found.stderr
+    (record,) = [json.loads(line) for line in found.stdout.splitlines()]
+    assert record["direction"] == "out" and record["to"] == [BOB, "hidden@example.test"]
