@@ -8,7 +8,7 @@ from datetime import timedelta
 from pochta.archive.retention import RetentionTask
 from pochta.store.api import INBOX
 
-from ..archive.helpers import NOW, clock, put, settings
+from ..archive.helpers import AFTER_EVERY_SAVE, NOW, clock, put, settings
 from .harness import Imap
 
 
@@ -114,3 +114,18 @@ async def test_idle_clients_see_retention_moves(imap: Imap) -> None:
     for client in (watching_inbox, watching_archive):
         await client.send(b"DONE\r\n")
         assert (await client.until("i"))[-1] == "i OK IDLE terminated"
+
+
+async def test_qresync_clients_see_retention_moves_as_vanished(imap: Imap) -> None:
+    account_id = await imap.add_user("fred@example.test")
+    await put(imap.store, account_id, "Trash", received=NOW)
+    client = await imap.session("fred@example.test")
+    assert (await client.command("ENABLE QRESYNC"))[-1].endswith("OK ENABLE completed")
+    assert (await client.command("SELECT Trash"))[-1].endswith("SELECT completed")
+    await client.send(b"i IDLE\r\n")
+    assert await client.line() == "+ idling"
+    task = RetentionTask(imap.store, settings=settings(trash_days=30), now=clock(AFTER_EVERY_SAVE))
+    await task.run_once()
+    assert await asyncio.wait_for(client.line(), 10) == "* VANISHED 1"  # RFC 7162 §3.2.10
+    await client.send(b"DONE\r\n")
+    assert (await client.until("i"))[-1] == "i OK IDLE terminated"
