@@ -243,6 +243,8 @@ def archive_run(ctx: click.Context, dry_run: bool) -> None:
         click.echo(f"{prefix}{verb[step.action]} {step.count} {step.account} {step.mailbox}{target}")
     if not report.steps:
         click.echo(f"{prefix}move or expunge nothing")
+    if report.failed:
+        click.echo(f"{report.failed} mailboxes could not be done now (see the log); the next run tries again", err=True)
     if not dry_run:
         click.echo(f"undelete bin: {report.undelete_purged} purged; quota warnings: {report.quota_warnings} sent")
     click.echo(f"journal: {report.journal_expired} segments {'would expire' if dry_run else 'expired'}")

@@ -37,6 +37,7 @@ from pochta.store.api import (
     RetentionPolicy,
     SpecialUse,
     Store,
+    StoreError,
 )
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ class Report:
     undelete_purged: int = 0
     journal_expired: int = 0
     quota_warnings: int = 0
+    failed: int = 0  # rules that could not be applied this time (logged)
 
 
 def archive_name(mailboxes: Sequence[Mailbox]) -> str:
@@ -149,7 +151,7 @@ class RetentionTask:
         self._lock = asyncio.Lock()
 
     async def run_once(self, *, dry_run: bool = False) -> Report:
-        async with self._lock:  # one run at a time (the schedule and a `wake` may meet)
+        async with self._lock:  # one run at a time
             report = Report()
             now = self._now()
             policies = await self._store.retention_policies()
@@ -158,7 +160,11 @@ class RetentionTask:
                     break
                 mailboxes = await self._store.list_mailboxes(account.id)
                 for rule in rules_for(account, mailboxes, policies, self._settings):
-                    report.steps += await self._apply(account, mailboxes, rule, now=now, dry_run=dry_run)
+                    try:
+                        report.steps += await self._apply(account, mailboxes, rule, now=now, dry_run=dry_run)
+                    except StoreError as exc:  # e.g. the user deleted the mailbox meanwhile: the others go on
+                        log.warning("retention skipped user=%s mailbox=%s: %s", account.address, rule.mailbox.name, exc)
+                        report.failed += 1
             if not dry_run:
                 report.undelete_purged = await self._purge_deleted(now)
             if self._journal is not None:
