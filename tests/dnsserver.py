@@ -27,8 +27,10 @@ SILENT = "silent.test."  # never answered
 
 
 class Responder(asyncio.DatagramProtocol):
-    def __init__(self, zone: Zone | Callable[[], Zone]) -> None:
+    def __init__(self, zone: Zone | Callable[[], Zone], *, ttl: int = 0) -> None:
         self._zone = zone
+        self._ttl = ttl  # 0 by default: tests change records while we run, and resolvers cache by TTL
+        self.queries = 0
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -40,6 +42,7 @@ class Responder(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         zone = self.zone
+        self.queries += 1
         query = dns.message.from_wire(data)
         question = query.question[0]
         name = question.name.to_text().lower()
@@ -54,15 +57,15 @@ class Responder(asyncio.DatagramProtocol):
             kind = dns.rdatatype.to_text(question.rdtype)
             values = zone[name].get(kind, [])
             if values:
-                response.answer.append(dns.rrset.from_text(question.name, 300, dns.rdataclass.IN, kind, *values))
+                response.answer.append(dns.rrset.from_text(question.name, self._ttl, dns.rdataclass.IN, kind, *values))
         assert self.transport is not None
         self.transport.sendto(response.to_wire(), addr)
 
 
 @asynccontextmanager
-async def serving(zone: Zone | Callable[[], Zone]) -> AsyncIterator[str]:
+async def serving(zone: Zone | Callable[[], Zone], *, ttl: int = 0) -> AsyncIterator[str]:
     loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(lambda: Responder(zone), local_addr=("127.0.0.1", 0))
+    transport, _ = await loop.create_datagram_endpoint(lambda: Responder(zone, ttl=ttl), local_addr=("127.0.0.1", 0))
     host, port = transport.get_extra_info("sockname")[:2]
     try:
         yield f"{host}:{port}"

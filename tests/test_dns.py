@@ -69,3 +69,18 @@ def test_parse_nameserver() -> None:
     assert parse_nameserver("[::1]:5353") == ("::1", 5353)
     assert parse_nameserver("[::1]") == ("::1", 53)
     assert parse_nameserver("::1") == ("::1", 53)
+
+
+@pytest.mark.parametrize(("ttl", "queries"), [(300, 1), (0, 2)])
+async def test_answers_are_cached_for_their_ttl(ttl: int, queries: int) -> None:
+    asked: list[int] = []
+
+    def zone() -> Zone:
+        asked.append(1)
+        return {"example.test.": {"TXT": ['"v=spf1 -all"']}}
+
+    async with serving(zone, ttl=ttl) as address:
+        resolver = DnsResolver(nameservers=[address], timeout=2.0)
+        for _ in range(2):
+            assert await resolver.txt("example.test") == [b"v=spf1 -all"]
+    assert len(asked) == queries

@@ -73,6 +73,9 @@ class DnsResolver:
         else:
             resolver = dns.asyncresolver.Resolver()
         resolver.lifetime = timeout
+        # Answers are kept for their TTL (NXDOMAIN too): every message from a sender asks the same SPF,
+        # DKIM and DMARC names, and a stub resolver is often all a mail host has.
+        resolver.cache = dns.resolver.LRUCache(20000)
         self._resolver = resolver
 
     async def _query(self, name: str, rdtype: dns.rdatatype.RdataType) -> list[dns.rdata.Rdata]:
