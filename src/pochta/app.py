@@ -18,6 +18,7 @@ from pathlib import Path
 from pochta import log as log_setup
 from pochta import pop3d, sieved
 from pochta.accounts import hash_password
+from pochta.archive.retention import Archiving, archiving
 from pochta.config import Antivirus, Config, parse_host_port, parse_socket_address
 from pochta.delivery import LocalDelivery, NoticeSender
 from pochta.dns import DnsResolver
@@ -121,6 +122,8 @@ class Server:
         self.blobs: FileBlobs | None = None
         self.runner: QueueRunner | None = None
         self._runner_task: asyncio.Task[None] | None = None
+        self.archiving: Archiving | None = None  # journal, quota warnings, the retention task
+        self._retention_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         config = self.config
@@ -149,6 +152,8 @@ class Server:
             raise
         assert self.runner is not None
         self._runner_task = asyncio.ensure_future(self.runner.run())
+        if self.archiving is not None:
+            self._retention_task = asyncio.ensure_future(self.archiving.task.run())
         missing = [name for name in self.listeners if name not in handlers]
         if missing:
             log.warning("not built yet, answering 'unavailable': %s", ", ".join(missing))
@@ -165,6 +170,9 @@ class Server:
         delivery = LocalDelivery(store, queue=store)
         self.runner = runner = self._queue_runner(store, blobs, delivery)
         delivery.on_queued = runner.wake
+        self.archiving = archived = archiving(config, store, blobs, now=self._now)
+        delivery.journal = archived.journal
+        delivery.on_stored = archived.warnings.on_stored
         inbound, outgoing = self._pipelines(store)
         sieving = Sieving(
             store=store, blobs=blobs, hostname=config.hostname, now=self._now, max_redirects=config.sieve.max_redirects
@@ -203,7 +211,14 @@ class Server:
             "submission": submit,
             "submissions": submit,
             **pop3d.handlers(store=store, blobs=blobs, config=config, tls=tls, auth_failure_delay=failure_delay),
-            **imap_handlers(store=store, blobs=blobs, config=config, tls=tls, failure_delay=failure_delay),
+            **imap_handlers(
+                store=store,
+                blobs=blobs,
+                config=config,
+                tls=tls,
+                failure_delay=failure_delay,
+                on_stored=archived.warnings.on_stored,
+            ),
             **sieved.handlers(store=store, config=config, tls=tls, auth_failure_delay=failure_delay),
         }
 
@@ -292,7 +307,15 @@ class Server:
         stopping = [listener.finish(grace) for listener in self.listeners.values()]
         if self.runner is not None:
             stopping.append(self.runner.stop(grace))
+        if self.archiving is not None:
+            self.archiving.task.stop()  # it finishes the batch in flight
+            stopping.append(self.archiving.warnings.close())
         await asyncio.gather(*stopping)
+        if self._retention_task is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self._retention_task, grace)
+        if self.archiving is not None:
+            self.archiving.journal.close()
         if self._runner_task is not None:
             self._runner_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
