@@ -44,8 +44,19 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "outbound": ("outbound", "proto.smtp", "dns", "net", "mail"),
     "delivery": ("store.api", "accounts", "mail", "filters", "queue"),
     "sieving": ("delivery", "store.api", "accounts", "mail", "filters", "queue", "proto.smtp.replies"),
-    "admin": ("admin", "accounts", "mail", "mailauth", "store.api", "config", "app", "filters"),  # spam, sieve
     "sieved": ("proto.managesieve", "proto.sasl", "net", "store.api", "accounts", "mail", "config", "filters.sieve"),
+    "archive": ("archive", "store.api", "accounts", "mail", "config"),
+    "admin": (
+        "admin",
+        "accounts",
+        "mail",
+        "mailauth",
+        "store.api",
+        "config",
+        "app",
+        "filters",
+        "archive",
+    ),  # spam, sieve
     "app": ("",),
 }
 PURE_FORBIDDEN = {"asyncio", "socket", "ssl", "logging", "selectors"}

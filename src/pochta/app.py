@@ -18,6 +18,7 @@ from pathlib import Path
 from pochta import log as log_setup
 from pochta import pop3d, sieved
 from pochta.accounts import hash_password
+from pochta.archive.retention import Archiving, archiving
 from pochta.config import Antivirus, Config, parse_host_port, parse_socket_address
 from pochta.delivery import LocalDelivery, NoticeSender
 from pochta.dns import DnsResolver
@@ -128,6 +129,8 @@ class Server:
         self.spam_models: Models | None = None
         self.spam_learner: Learner | None = None
         self._learner_task: asyncio.Task[None] | None = None
+        self.archiving: Archiving | None = None  # journal, quota warnings, the retention task
+        self._retention_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         config = self.config
@@ -156,6 +159,8 @@ class Server:
             raise
         assert self.runner is not None
         self._runner_task = asyncio.ensure_future(self.runner.run())
+        if self.archiving is not None:
+            self._retention_task = asyncio.ensure_future(self.archiving.task.run())
         if self.spam_learner is not None:
             self._learner_task = asyncio.ensure_future(self.spam_learner.run())
         missing = [name for name in self.listeners if name not in handlers]
@@ -174,6 +179,9 @@ class Server:
         delivery = LocalDelivery(store, queue=store)
         self.runner = runner = self._queue_runner(store, blobs, delivery)
         delivery.on_queued = runner.wake
+        self.archiving = archived = archiving(config, store, blobs, now=self._now)
+        delivery.journal = archived.journal
+        delivery.on_stored = archived.warnings.on_stored
         self.spam_models = Models(store)
         if config.spam.enabled:
             self.spam_learner = Learner(models=self.spam_models, mailboxes=store, blobs=blobs)
@@ -222,6 +230,7 @@ class Server:
                 tls=tls,
                 failure_delay=failure_delay,
                 learner=self.spam_learner,
+                on_stored=archived.warnings.on_stored,
             ),
             **sieved.handlers(store=store, config=config, tls=tls, auth_failure_delay=failure_delay),
         }
@@ -322,7 +331,15 @@ class Server:
         stopping = [listener.finish(grace) for listener in self.listeners.values()]
         if self.runner is not None:
             stopping.append(self.runner.stop(grace))
+        if self.archiving is not None:
+            self.archiving.task.stop()  # it finishes the batch in flight
+            stopping.append(self.archiving.warnings.close())
         await asyncio.gather(*stopping)
+        if self._retention_task is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self._retention_task, grace)
+        if self.archiving is not None:
+            self.archiving.journal.close()
         for task in (self._runner_task, self._learner_task):
             if task is not None:
                 task.cancel()

@@ -219,6 +219,24 @@ class Sieve:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Retention:
+    archive_after_days: int = field(
+        default=0, metadata=_doc("move INBOX messages older than this into Archive; 0: off (policies may set it)")
+    )
+    archive_per_year: bool = field(default=False, metadata=_doc("archive into Archive/<year> instead of Archive"))
+    trash_days: int = field(default=30, metadata=_doc("expunge messages kept this long in Trash; 0: never"))
+    junk_days: int = field(default=30, metadata=_doc("expunge messages kept this long in Junk; 0: never"))
+    undelete_days: int = field(
+        default=30, metadata=_doc("expunged messages stay recoverable (`pochta restore`) this long; 0: not kept")
+    )
+    quota_warning_percent: int = field(
+        default=90, metadata=_doc("usage at which a user gets one warning message; 0: no warnings")
+    )
+    interval: float = field(default=3600.0, metadata=_doc("seconds between runs of the retention task in serve"))
+    batch: int = field(default=500, metadata=_doc("messages moved or expunged per transaction"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Log:
     level: str = field(default="INFO", metadata=_doc("DEBUG, INFO, WARNING or ERROR"))
     trace: tuple[str, ...] = field(
@@ -244,6 +262,7 @@ class Config:
     spam: Spam = field(default_factory=Spam)
     log: Log = field(default_factory=Log)
     sieve: Sieve = field(default_factory=Sieve)
+    retention: Retention = field(default_factory=Retention)
 
     @property
     def data_path(self) -> Path:
@@ -363,6 +382,10 @@ def _check(config: Config) -> None:
         raise ConfigError("outbound.port: must be a port number")
     if config.outbound.concurrency < 1 or config.outbound.per_domain < 1:
         raise ConfigError("outbound.concurrency: it and per_domain must be at least 1")
+    if config.retention.batch < 1 or config.retention.interval < 1:
+        raise ConfigError("retention.batch: it must be at least 1, and interval at least 1 second")
+    if config.retention.quota_warning_percent > 100:
+        raise ConfigError("retention.quota_warning_percent: must be 0 to 100")
     if config.smtp.max_recipients < 100:
         raise ConfigError("smtp.max_recipients: RFC 5321 §4.5.3.1.8 requires at least 100")
     antivirus = config.antivirus

@@ -12,6 +12,7 @@ import mmap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from pochta.accounts import resolve
 from pochta.mail.address import AddressError, parse_address
@@ -86,11 +87,22 @@ def parse_file(path: str) -> bytes:
             return parse_message(mapped).dumps()
 
 
+class Journaling(Protocol):
+    """Keeps a compliance copy of an accepted message (archive.journal.Journal); raises StoreError if it cannot."""
+
+    async def __call__(
+        self, envelope: Envelope, blob: BlobWriter, *, received: datetime, is_outgoing: bool
+    ) -> None: ...
+
+
 class LocalDelivery:
     def __init__(self, mailboxes: Mailboxes, *, queue: QueueStore | None = None) -> None:
         self._mailboxes = mailboxes
         self._queue = queue
         self.on_queued: Callable[[], None] = lambda: None  # wakes the queue runner
+        self.journal: Journaling | None = None  # written before the message is stored, so before the 250
+        # after local copies are stored: the accounts (as they were before) and the size (quota warnings)
+        self.on_stored: Callable[[Sequence[Account], int], None] = lambda accounts, size: None
         self._inbox_ids: dict[int, int] = {}  # account id → INBOX id; INBOX is never deleted or renamed away
 
     async def _inbox(self, account_id: int) -> int:
@@ -174,7 +186,10 @@ class LocalDelivery:
     ) -> tuple[int, list[int]]:
         """Local copies, queue entries for `remote` recipients (one per domain) and the `outgoing`
         generated messages, in one commit. Returns how many local copies were stored and the queue ids.
-        A blob nothing refers to (every script discarded the message) is dropped, not stored."""
+        A blob nothing refers to (every script discarded the message) is dropped, not stored; the
+        compliance journal still records it."""
+        if self.journal is not None:
+            await self.journal(envelope, blob, received=received, is_outgoing=account_id is not None)
         if not copies and not remote:
             blob.abort()
             if not any(message.local or message.remote for message in outgoing):
@@ -182,9 +197,9 @@ class LocalDelivery:
                     message.blob.abort()
                 return 0, []
         if not remote and not outgoing:
-            return len(
-                await self.deliver(copies, blob=blob, structure=structure, envelope=envelope, received=received)
-            ), []
+            stored = await self.deliver(copies, blob=blob, structure=structure, envelope=envelope, received=received)
+            self.on_stored([copy.account for copy in copies], blob.ref.size)
+            return len(stored), []
         if self._queue is None:
             raise StoreError("no outbound queue")
         items = _queue_items(remote, blob=blob, envelope=envelope, account_id=account_id)
@@ -206,6 +221,8 @@ class LocalDelivery:
         ids = await self._queue.enqueue(items, now=now, local=local, blobs=blobs)
         if items:
             self.on_queued()
+        if copies:
+            self.on_stored([copy.account for copy in copies], blob.ref.size)
         return len(local), ids
 
 

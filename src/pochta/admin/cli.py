@@ -18,6 +18,7 @@ from rich.table import Table
 
 from pochta import config as config_module
 from pochta.accounts import PasswordError, hash_password, parse_size
+from pochta.admin import retention
 from pochta.mail.address import AddressError, normalize_domain, parse_address
 from pochta.store.api import DkimKey, Store, StoreError
 
@@ -535,6 +536,7 @@ from pochta.admin.sieve import sieve, user_forward, user_vacation  # noqa: E402 
 cli.add_command(sieve)
 user.add_command(user_vacation)
 user.add_command(user_forward)
+retention.register(cli)
 
 
 def main() -> None:

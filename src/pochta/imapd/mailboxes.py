@@ -232,6 +232,7 @@ def status_data(
     items: Sequence[c.StatusItem],
     *,
     deleted: int | None,
+    deleted_storage: int | None = None,
     is_utf8: bool,
     append_limit: int = 0,
     recent: int = 0,
@@ -255,6 +256,8 @@ def status_data(
                 values.append((item.value, mailbox.highestmodseq))
             case c.StatusItem.DELETED if deleted is not None:
                 values.append((item.value, deleted))
+            case c.StatusItem.DELETED_STORAGE if deleted_storage is not None:
+                values.append((item.value, deleted_storage // 1024))  # RFC 9208 §4.3: in units of 1024 octets
             case c.StatusItem.APPENDLIMIT if append_limit:
                 values.append((item.value, append_limit))
             case _:
@@ -280,11 +283,20 @@ async def status(
     if mailbox is None:
         raise Refusal.no("no such mailbox", "NONEXISTENT")
     deleted: int | None = None
+    deleted_storage: int | None = None
     recent_count = 0
-    if c.StatusItem.DELETED in command.items or c.StatusItem.RECENT in command.items:
+    wanted = {c.StatusItem.DELETED, c.StatusItem.DELETED_STORAGE, c.StatusItem.RECENT}
+    if wanted.intersection(command.items):
         messages = await store.messages(mailbox.id)
         deleted = sum(1 for message in messages if "\\Deleted" in message.flags)
+        deleted_storage = sum(message.size for message in messages if "\\Deleted" in message.flags)
         recent_count = recent.count(mailbox, messages)
     return status_data(
-        mailbox, command.items, deleted=deleted, is_utf8=is_utf8, append_limit=append_limit, recent=recent_count
+        mailbox,
+        command.items,
+        deleted=deleted,
+        deleted_storage=deleted_storage,
+        is_utf8=is_utf8,
+        append_limit=append_limit,
+        recent=recent_count,
     )

@@ -23,7 +23,7 @@ from pochta.proto.imap.responses import (
     copyuid,
     render_flags,
 )
-from pochta.store.api import BlobWriter, ChangeKind, FlagOp, Mailbox, NewMessage, SpecialUse, StoreError
+from pochta.store.api import Account, BlobWriter, ChangeKind, FlagOp, Mailbox, NewMessage, SpecialUse, StoreError
 
 from . import search
 from .context import Context, Output
@@ -346,8 +346,9 @@ class Upload:
     """The messages of one APPEND command: each streams into a blob writer; all are stored at the end,
     in one transaction (RFC 3502 §6.3.11: all or none)."""
 
-    def __init__(self, context: Context, *, account_id: int, mailbox: Mailbox) -> None:
+    def __init__(self, context: Context, *, account_id: int, mailbox: Mailbox, account: Account | None = None) -> None:
         self._context = context
+        self._account = account  # as it was when APPEND began (for the quota warning check)
         self._account_id = account_id
         self.mailbox = mailbox
         self._writers: list[BlobWriter] = []
@@ -413,6 +414,8 @@ class Upload:
             self.abort()
             raise refusal_for(exc, is_target=True) from exc
         self._writers = []
+        if self._account is not None:
+            self._context.on_stored([self._account], sum(message.size for message in self._messages))
         return appenduid(self.mailbox.uidvalidity, [item.uid for item in appended])
 
     def abort(self) -> None:
@@ -432,4 +435,4 @@ async def open_upload(context: Context, account_id: int, event: AppendStart) -> 
     account = await context.store.get_account_by_id(account_id)
     if account is not None and account.quota_bytes and account.used_bytes + event.size > account.quota_bytes:
         raise Refusal.no("quota exceeded", "OVERQUOTA")  # RFC 9208 §4.3
-    return Upload(context, account_id=account_id, mailbox=mailbox)
+    return Upload(context, account_id=account_id, mailbox=mailbox, account=account)

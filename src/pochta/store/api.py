@@ -571,7 +571,121 @@ class SieveStore(Protocol):
         ...
 
 
-class Store(Directory, Mailboxes, Changes, QueueStore, SpamStore, SieveStore, Protocol):
+# ---- retention, undelete, journal index, quota warnings (archive/) -------------------------------------
+
+
+class RetentionAction(enum.StrEnum):
+    ARCHIVE = "archive"  # move into the account's Archive mailbox (optionally Archive/<year>)
+    EXPUNGE = "expunge"  # expunge (into the undelete bin)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetentionPolicy:
+    """What happens to the messages of one mailbox name after `days` days, for a domain or one account."""
+
+    target: str  # a domain name, or an account address
+    mailbox: str
+    action: RetentionAction
+    days: int  # 0: off (overrides a wider policy or the config default)
+    is_per_year: bool = False  # ARCHIVE into Archive/<year of the message>
+
+    @property
+    def scope(self) -> str:
+        return "account" if "@" in self.target else "domain"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeletedMessage:
+    """An expunged message kept for undelete: invisible to IMAP and POP3, not counted in quota."""
+
+    id: int
+    account_id: int
+    mailbox: str  # its mailbox's name when it was expunged
+    flags: frozenset[str]
+    internal_date: datetime
+    expunged: datetime
+    size: int
+    blob_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewJournalRecord:
+    domain: str
+    segment: str
+    offset: int
+    length: int
+    received: datetime
+    is_outgoing: bool
+    sender: str
+    recipients: tuple[str, ...]
+    size: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JournalRecord(NewJournalRecord):
+    id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JournalQuery:
+    sender: str | None = None  # exact address
+    recipient: str | None = None  # exact address
+    since: datetime | None = None  # received at or after
+    until: datetime | None = None  # received before
+    domain: str | None = None
+
+
+class ArchiveStore(Protocol):
+    """What the archive package keeps in the store: policies, the undelete bin, the journal's index."""
+
+    async def set_retention_policy(self, policy: RetentionPolicy) -> None: ...
+    async def remove_retention_policy(self, target: str, mailbox: str) -> None: ...
+    async def retention_policies(self) -> list[RetentionPolicy]: ...
+    async def retention_due(
+        self, mailbox_id: int, *, before: datetime, by_save_date: bool, limit: int
+    ) -> list[Message]:
+        """Messages of the mailbox older than `before` (by INTERNALDATE, or by save date), oldest UIDs first."""
+        ...
+
+    async def deleted_messages(
+        self, account_id: int, *, since: datetime | None = None, mailbox: str | None = None
+    ) -> list[DeletedMessage]: ...
+    async def restore_deleted(self, account_id: int, ids: Sequence[int]) -> list[tuple[str, int]]:
+        """Append the kept messages back (new UIDs) into their mailboxes, made when missing, all or none
+        (OverQuota); returns (mailbox, uid) per message restored."""
+        ...
+
+    async def purge_deleted(self, *, before: datetime, limit: int) -> int:
+        """Forget up to `limit` kept messages expunged before `before`; returns how many went."""
+        ...
+
+    async def set_journal_domain(self, domain: str, *, retention_days: int) -> None: ...
+    async def remove_journal_domain(self, domain: str) -> None: ...
+    async def journal_domains(self) -> dict[str, int]:
+        """Journaled domains and their retention in days (0: for ever)."""
+        ...
+
+    async def add_journal_records(self, records: Sequence[NewJournalRecord]) -> list[int]: ...
+    async def search_journal(self, query: JournalQuery) -> list[JournalRecord]: ...
+    async def drop_journal_segment(self, domain: str, segment: str) -> int:
+        """Remove the index rows of one segment file (before the file is deleted)."""
+        ...
+
+    async def quota_warnings_due(self, *, ratio: float) -> list[Account]:
+        """Accounts at or above `ratio` of their quota that were not warned yet."""
+        ...
+
+    async def add_quota_warning(self, message: NewMessage, *, ratio: float, now: datetime) -> Appended | None:
+        """Record the warning and append its message (not refused by the quota it warns about), if the
+        account is still due; None when it is not (another node warned, or usage dropped)."""
+        ...
+
+    async def clear_quota_warnings(self, *, ratio: float) -> int:
+        """Forget the warnings of accounts now below `ratio`, so they are warned again next time."""
+        ...
+
+
+class Store(Directory, Mailboxes, Changes, QueueStore, SpamStore, SieveStore, ArchiveStore, Protocol):
     """One backend implements all of them; sessions take the narrower Protocol they need."""
 
     async def close(self) -> None: ...

@@ -165,13 +165,19 @@ def _insert_messages(
     return [first_uid + i for i in range(len(rows))], modseq, account_id
 
 
-def _delete_messages(conn: sqlite3.Connection, mailbox_id: int, uids: Sequence[int]) -> tuple[list[int], int]:
-    """Expunge `uids` that exist, leaving tombstones; returns (removed uids, account id)."""
+def _delete_messages(
+    conn: sqlite3.Connection, mailbox_id: int, uids: Sequence[int], *, is_kept: bool = False
+) -> tuple[list[int], int]:
+    """Expunge `uids` that exist, leaving tombstones; returns (removed uids, account id).
+
+    ``is_kept``: an expunge (not the second half of a move): the messages go to the undelete bin."""
     found = _select_messages(conn, mailbox_id, uids)
     if not found:
         return [], int(_mailbox_row(conn, mailbox_id)[1])
     modseq, account_id = _bump_modseq(conn, mailbox_id)
     removed = [row[1] for row in found]
+    if is_kept:
+        keep_deleted(conn, mailbox_id, removed)
     conn.executemany("DELETE FROM messages WHERE mailbox_id = ? AND uid = ?", [(mailbox_id, uid) for uid in removed])
     conn.executemany(
         "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)",
@@ -182,6 +188,22 @@ def _delete_messages(conn: sqlite3.Connection, mailbox_id: int, uids: Sequence[i
     _count(conn, mailbox_id, messages=-len(found), unseen=-unseen, size=-size)
     _charge(conn, account_id, -size)
     return removed, account_id
+
+
+def keep_deleted(conn: sqlite3.Connection, mailbox_id: int, uids: Sequence[int] | None) -> None:
+    """Copy messages about to be expunged (all of the mailbox when `uids` is None) into the undelete bin."""
+    select = (
+        "INSERT INTO deleted_messages (account_id, mailbox, flags, internal_date, expunged, size, blob_id,"
+        " structure, envelope) SELECT b.account_id, b.name, m.flags, m.internal_date, ?, m.size, m.blob_id,"
+        " m.structure, m.envelope FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id WHERE m.mailbox_id = ?"
+    )
+    now = int(time.time())
+    if uids is None:
+        conn.execute(select, (now, mailbox_id))
+        return
+    for start in range(0, len(uids), 500):  # stay under SQLite's bound-parameter limit
+        chunk = uids[start : start + 500]
+        conn.execute(f"{select} AND m.uid IN ({','.join('?' * len(chunk))})", (now, mailbox_id, *chunk))
 
 
 def _select_messages(
@@ -294,6 +316,7 @@ class SqliteMailboxes:
             if row is None:
                 raise NotFound(f"no mailbox {name}")
             _charge(conn, account_id, -int(row[1]))
+            keep_deleted(conn, row[0], None)
             conn.execute("DELETE FROM mailboxes WHERE id = ?", (row[0],))
             return WriteResult(None, touched={account_id})
 
@@ -440,7 +463,7 @@ class SqliteMailboxes:
 
     async def expunge(self, mailbox_id: int, uids: Sequence[int]) -> list[int]:
         def run(conn: sqlite3.Connection) -> WriteResult[list[int]]:
-            removed, account_id = _delete_messages(conn, mailbox_id, uids)
+            removed, account_id = _delete_messages(conn, mailbox_id, uids, is_kept=True)
             return WriteResult(removed, touched={account_id} if removed else set())
 
         return await self._db.write(run)
