@@ -40,7 +40,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "queue": ("queue", "store.api", "outbound", "proto.smtp.replies", "proto.smtp", "mail"),
     "outbound": ("outbound", "proto.smtp", "dns", "net", "mail"),
     "delivery": ("store.api", "accounts", "mail", "filters", "queue"),
-    "admin": ("admin", "accounts", "mail", "mailauth", "store.api", "config", "app"),
+    "archive": ("archive", "store.api", "mail", "accounts", "delivery", "proto.imap.utf7"),
+    "admin": ("admin", "accounts", "mail", "mailauth", "store.api", "config", "app", "archive"),
     "app": ("",),
 }
 PURE_FORBIDDEN = {"asyncio", "socket", "ssl", "logging", "selectors"}

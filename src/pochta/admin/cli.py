@@ -18,6 +18,7 @@ from rich.table import Table
 
 from pochta import config as config_module
 from pochta.accounts import PasswordError, hash_password, parse_size
+from pochta.admin import archive
 from pochta.mail.address import AddressError, normalize_domain, parse_address
 from pochta.store.api import DkimKey, Store, StoreError
 
@@ -528,6 +529,9 @@ def _human(octets: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} TiB"
+
+
+archive.register(cli)
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import os
 import secrets
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -183,6 +184,13 @@ class FileBlobs:
 
     async def exists(self, blob_id: str) -> bool:
         return self.file_of(blob_id).exists()
+
+    def ids(self) -> Iterator[str]:
+        for shard in _SHARDS:
+            with os.scandir(self.root / shard) as entries:
+                for entry in entries:
+                    if len(entry.name) == 64 and _HEX.issuperset(entry.name):
+                        yield entry.name
 
     def close(self) -> None:
         self.sync_pool.shutdown(wait=True)
