@@ -156,7 +156,7 @@ class ImapImport:
 
     def _source(self, folder: RemoteFolder) -> str:
         remote = self._remote
-        return f"imap://{remote.user}@{remote.host}:{remote.port}/{folder.remote_name}"
+        return f"imap://{remote.user}@{remote.host}/{folder.remote_name}"  # not the port: 143 and 993 are one server
 
     async def _folder(self, folder: RemoteFolder) -> None:
         importer = self._importer
