@@ -11,7 +11,7 @@ from click.testing import CliRunner, Result
 
 from pochta.admin.cli import cli
 from tests.archive.corpus import corpus
-from tests.archive.test_import_export import make_maildir, mailboxes
+from tests.archive.test_import_export import mailboxes, make_maildir
 
 
 def config_file(tmp_path: Path, name: str) -> Path:

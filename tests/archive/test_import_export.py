@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -220,10 +221,10 @@ def pochta_process(config: Path, *args: str) -> subprocess.Popen[bytes]:
     )
 
 
-def wait_for(condition: object, *, timeout: float = 60) -> None:
+def wait_for(condition: Callable[[], bool], *, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
+        if condition():
             return
         time.sleep(0.02)
     raise TimeoutError
@@ -251,7 +252,7 @@ def test_an_import_killed_midway_resumes_without_duplicates(pochta: CliRunner, t
         process = pochta_process(config, "import", "a@example.test", str(tmp_path / "big.mbox"))
         before = imported_so_far(database)
         try:
-            wait_for(lambda b=before: imported_so_far(database) > b or process.poll() is not None)  # type: ignore[misc]
+            wait_for(lambda b=before, p=process: imported_so_far(database) > b or p.poll() is not None)  # type: ignore[misc]
         finally:
             if process.poll() is None:
                 process.send_signal(signal.SIGKILL)

@@ -22,7 +22,7 @@ def read_all(data: bytes) -> list[tuple[bytes, mbox.Entry | mbox.Skip]]:
 
 def _read(handle: BinaryIO) -> list[tuple[bytes, mbox.Entry | mbox.Skip]]:
     reader = mbox.Reader(handle)
-    out = []
+    out: list[tuple[bytes, mbox.Entry | mbox.Skip]] = []
     while True:
         parts: list[bytes] = []
         entry = reader.next(parts.append)
