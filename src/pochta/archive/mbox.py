@@ -213,24 +213,50 @@ class Reader:
         self._at_start = True
 
     def _scan(self, write: Callable[[bytes], None]) -> None:
-        """Body lines up to a From line after a blank line (or the end); that blank line is the separator."""
+        """Body lines up to a From line after a blank line (or the end); that blank line is the separator.
+
+        The hot loop of an import: lines are gathered and handed on in pieces of 64 KiB or more."""
         pending: bytes | None = None
         first = True
-        while True:
-            data, at_start = self._read()
-            if not data:
-                return
-            if at_start and data.startswith(b"From ") and (pending is not None or first):
-                self._push(data, at_start)
-                return
-            first = False
-            if pending is not None:
-                write(pending)
-                pending = None
-            if at_start and data in _BLANK:
-                pending = data
-                continue
-            write(_unquote(data) if at_start else data)
+        out = bytearray()
+        readline = self._handle.readline
+        at_start = self._at_start
+        try:
+            while True:
+                if self._pushed is not None:
+                    data, at_start = self._read()
+                else:
+                    data = readline(LINE_CHUNK)
+                    self._at_start = data.endswith(b"\n")
+                if not data:
+                    return
+                if at_start:
+                    if data[:5] == b"From " and (pending is not None or first):
+                        self._push(data, True)
+                        self._at_start = True
+                        return
+                    if pending is not None:
+                        out += pending
+                        pending = None
+                    if data == b"\n" or data == b"\r\n":
+                        pending = data
+                        first = False
+                        at_start = True
+                        continue
+                    if data[:1] == b">" and _QUOTED.match(data):
+                        data = data[1:]
+                elif pending is not None:
+                    out += pending
+                    pending = None
+                first = False
+                out += data
+                if len(out) >= LINE_CHUNK:
+                    write(bytes(out))
+                    out.clear()
+                at_start = self._at_start
+        finally:
+            if out:
+                write(bytes(out))
 
     def _skip_to_from(self) -> None:
         while True:
