@@ -45,7 +45,9 @@ now() { date +%s.%N; }
 SINK_PORT=$SINK_PORT bash "$PEERS/smtp-sink-up.sh" >/dev/null
 
 # ---- Pochta ------------------------------------------------------------------------------------------
-echo '{"sink.test.": {"MX": ["10 mx.sink.test."]}, "mx.sink.test.": {"A": ["127.0.0.1"]}}' > "$WORK/zone.json"
+# TTLs and an SOA as a real zone has: answers, and the negative ones (no AAAA, no _mta-sts TXT), are cached
+echo '{"sink.test.": {"MX": ["10 mx.sink.test."], "SOA": ["ns.sink.test. hostmaster.sink.test. 1 3600 600 86400 300"],
+  "TTL": ["300"]}, "mx.sink.test.": {"A": ["127.0.0.1"], "TTL": ["300"]}}' > "$WORK/zone.json"
 "$PY" "$ROOT/tests/dnsserver.py" "$WORK/zone.json" > "$WORK/dns.out" &
 dns_pid=$!
 for _ in $(seq 100); do [ -s "$WORK/dns.out" ] && break; sleep 0.05; done

@@ -9,6 +9,7 @@ chain deeper than `MAX_ALIAS_DEPTH` stops the expansion of that branch.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import os
 import re
@@ -26,8 +27,13 @@ SUBADDRESS_SEPARATOR = "+"  # RFC 5233
 SCRAM_ITERATIONS = 10000  # RFC 7677 §4 asks for at least 4096
 
 _hasher = argon2.PasswordHasher()  # argon2id, RFC 9106's second recommended profile (64 MiB, t=3)
-# Verified when the user does not exist, so an unknown name costs the same time as a wrong password.
-_DUMMY_HASH = _hasher.hash(os.urandom(16).hex())
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified when the user does not exist, so an unknown name costs the same time as a wrong password.
+    Made at the first such login, not at import: one argon2 run (64 MiB) cost every start ~0.5 s."""
+    return _hasher.hash(os.urandom(16).hex())
 
 
 class PasswordError(ValueError):
@@ -70,7 +76,7 @@ async def check_password(directory: Directory, username: str, password: str) -> 
     except AddressError:
         address = ""
     account = await directory.get_account(address) if address else None
-    stored = account.password_hash if account else _DUMMY_HASH
+    stored = account.password_hash if account else await asyncio.to_thread(_dummy_hash)
     if account is not None and _verified.recall(stored, password):
         return account
     ok = await asyncio.to_thread(_verify, stored, password)

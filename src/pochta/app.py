@@ -16,18 +16,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pochta import log as log_setup
-from pochta import pop3d
+from pochta import pop3d, sieved
 from pochta.accounts import hash_password
-from pochta.config import Config, parse_host_port
+from pochta.archive.retention import Archiving, archiving
+from pochta.config import Antivirus, Config, parse_host_port, parse_socket_address
 from pochta.delivery import LocalDelivery, NoticeSender
 from pochta.dns import DnsResolver
+from pochta.filters.authcheck import AuthCheck, AuthSettings
+from pochta.filters.clamav import Clamd, OnOversize, VirusCheck
 from pochta.filters.pipeline import Check, Pipeline
 from pochta.imapd.service import handlers as imap_handlers
 from pochta.net import Handler, Listener, Refusal, Stream
+from pochta.outbound.connections import CacheLimits
 from pochta.outbound.deliver import Relay
 from pochta.outbound.mtasts import PolicyCache
 from pochta.proto.smtp import Limits as SmtpLimits
 from pochta.queue.runner import QueueRunner, RunnerSettings
+from pochta.sieving import Sieving
 from pochta.smtpd.auth import SmtpAuth
 from pochta.smtpd.mx import MxPolicy
 from pochta.smtpd.session import Session as SmtpSession
@@ -122,6 +127,8 @@ class Server:
         self.blobs: FileBlobs | None = None
         self.runner: QueueRunner | None = None
         self._runner_task: asyncio.Task[None] | None = None
+        self.archiving: Archiving | None = None  # journal, quota warnings, the retention task
+        self._retention_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         config = self.config
@@ -150,6 +157,8 @@ class Server:
             raise
         assert self.runner is not None
         self._runner_task = asyncio.ensure_future(self.runner.run())
+        if self.archiving is not None:
+            self._retention_task = asyncio.ensure_future(self.archiving.task.run())
         missing = [name for name in self.listeners if name not in handlers]
         if missing:
             log.warning("not built yet, answering 'unavailable': %s", ", ".join(missing))
@@ -166,8 +175,21 @@ class Server:
         delivery = LocalDelivery(store, queue=store)
         self.runner = runner = self._queue_runner(store, blobs, delivery)
         delivery.on_queued = runner.wake
+        self.archiving = archived = archiving(config, store, blobs, now=self._now)
+        delivery.journal = archived.journal
+        delivery.on_stored = archived.warnings.on_stored
         inbound, outgoing = self._pipelines(store)
-        mx = MxPolicy(directory=store, delivery=delivery, blobs=blobs, hostname=config.hostname, pipeline=inbound)
+        sieving = Sieving(
+            store=store, blobs=blobs, hostname=config.hostname, now=self._now, max_redirects=config.sieve.max_redirects
+        )
+        mx = MxPolicy(
+            directory=store,
+            delivery=delivery,
+            blobs=blobs,
+            hostname=config.hostname,
+            pipeline=inbound,
+            sieving=sieving,
+        )
         submission = SubmissionPolicy(
             directory=store,
             delivery=delivery,
@@ -175,6 +197,7 @@ class Server:
             hostname=config.hostname,
             now=self._now,
             pipeline=outgoing,
+            sieving=sieving,
         )
         smtp_settings = SessionSettings(
             hostname=config.hostname, limits=limits, tls=tls, now=self._now, new_id=self._new_id
@@ -193,13 +216,33 @@ class Server:
             "submission": submit,
             "submissions": submit,
             **pop3d.handlers(store=store, blobs=blobs, config=config, tls=tls, auth_failure_delay=failure_delay),
-            **imap_handlers(store=store, blobs=blobs, config=config, tls=tls, failure_delay=failure_delay),
+            **imap_handlers(
+                store=store,
+                blobs=blobs,
+                config=config,
+                tls=tls,
+                failure_delay=failure_delay,
+                on_stored=archived.warnings.on_stored,
+            ),
+            **sieved.handlers(store=store, config=config, tls=tls, auth_failure_delay=failure_delay),
         }
 
     def _pipelines(self, store: Store) -> tuple[Pipeline, Pipeline]:
         """The checks for mail arriving on the MX and for mail our users submit, in order."""
         inbound: list[Check] = []
         outgoing: list[Check] = []
+        auth = self.config.auth
+        if auth.enabled:  # first: the spam rules and Sieve read its facts
+            resolver = DnsResolver(nameservers=self.config.dns.nameservers or None, timeout=self.config.dns.timeout)
+            sealers = frozenset(sealer.lower().rstrip(".") for sealer in auth.trusted_arc_sealers)
+            settings = AuthSettings(
+                hostname=self.config.hostname, dmarc_reject=auth.dmarc_reject, trusted_arc_sealers=sealers
+            )
+            inbound.append(AuthCheck(resolver, settings))
+        if self.config.antivirus.clamd:
+            virus = _virus_check(self.config.antivirus)
+            inbound.append(virus)
+            outgoing.append(virus)
         return Pipeline(inbound), Pipeline(outgoing)
 
     def _queue_runner(self, store: Store, blobs: FileBlobs, delivery: LocalDelivery) -> QueueRunner:
@@ -247,6 +290,11 @@ class Server:
                 lease_seconds=config.outbound.lease_seconds,
                 smarthost=parse_host_port(config.outbound.smarthost) if config.outbound.smarthost else None,
                 relay=_relay(config),
+                connections=CacheLimits(
+                    max_uses=config.outbound.connection_reuse_count,
+                    reuse_time_limit=config.outbound.connection_reuse_time,
+                    idle_time_limit=config.outbound.connection_cache_time,
+                ),
             ),
             send_notice=notices,
             now=self._now,
@@ -264,7 +312,15 @@ class Server:
         stopping = [listener.finish(grace) for listener in self.listeners.values()]
         if self.runner is not None:
             stopping.append(self.runner.stop(grace))
+        if self.archiving is not None:
+            self.archiving.task.stop()  # it finishes the batch in flight
+            stopping.append(self.archiving.warnings.close())
         await asyncio.gather(*stopping)
+        if self._retention_task is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self._retention_task, grace)
+        if self.archiving is not None:
+            self.archiving.journal.close()
         if self._runner_task is not None:
             self._runner_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -275,6 +331,18 @@ class Server:
         if self.blobs is not None:
             self.blobs.close()
             self.blobs = None
+
+
+def _virus_check(antivirus: Antivirus) -> VirusCheck:
+    clamd = Clamd(
+        parse_socket_address(antivirus.clamd), timeout=antivirus.timeout, connect_timeout=antivirus.connect_timeout
+    )
+    return VirusCheck(
+        clamd,
+        fail_open=antivirus.fail_open,
+        on_oversize=OnOversize(antivirus.on_oversize),
+        max_scan_size=antivirus.max_scan_size,
+    )
 
 
 def _relay(config: Config) -> Relay | None:

@@ -110,6 +110,16 @@ class Outbound:
         default=900.0,
         metadata=_doc("how long a claimed message is a worker's; after a crash it is retried once this passes"),
     )
+    connection_cache_time: float = field(
+        default=2.0,
+        metadata=_doc("seconds an idle connection is kept for the next message to the same host; 0: QUIT at once"),
+    )
+    connection_reuse_time: float = field(
+        default=300.0, metadata=_doc("seconds after which a kept connection is not used for another message")
+    )
+    connection_reuse_count: int = field(
+        default=100, metadata=_doc("messages sent over one connection at most (1: a new connection for each)")
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -121,11 +131,92 @@ class Dns:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Auth:
+    enabled: bool = field(
+        default=True,
+        metadata=_doc("check SPF, DKIM, DMARC and ARC on the MX and add an Authentication-Results field"),
+    )
+    dmarc_reject: bool = field(
+        default=True,
+        metadata=_doc("refuse (550 5.7.1) mail failing DMARC under p=reject; false: deliver it to Junk"),
+    )
+    trusted_arc_sealers: tuple[str, ...] = field(
+        default=(),
+        metadata=_doc("ARC sealer domains (e.g. mailing list hosts) whose passing ARC chain excuses a DMARC failure"),
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Antivirus:
+    clamd: str = field(
+        default="",
+        metadata=_doc(
+            'clamd\'s socket: "unix:/run/clamav/clamd.ctl" or "tcp:host:port"; empty: no virus scan. '
+            "Every message on the MX and on submission is scanned"
+        ),
+    )
+    timeout: float = field(
+        default=60.0, metadata=_doc("seconds for one scan, connecting included, before clamd counts as down")
+    )
+    connect_timeout: float = field(default=5.0, metadata=_doc("seconds to connect to clamd"))
+    fail_open: bool = field(
+        default=False,
+        metadata=_doc("accept mail unscanned (virustest 0) while clamd is down or slow, instead of 451 4.7.1"),
+    )
+    max_scan_size: int = field(
+        default=25 * 2**20,
+        metadata=_doc(
+            "largest message sent to clamd, in octets; keep it at or below clamd's StreamMaxLength "
+            "(25M in Debian's clamd.conf); 0: no limit of our own"
+        ),
+    )
+    on_oversize: str = field(
+        default="accept",
+        metadata=_doc(
+            'a message over max_scan_size or clamd\'s StreamMaxLength: "accept" unscanned (virustest 0, as '
+            'clamav-milter and rspamd do), "tempfail" (451 4.3.4) or "reject" (552 5.3.4)'
+        ),
+    )
+
+
+ON_OVERSIZE = ("accept", "tempfail", "reject")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Storage:
     fsync: bool = field(
         default=True,
         metadata=_doc("fsync blobs and commits before acknowledging; off only for throwaway test servers"),
     )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sieve:
+    max_scripts: int = field(default=20, metadata=_doc("Sieve scripts one account may keep; 0: no limit"))
+    max_script_size: int = field(
+        default=256 * 2**10, metadata=_doc("largest Sieve script in octets (ManageSieve answers QUOTA/MAXSIZE)")
+    )
+    max_redirects: int = field(
+        default=4, metadata=_doc("redirects one script may make for one message (advertised as MAXREDIRECTS)")
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Retention:
+    archive_after_days: int = field(
+        default=0, metadata=_doc("move INBOX messages older than this into Archive; 0: off (policies may set it)")
+    )
+    archive_per_year: bool = field(default=False, metadata=_doc("archive into Archive/<year> instead of Archive"))
+    trash_days: int = field(default=30, metadata=_doc("expunge messages kept this long in Trash; 0: never"))
+    junk_days: int = field(default=30, metadata=_doc("expunge messages kept this long in Junk; 0: never"))
+    undelete_days: int = field(
+        default=30, metadata=_doc("expunged messages stay recoverable (`pochta restore`) this long; 0: not kept")
+    )
+    quota_warning_percent: int = field(
+        default=90, metadata=_doc("usage at which a user gets one warning message; 0: no warnings")
+    )
+    interval: float = field(default=3600.0, metadata=_doc("seconds between runs of the retention task in serve"))
+    batch: int = field(default=500, metadata=_doc("messages moved or expunged per transaction"))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -149,7 +240,11 @@ class Config:
     storage: Storage = field(default_factory=Storage)
     outbound: Outbound = field(default_factory=Outbound)
     dns: Dns = field(default_factory=Dns)
+    auth: Auth = field(default_factory=Auth)
+    antivirus: Antivirus = field(default_factory=Antivirus)
     log: Log = field(default_factory=Log)
+    sieve: Sieve = field(default_factory=Sieve)
+    retention: Retention = field(default_factory=Retention)
 
     @property
     def data_path(self) -> Path:
@@ -240,6 +335,8 @@ def _check(config: Config) -> None:
             raise ConfigError(f"tls.{key}: no such file {value}")
     if config.log.level.upper() not in _LOG_LEVELS:
         raise ConfigError(f"log.level: must be one of {', '.join(sorted(_LOG_LEVELS))}")
+    if config.sieve.max_script_size < 1 or config.sieve.max_scripts < 0 or config.sieve.max_redirects < 0:
+        raise ConfigError("sieve: max_script_size must be positive, max_scripts and max_redirects not negative")
     if config.limits.max_connections_per_ip < 1:
         raise ConfigError("limits.max_connections_per_ip: must be at least 1")
     for server in config.dns.nameservers:
@@ -265,8 +362,22 @@ def _check(config: Config) -> None:
         raise ConfigError("outbound.port: must be a port number")
     if config.outbound.concurrency < 1 or config.outbound.per_domain < 1:
         raise ConfigError("outbound.concurrency: it and per_domain must be at least 1")
+    if config.retention.batch < 1 or config.retention.interval < 1:
+        raise ConfigError("retention.batch: it must be at least 1, and interval at least 1 second")
+    if config.retention.quota_warning_percent > 100:
+        raise ConfigError("retention.quota_warning_percent: must be 0 to 100")
     if config.smtp.max_recipients < 100:
         raise ConfigError("smtp.max_recipients: RFC 5321 §4.5.3.1.8 requires at least 100")
+    antivirus = config.antivirus
+    if antivirus.clamd:
+        try:
+            parse_socket_address(antivirus.clamd)
+        except ValueError as exc:
+            raise ConfigError(f"antivirus.clamd: {exc}") from exc
+    if antivirus.on_oversize not in ON_OVERSIZE:
+        raise ConfigError(f"antivirus.on_oversize: must be one of {', '.join(ON_OVERSIZE)}")
+    if antivirus.timeout <= 0 or antivirus.connect_timeout <= 0:
+        raise ConfigError("antivirus.timeout: it and connect_timeout must be more than 0")
 
 
 def parse_host_port(text: str) -> tuple[str, int]:
@@ -280,6 +391,21 @@ def parse_host_port(text: str) -> tuple[str, int]:
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     return host, port
+
+
+def parse_socket_address(text: str) -> str | tuple[str, int]:
+    """``"unix:/run/clamav/clamd.ctl"`` → the socket's path; ``"tcp:127.0.0.1:3310"`` → (host, port)."""
+    kind, _, rest = text.partition(":")
+    if kind == "unix" and rest.startswith("/"):
+        return rest
+    if kind == "tcp":
+        try:
+            host, port = parse_host_port(rest)
+        except ValueError:
+            host, port = "", 0
+        if host and port:
+            return host, port
+    raise ValueError(f'{text!r} is neither "unix:/absolute/path" nor "tcp:host:port"')
 
 
 def render_docs() -> str:

@@ -12,6 +12,7 @@ import mmap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from pochta.accounts import resolve
 from pochta.mail.address import AddressError, parse_address
@@ -48,6 +49,18 @@ class LocalCopy:
     flags: frozenset[str] = frozenset()
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outgoing:
+    """A generated message (a redirect, a vacation reply, a notice) stored in the same commit as the
+    message that caused it: copies for local recipients, a queue entry per domain for the others."""
+
+    blob: BlobWriter
+    structure: bytes  # its MIME parse, for the local copies (b"" when there are none)
+    envelope: Envelope
+    local: tuple[LocalCopy, ...] = ()
+    remote: tuple[Recipient, ...] = ()
+
+
 def parse_blob(writer: BlobWriter) -> bytes | None:
     """The MIME parse of a blob still in memory (before commit), or None when it is on disk."""
     content = writer.in_memory()
@@ -74,11 +87,22 @@ def parse_file(path: str) -> bytes:
             return parse_message(mapped).dumps()
 
 
+class Journaling(Protocol):
+    """Keeps a compliance copy of an accepted message (archive.journal.Journal); raises StoreError if it cannot."""
+
+    async def __call__(
+        self, envelope: Envelope, blob: BlobWriter, *, received: datetime, is_outgoing: bool
+    ) -> None: ...
+
+
 class LocalDelivery:
     def __init__(self, mailboxes: Mailboxes, *, queue: QueueStore | None = None) -> None:
         self._mailboxes = mailboxes
         self._queue = queue
         self.on_queued: Callable[[], None] = lambda: None  # wakes the queue runner
+        self.journal: Journaling | None = None  # written before the message is stored, so before the 250
+        # after local copies are stored: the accounts (as they were before) and the size (quota warnings)
+        self.on_stored: Callable[[Sequence[Account], int], None] = lambda accounts, size: None
         self._inbox_ids: dict[int, int] = {}  # account id → INBOX id; INBOX is never deleted or renamed away
 
     async def _inbox(self, account_id: int) -> int:
@@ -158,33 +182,67 @@ class LocalDelivery:
         received: datetime,
         now: datetime,
         account_id: int | None,
+        outgoing: Sequence[Outgoing] = (),
     ) -> tuple[int, list[int]]:
-        """Local copies and queue entries for `remote` recipients (one per domain), in one commit.
-        Returns how many local copies were stored and the queue ids."""
-        if not remote:
-            return len(
-                await self.deliver(copies, blob=blob, structure=structure, envelope=envelope, received=received)
-            ), []
+        """Local copies, queue entries for `remote` recipients (one per domain) and the `outgoing`
+        generated messages, in one commit. Returns how many local copies were stored and the queue ids.
+        A blob nothing refers to (every script discarded the message) is dropped, not stored; the
+        compliance journal still records it."""
+        if self.journal is not None:
+            await self.journal(envelope, blob, received=received, is_outgoing=account_id is not None)
+        if not copies and not remote:
+            blob.abort()
+            if not any(message.local or message.remote for message in outgoing):
+                for message in outgoing:
+                    message.blob.abort()
+                return 0, []
+        if not remote and not outgoing:
+            stored = await self.deliver(copies, blob=blob, structure=structure, envelope=envelope, received=received)
+            self.on_stored([copy.account for copy in copies], blob.ref.size)
+            return len(stored), []
         if self._queue is None:
             raise StoreError("no outbound queue")
-        ref = blob.ref
-        by_domain: dict[str, list[Recipient]] = {}
-        for recipient in remote:
-            by_domain.setdefault(recipient.address.rpartition("@")[2], []).append(recipient)
-        items = [
-            QueueItem(
-                blob_id=ref.id,
-                size=ref.size,
-                envelope=envelope.only(tuple(recipients)).dumps(),
-                domain=domain,
-                account_id=account_id,
-            )
-            for domain, recipients in by_domain.items()
-        ]
+        items = _queue_items(remote, blob=blob, envelope=envelope, account_id=account_id)
         local = await self.messages(copies, blob=blob, structure=structure, envelope=envelope, received=received)
-        ids = await self._queue.enqueue(items, now=now, local=local, blobs=[blob])
-        self.on_queued()
+        blobs = [blob] if copies or items else []
+        for message in outgoing:
+            items += _queue_items(message.remote, blob=message.blob, envelope=message.envelope, account_id=None)
+            local += await self.messages(
+                message.local,
+                blob=message.blob,
+                structure=message.structure,
+                envelope=message.envelope,
+                received=now,
+            )
+            if message.local or message.remote:
+                blobs.append(message.blob)
+            else:
+                message.blob.abort()
+        ids = await self._queue.enqueue(items, now=now, local=local, blobs=blobs)
+        if items:
+            self.on_queued()
+        if copies:
+            self.on_stored([copy.account for copy in copies], blob.ref.size)
         return len(local), ids
+
+
+def _queue_items(
+    recipients: Sequence[Recipient], *, blob: BlobWriter, envelope: Envelope, account_id: int | None
+) -> list[QueueItem]:
+    ref = blob.ref
+    by_domain: dict[str, list[Recipient]] = {}
+    for recipient in recipients:
+        by_domain.setdefault(recipient.address.rpartition("@")[2], []).append(recipient)
+    return [
+        QueueItem(
+            blob_id=ref.id,
+            size=ref.size,
+            envelope=envelope.only(tuple(group)).dumps(),
+            domain=domain,
+            account_id=account_id,
+        )
+        for domain, group in by_domain.items()
+    ]
 
 
 class NoticeSender:

@@ -72,6 +72,8 @@ def write_config(directory: Path, ports: dict[str, int], *, extra: str = "") -> 
     listen = "\n".join(
         f'{name} = ["127.0.0.1:{ports[name]}"]' if name in ports else f"{name} = []" for name in SERVICES
     )
+    if "[auth]" not in extra:  # SPF/DKIM/DMARC need a DNS server: tests/e2e/test_auth.py brings one
+        extra += "\n[auth]\nenabled = false\n"
     config = directory / "pochta.toml"
     config.write_text(f'hostname = "mx.example.test"\ndata_dir = "{directory / "data"}"\n[listen]\n{listen}\n{extra}\n')
     return config

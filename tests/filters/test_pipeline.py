@@ -141,3 +141,20 @@ async def test_mx_reject_and_tempfail_store_nothing(tmp_path: Path, verdict: Ver
         assert (await client.reply())[0].startswith(expected)
         assert await mx.inbox("alice@example.test") == []
         assert (await client.command("NOOP"))[0].startswith("250")  # the session goes on
+
+
+async def test_mx_refusing_a_large_message_leaves_no_blob(tmp_path: Path) -> None:
+    """A message that spilled to disk is checked from its spill file: refused, nothing stays on disk."""
+    refuse = Verdict(action=Action.REJECT, reply=Reply(code=554, status="5.7.1", text="infected: Eicar"))
+    check = Scripted("scripted", refuse)
+    async with running_mx(tmp_path, checks=[check]) as mx:
+        await mx.add_user("alice@example.test")
+        await mx.add_user("bob@example.test")
+        client = await mx.connect()
+        await client.reply()
+        for command in SEND.splitlines():
+            await client.command(command)
+        await client.send(MESSAGE + (b"y" * 998 + b"\r\n") * 600 + b".\r\n")
+        assert (await client.reply())[0].startswith("554 5.7.1")
+        assert len(check.seen[0][0]) > 500_000
+        assert [p for p in mx.blobs.root.rglob("*") if p.is_file()] == []

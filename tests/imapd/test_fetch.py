@@ -183,3 +183,34 @@ def test_quoted_printable_follows_rfc_2045() -> None:
     expected = b"hello\r\nbar\r\nfoo\t \tb\r\nfoo bar\r\na===zz\r\n"
     assert decode_quoted_printable(body) == expected
     assert decode_quoted_printable(body.replace(b"\r\n", b"\n")) == expected
+
+
+async def test_literal8_with_nul_is_stored_base64_so_body_never_carries_nul(imap: Imap) -> None:
+    """RFC 3516 §4.4 APPEND with literal8; a plain literal cannot carry NUL (RFC 9051 §4.3), so the part
+    is stored base64-encoded (as Dovecot does) and BINARY[] gives the original octets back."""
+    client = await imap.session()
+    payload = b"\x00-\xe4\r\n\r\n"
+    message = (
+        b"From: user@domain.org\r\nMime-Version: 1.0\r\nContent-Type: application/octet-stream\r\n"
+        b"Content-Transfer-Encoding: binary\r\n\r\n" + payload
+    )
+    await client.send(b"a APPEND INBOX ~{%d}\r\n" % len(message))
+    assert (await client.line()).startswith("+ ")
+    await client.send(message + b"\r\n")
+    assert (await client.line()).startswith("a OK [APPENDUID ")
+    await client.command("SELECT INBOX")
+    await client.send(b"f FETCH 1 (BODY.PEEK[1] BINARY.PEEK[1] BINARY.SIZE[1])\r\n")
+    line = await client.raw_line()
+    assert b"\x00" not in line.partition(b"BINARY[1]")[0]
+    encoded = b"AC3kDQoNCg==\r\n"
+    assert line == b"* 1 FETCH (BODY[1] {%d}\r\n%s BINARY[1] ~{%d}\r\n%s BINARY.SIZE[1] %d)" % (
+        len(encoded),
+        encoded,
+        len(payload),
+        payload,
+        len(payload),
+    )
+    assert await client.line() == "f OK FETCH completed"
+    await client.send(b"g FETCH 1 (BODY.PEEK[HEADER])\r\n")
+    header = await client.raw_line()
+    assert b"Content-Transfer-Encoding: base64\r\n\r\n" in header and b"binary" not in header

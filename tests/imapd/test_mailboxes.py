@@ -107,6 +107,7 @@ async def test_special_use_create_and_list_extended(imap: Imap) -> None:
 
 
 async def test_subscriptions(imap: Imap) -> None:
+    """RFC 9051 §6.3.7: a subscription is a name; it may be made before its mailbox and outlives it."""
     client = await imap.session()
     await imap.transcript(
         """
@@ -134,7 +135,25 @@ async def test_subscriptions(imap: Imap) -> None:
         S: * LIST (\\HasNoChildren \\Subscribed) "/" "Lists/python"
         S: f OK LIST completed
         C: g SUBSCRIBE Nowhere
-        S: g NO [NONEXISTENT] no such mailbox
+        S: g OK done
+        C: h DELETE Lists/python
+        S: h OK DELETE completed
+        C: i LIST (SUBSCRIBED) "" "*o*"
+        S: * LIST (\\HasNoChildren \\Subscribed) "/" "INBOX"
+        S: * LIST (\\NonExistent \\HasNoChildren \\Subscribed) "/" "Lists/python"
+        S: * LIST (\\NonExistent \\HasNoChildren \\Subscribed) "/" "Nowhere"
+        S: i OK LIST completed
+        C: j LIST "" "*o*" RETURN (SUBSCRIBED)
+        S: * LIST (\\HasNoChildren \\Subscribed) "/" "INBOX"
+        S: j OK LIST completed
+        C: k LSUB "" "N*"
+        S: * LSUB () "/" "Nowhere"
+        S: k OK LSUB completed
+        C: l CREATE Lists/python
+        S: l OK [MAILBOXID *
+        C: m LIST "" "Lists/*" RETURN (SUBSCRIBED)
+        S: * LIST (\\HasNoChildren \\Subscribed) "/" "Lists/python"
+        S: m OK LIST completed
         """,
         client,
     )

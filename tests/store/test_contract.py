@@ -183,8 +183,19 @@ async def test_subscriptions(store: Store) -> None:
     await store.set_subscribed(account_id, "Lists", is_subscribed=True)
     mailbox = await store.get_mailbox(account_id, "Lists")
     assert mailbox is not None and mailbox.is_subscribed
-    with pytest.raises(NotFound):
-        await store.set_subscribed(account_id, "Nope", is_subscribed=True)
+    # RFC 9051 §6.3.7: a name may be subscribed before its mailbox exists, and stays when it is deleted
+    await store.set_subscribed(account_id, "Later", is_subscribed=True)
+    await store.delete_mailbox(account_id, "Lists")
+    assert "Lists" in await store.subscriptions(account_id)
+    await store.create_mailbox(account_id, "Later", subscribe=False)
+    later = await store.get_mailbox(account_id, "Later")
+    assert later is not None and later.is_subscribed
+    await store.create_mailbox(account_id, "Later/Child", subscribe=True)
+    await store.rename_mailbox(account_id, "Later", "Renamed")
+    names = await store.subscriptions(account_id)
+    assert "Renamed" in names and "Renamed/Child" in names and "Later" not in names
+    await store.set_subscribed(account_id, "Lists", is_subscribed=False)
+    assert "Lists" not in await store.subscriptions(account_id)
 
 
 # ---- messages -------------------------------------------------------------------------------------

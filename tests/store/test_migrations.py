@@ -52,3 +52,16 @@ def test_a_version_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
     columns = {row[1] for row in conn.execute("PRAGMA table_info(messages)")}
     assert "envelope" in columns
     assert conn.execute("SELECT uid, envelope FROM messages").fetchall() == [(1, None)]  # kept, envelope empty
+
+
+def test_a_version_4_database_gets_the_archive_tables(tmp_path: Path) -> None:
+    from importlib import resources
+
+    conn = sqlite3.connect(tmp_path / DATABASE_NAME, isolation_level=None)
+    for name in ("0001_initial.sql", "0002_envelope.sql", "0003_queue.sql", "0004_dkim.sql"):
+        conn.executescript(resources.files("pochta.store.sqlite").joinpath("migrations", name).read_text())
+    conn.execute("PRAGMA user_version=4")
+    assert migrate(conn) >= 7
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert tables >= {"retention_policies", "deleted_messages", "journal_domains", "journal", "quota_warnings"}
+    assert conn.execute("PRAGMA foreign_key_check").fetchall() == []

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from pochta import config as config_module
 from pochta.accounts import PasswordError, hash_password, parse_size
-from pochta.admin import archive
+from pochta.admin import archive, retention
 from pochta.mail.address import AddressError, normalize_domain, parse_address
 from pochta.store.api import DkimKey, Store, StoreError
 
@@ -531,6 +531,12 @@ def _human(octets: int) -> str:
     return f"{value:.1f} TiB"
 
 
+from pochta.admin.sieve import sieve, user_forward, user_vacation  # noqa: E402  (they use the helpers above)
+
+cli.add_command(sieve)
+user.add_command(user_vacation)
+user.add_command(user_forward)
+retention.register(cli)
 archive.register(cli)
 
 

@@ -26,7 +26,9 @@ from pochta.store.api import Blobs, NotFound, Store, StoreError
 
 MARKER = "BACKUP.json"
 _PARALLEL = 8  # blob copies and hashes at once: their fsyncs share journal commits
-_COPIED_DIRECTORIES = ("tls",)  # beside the database and blobs: the kept self-signed certificate
+# beside the database and blobs: the kept self-signed certificate, and the compliance journal's segments
+# (append-only: copied after the database snapshot, they hold every record its index names)
+_COPIED_DIRECTORIES = ("tls", "journal")
 
 
 class BackupError(StoreError):

@@ -39,7 +39,9 @@ class ExportReport:
 
 def mbox_file_name(mailbox: str) -> Path:
     """``a/b`` → ``a.sbd/b`` (Thunderbird's layout: a folder may hold messages and children)."""
-    parts = [part if part.strip(".") else part.replace(".", "%2E") or "%" for part in mailbox.split(HIERARCHY_SEPARATOR)]
+    parts = [
+        part if part.strip(".") else part.replace(".", "%2E") or "%" for part in mailbox.split(HIERARCHY_SEPARATOR)
+    ]
     return Path(*[part + ".sbd" for part in parts[:-1]], parts[-1])  # "", "." and ".." never leave the directory
 
 

@@ -238,7 +238,7 @@ class Reader:
                     if pending is not None:
                         out += pending
                         pending = None
-                    if data == b"\n" or data == b"\r\n":
+                    if data in _BLANK:
                         pending = data
                         first = False
                         at_start = True

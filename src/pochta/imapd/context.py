@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
 from pochta.proto.imap import Limits, Response
-from pochta.store.api import Blobs, Store
+from pochta.store.api import Account, Blobs, Store
 
 from .recent import RecentClaims
 
@@ -29,6 +29,8 @@ class Context:
     blobs: Blobs
     settings: Settings
     recent: RecentClaims  # shared by every session of the process
+    # after APPEND stored messages: the account (as it was before) and the octets added (quota warnings)
+    on_stored: Callable[[Sequence[Account], int], None] = lambda accounts, size: None
 
 
 class Output(Protocol):

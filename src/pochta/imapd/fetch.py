@@ -7,6 +7,7 @@ are the exact stored octets, read from the blob by byte range, never re-serialis
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -65,6 +66,12 @@ class BlobRange:
 Value = bytes | BlobRange
 
 
+@functools.lru_cache(maxsize=1024)
+def _loads(structure: bytes) -> ParsedMessage:
+    """The stored parse, decoded once for the many FETCHes of the same messages (ParsedMessage is frozen)."""
+    return ParsedMessage.loads(structure)
+
+
 class _Source:
     """The octets of one message, read by range; the whole message once read is kept for the rest."""
 
@@ -83,11 +90,12 @@ class _Source:
         if self._parsed is None:
             if self._message.structure is None:
                 raise AssertionError("message loaded without its structure")
-            self._parsed = ParsedMessage.loads(self._message.structure)
+            self._parsed = _loads(self._message.structure)
         return self._parsed
 
     async def read(self, start: int = 0, end: int | None = None) -> bytes:
-        if self._whole is None and start == 0 and end in (None, self._message.size):
+        end = self._message.size if end is None else end  # a known size lets a small read skip the thread hop
+        if self._whole is None and start == 0 and end == self._message.size:
             self._whole = await self._blobs.read(self._message.blob_id)
         if self._whole is not None:
             return self._whole[start:end]

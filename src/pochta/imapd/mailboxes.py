@@ -119,11 +119,14 @@ class _Pattern:
 @dataclass(slots=True)
 class _Node:
     name: str
-    mailbox: Mailbox | None  # None: implied by a child, does not exist itself
+    mailbox: Mailbox | None  # None: implied by a child or a subscription, does not exist itself
+    is_subscribed: bool = False
 
 
-def _tree(mailboxes: Sequence[Mailbox]) -> dict[str, _Node]:
+def _tree(mailboxes: Sequence[Mailbox], subscribed: Sequence[str]) -> dict[str, _Node]:
     nodes = {mailbox.name: _Node(mailbox.name, mailbox) for mailbox in mailboxes}
+    for name in subscribed:  # RFC 9051 §6.3.7: a subscription outlives its mailbox
+        nodes.setdefault(name, _Node(name, None)).is_subscribed = True
     for mailbox in mailboxes:
         parts = mailbox.name.split(SEPARATOR)
         for depth in range(1, len(parts)):
@@ -134,7 +137,7 @@ def _tree(mailboxes: Sequence[Mailbox]) -> dict[str, _Node]:
 
 def _has_children(name: str, nodes: dict[str, _Node]) -> bool:
     prefix = name + SEPARATOR
-    return any(other.startswith(prefix) for other in nodes)
+    return any(other.startswith(prefix) and node.mailbox is not None for other, node in nodes.items())
 
 
 async def list_mailboxes(
@@ -149,11 +152,16 @@ async def list_mailboxes(
     if command.patterns == ("",) and not command.is_extended:
         return [ListData(attributes=("\\Noselect",), delimiter=SEPARATOR, mailbox="")]  # RFC 9051 §6.3.9
     mailboxes = await store.list_mailboxes(account_id)
-    nodes = _tree(mailboxes)
     selection = command.selection
     returns = command.returns
     is_subscribed_only = c.ListSelection.SUBSCRIBED in selection
     show_subscribed = is_subscribed_only or c.ListReturn.SUBSCRIBED in returns
+    subscribed = await store.subscriptions(account_id) if show_subscribed else []
+    # RFC 5258 §3.1: names subscribed without a mailbox are listed only by the SUBSCRIBED selection
+    nodes = _tree(mailboxes, subscribed if is_subscribed_only else ())
+    for name in subscribed:
+        if name in nodes:
+            nodes[name].is_subscribed = True
     patterns = [_Pattern(command.reference, pattern) for pattern in command.patterns if pattern]
     out: list[Response] = []
     for name in sorted(nodes, key=lambda n: (n != INBOX, n)):
@@ -162,10 +170,9 @@ async def list_mailboxes(
         node = nodes[name]
         mailbox = node.mailbox
         child_info: tuple[str, ...] = ()
-        if is_subscribed_only and (mailbox is None or not mailbox.is_subscribed):
+        if is_subscribed_only and not node.is_subscribed:
             if c.ListSelection.RECURSIVEMATCH in selection and any(
-                other.mailbox is not None
-                and other.mailbox.is_subscribed
+                other.is_subscribed
                 and other.name.startswith(name + SEPARATOR)
                 and not any(pattern.matches(other.name) for pattern in patterns)
                 for other in nodes.values()
@@ -179,7 +186,7 @@ async def list_mailboxes(
         if mailbox is None:
             attributes += ["\\NonExistent"] if command.is_extended else ["\\Noselect"]
         attributes.append("\\HasChildren" if _has_children(name, nodes) else "\\HasNoChildren")
-        if show_subscribed and mailbox is not None and mailbox.is_subscribed:
+        if show_subscribed and node.is_subscribed:
             attributes.append("\\Subscribed")
         if mailbox is not None and mailbox.special_use is not None:
             attributes.append(mailbox.special_use.value)
@@ -193,7 +200,7 @@ async def lsub(store: Mailboxes, account_id: int, command: c.Lsub) -> list[Respo
     if not command.pattern:
         return [ListData(attributes=("\\Noselect",), delimiter=SEPARATOR, mailbox="", is_lsub=True)]
     pattern = _Pattern(command.reference, command.pattern)
-    subscribed = {mailbox.name for mailbox in await store.list_mailboxes(account_id) if mailbox.is_subscribed}
+    subscribed = set(await store.subscriptions(account_id))
     found: dict[str, tuple[str, ...]] = {}
     for name in subscribed:
         if pattern.matches(name):
@@ -225,6 +232,7 @@ def status_data(
     items: Sequence[c.StatusItem],
     *,
     deleted: int | None,
+    deleted_storage: int | None = None,
     is_utf8: bool,
     append_limit: int = 0,
     recent: int = 0,
@@ -248,6 +256,8 @@ def status_data(
                 values.append((item.value, mailbox.highestmodseq))
             case c.StatusItem.DELETED if deleted is not None:
                 values.append((item.value, deleted))
+            case c.StatusItem.DELETED_STORAGE if deleted_storage is not None:
+                values.append((item.value, deleted_storage // 1024))  # RFC 9208 §4.3: in units of 1024 octets
             case c.StatusItem.APPENDLIMIT if append_limit:
                 values.append((item.value, append_limit))
             case _:
@@ -273,11 +283,20 @@ async def status(
     if mailbox is None:
         raise Refusal.no("no such mailbox", "NONEXISTENT")
     deleted: int | None = None
+    deleted_storage: int | None = None
     recent_count = 0
-    if c.StatusItem.DELETED in command.items or c.StatusItem.RECENT in command.items:
+    wanted = {c.StatusItem.DELETED, c.StatusItem.DELETED_STORAGE, c.StatusItem.RECENT}
+    if wanted.intersection(command.items):
         messages = await store.messages(mailbox.id)
         deleted = sum(1 for message in messages if "\\Deleted" in message.flags)
+        deleted_storage = sum(message.size for message in messages if "\\Deleted" in message.flags)
         recent_count = recent.count(mailbox, messages)
     return status_data(
-        mailbox, command.items, deleted=deleted, is_utf8=is_utf8, append_limit=append_limit, recent=recent_count
+        mailbox,
+        command.items,
+        deleted=deleted,
+        deleted_storage=deleted_storage,
+        is_utf8=is_utf8,
+        append_limit=append_limit,
+        recent=recent_count,
     )

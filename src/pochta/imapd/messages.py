@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from pochta.delivery import parse_blob, parse_file
+from pochta.mail.binary import encode_nul_parts
 from pochta.proto.imap import Code, Condition, SequenceSet, Status, compress
 from pochta.proto.imap import commands as c
 from pochta.proto.imap.events import AppendStart
@@ -22,7 +23,7 @@ from pochta.proto.imap.responses import (
     copyuid,
     render_flags,
 )
-from pochta.store.api import BlobWriter, ChangeKind, FlagOp, Mailbox, NewMessage, StoreError
+from pochta.store.api import Account, BlobWriter, ChangeKind, FlagOp, Mailbox, NewMessage, StoreError
 
 from . import search
 from .context import Context, Output
@@ -316,8 +317,9 @@ class Upload:
     """The messages of one APPEND command: each streams into a blob writer; all are stored at the end,
     in one transaction (RFC 3502 §6.3.11: all or none)."""
 
-    def __init__(self, context: Context, *, account_id: int, mailbox: Mailbox) -> None:
+    def __init__(self, context: Context, *, account_id: int, mailbox: Mailbox, account: Account | None = None) -> None:
         self._context = context
+        self._account = account  # as it was when APPEND began (for the quota warning check)
         self._account_id = account_id
         self.mailbox = mailbox
         self._writers: list[BlobWriter] = []
@@ -332,10 +334,26 @@ class Upload:
         if self._current is not None:
             self._current[0].write(data)
 
+    async def _without_nul(self, writer: BlobWriter) -> BlobWriter:
+        """A literal8 message with NUL in a part is stored with that part base64-encoded (see mail.binary)."""
+        content = writer.in_memory()
+        if content is None:
+            ref = await writer.commit()
+            content = await self._context.blobs.read(ref.id)  # bounded by APPENDLIMIT; binary APPENDs are rare
+        encoded = encode_nul_parts(content)
+        if encoded is None:
+            return writer
+        writer.abort()
+        fresh = self._context.blobs.create()
+        fresh.write(encoded)
+        return fresh
+
     async def end_message(self) -> None:
         assert self._current is not None
         writer, event = self._current
         self._current = None
+        if event.is_binary:
+            writer = await self._without_nul(writer)
         structure = parse_blob(writer)
         if structure is None:  # spilled to disk: make it durable first, then parse the file
             ref = await writer.commit()
@@ -367,6 +385,8 @@ class Upload:
             self.abort()
             raise refusal_for(exc, is_target=True) from exc
         self._writers = []
+        if self._account is not None:
+            self._context.on_stored([self._account], sum(message.size for message in self._messages))
         return appenduid(self.mailbox.uidvalidity, [item.uid for item in appended])
 
     def abort(self) -> None:
@@ -386,4 +406,4 @@ async def open_upload(context: Context, account_id: int, event: AppendStart) -> 
     account = await context.store.get_account_by_id(account_id)
     if account is not None and account.quota_bytes and account.used_bytes + event.size > account.quota_bytes:
         raise Refusal.no("quota exceeded", "OVERQUOTA")  # RFC 9208 §4.3
-    return Upload(context, account_id=account_id, mailbox=mailbox)
+    return Upload(context, account_id=account_id, mailbox=mailbox, account=account)

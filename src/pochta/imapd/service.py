@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
+from collections.abc import Callable, Sequence
 
 from pochta.config import Config
 from pochta.net import Handler, Stream
 from pochta.proto.imap import Limits
-from pochta.store.api import Blobs, Store
+from pochta.store.api import Account, Blobs, Store
 
 from .context import Context, Settings
 from .recent import RecentClaims
@@ -21,6 +23,7 @@ def handlers(
     config: Config,
     tls: ssl.SSLContext | None,
     failure_delay: float = 1.0,
+    on_stored: Callable[[Sequence[Account], int], None] | None = None,
 ) -> dict[str, Handler]:
     """Handlers for the ``imap`` and ``imaps`` listeners (``imaps`` streams arrive with TLS up)."""
     settings = Settings(
@@ -31,6 +34,8 @@ def handlers(
         failure_delay=failure_delay,
     )
     context = Context(store=store, blobs=blobs, settings=settings, recent=RecentClaims(started=settings.now()))
+    if on_stored is not None:
+        context = dataclasses.replace(context, on_stored=on_stored)
 
     async def imap(stream: Stream) -> None:
         await Session(stream, context=context).run()

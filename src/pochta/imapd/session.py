@@ -48,7 +48,7 @@ from pochta.proto.imap.responses import (
 )
 from pochta.store.api import Account, StoreError
 
-from . import auth, mailboxes, messages, search
+from . import auth, mailboxes, messages, quota, search
 from .context import Context
 from .messages import Upload, open_upload
 from .refusal import Refusal, refusal_for
@@ -294,6 +294,16 @@ class Session:
             case c.Idle():
                 await self._idle(tag)
                 return None
+            case c.GetQuota():
+                for response in await quota.get_quota(store, account_id, command):
+                    self.send(response)
+                return _Ok(text="GETQUOTA completed")
+            case c.GetQuotaRoot():
+                for response in await quota.get_quota_root(store, account_id, command, is_utf8=self.conn.is_utf8):
+                    self.send(response)
+                return _Ok(text="GETQUOTAROOT completed")
+            case c.SetQuota():
+                quota.set_quota(command)
         return await self._selected_command(tag, command)
 
     async def _selected_command(self, tag: str, command: c.CommandType) -> _Ok | None:
@@ -373,6 +383,7 @@ class Session:
             "NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE", "CHILDREN", "LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE",
             "CREATE-SPECIAL-USE", "CONDSTORE", "QRESYNC", "ESEARCH", "SEARCHRES", "BINARY", "STATUS=SIZE",
             "MULTIAPPEND", f"APPENDLIMIT={self.settings.limits.max_append}", "WITHIN", "SAVEDATE", "OBJECTID",
+            *quota.CAPABILITIES,
         ]  # fmt: skip
         return tuple(caps)
 

@@ -9,16 +9,23 @@ the recipients is skipped for the next one (RFC 5321 §5.1); definite answers en
 The answers go to `settle` as soon as the transaction has them, before QUIT: the caller records a
 remote's 250 without first waiting for the goodbye (with TLS, a close_notify exchange of up to 5 s),
 since a crash in that wait sends the message again.
+
+With a :class:`ConnectionCache`, a clean connection is kept after its transaction instead of QUIT,
+and the next message to the same host (under the same TLS and login requirements) starts with RSET
+on it. A kept connection that turns out dead (EOF, a 421, no 250 to RSET) costs nothing but a new
+connection: no content went out on it, so it is not a failure of the host.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from pochta.net import IdleTimeout, Stream, connect
+from pochta.outbound.connections import ConnectionCache, Session
 from pochta.proto.smtp import ConnectionClosed, NeedData, Reply
 from pochta.proto.smtp.client import (
     ClientConnection,
@@ -82,56 +89,121 @@ async def deliver(
     relay: Relay | None = None,
     require_tls: bool = False,
     timeouts: Timeouts = Timeouts(),
+    cache: ConnectionCache | None = None,
 ) -> None:
     """Try `targets` in order (MX hosts, or a smarthost with `relay` set) until one gives answers;
     `settle` is awaited exactly once, with one result per recipient. With `require_tls` (an MTA-STS
-    policy in force) a host that does not complete STARTTLS with `tls` (a verifying context) is skipped."""
-    last = _temporary("no mail host could be reached")
+    policy in force) a host that does not complete STARTTLS with `tls` (a verifying context) is skipped.
+    With `cache`, a connection kept from an earlier message to the same host, opened under the same TLS
+    and login requirements, is used first, and the connection is kept afterwards instead of QUIT."""
+    last: Reply | None = None
     for target in targets:
+        key = _Key(host=target.host, address=target.address, port=port, tls=tls, require_tls=require_tls, relay=relay)
+        opening = _Opening(target=target, key=key, port=port, helo=helo, tls=tls, relay=relay, timeouts=timeouts)
         try:
-            await _session(
-                target,
-                request,
-                port=port,
-                read=read,
-                size=size,
-                helo=helo,
-                tls=tls,
-                relay=relay,
-                settle=settle,
-                require_tls=require_tls,
-                timeouts=timeouts,
-            )
+            await _session(opening, request, read=read, size=size, settle=settle, require_tls=require_tls, cache=cache)
         except _Failed as failure:
             last = failure.reply
             log.info("outbound host=%s address=%s failed: %s", target.host, target.address, failure)
             continue
         return
+    reply = last or _temporary("no mail host could be reached")
     await settle(
-        tuple(RecipientResult(address=r.address, outcome=Outcome.TEMPORARY, reply=last) for r in request.recipients)
+        tuple(RecipientResult(address=r.address, outcome=Outcome.TEMPORARY, reply=reply) for r in request.recipients)
     )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Key:
+    """What a kept connection was opened under; it is reused only for exactly the same."""
+
+    host: str
+    address: str
+    port: int
+    tls: ssl.SSLContext | None  # by identity: the opportunistic or the verifying context
+    require_tls: bool
+    relay: Relay | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Opening:
+    target: Target
+    key: _Key
+    port: int
+    helo: str
+    tls: ssl.SSLContext | None
+    relay: Relay | None
+    timeouts: Timeouts
+
+
 async def _session(
-    target: Target,
+    opening: _Opening,
     request: MailRequest,
     *,
-    port: int,
     read: ReadContent,
     size: int,
-    helo: str,
-    tls: ssl.SSLContext | None,
-    relay: Relay | None,
     settle: Settle,
     require_tls: bool,
-    timeouts: Timeouts,
+    cache: ConnectionCache | None,
 ) -> None:
+    """One transaction on a kept connection, or on a new one when none is kept or the kept one is dead."""
+    target = opening.target
+    session = cache.take(opening.key) if cache is not None else None
+    transaction: Transaction | None = None
+    if session is not None and cache is not None:
+        try:
+            transaction = Transaction(session.conn, request)
+            is_alive = await _reset(session, transaction)
+        except BaseException:
+            await session.stream.close()
+            raise
+        if not is_alive:  # the remote closed it meanwhile: not a failure of this host, open a new one
+            log.debug("outbound host=%s address=%s kept connection is gone", target.host, target.address)
+            cache.discard(session)
+            session, transaction = None, None
+    if session is None:
+        session = await _open(opening, require_tls=require_tls)
+        try:
+            transaction = Transaction(session.conn, request)
+            session.stream.write(transaction.start())
+        except BaseException:
+            await session.stream.close()
+            raise
+    assert transaction is not None
     try:
-        stream = await connect(target.address, port, connect_timeout=timeouts.connect, idle_timeout=timeouts.command)
+        await _exchange(transaction, session.stream, read=read, size=size)
+    except (ConnectionError, IdleTimeout, ssl.SSLError) as exc:
+        await session.stream.close()
+        raise _Failed(_temporary(f"{target.host} [{target.address}]: {exc or type(exc).__name__}")) from exc
+    except BaseException:
+        await session.stream.close()
+        raise
+    # Outside the try above: a failed record must not try the next host.
+    if cache is None:
+        try:
+            await settle(transaction.results)
+        finally:
+            await session.close()
+        return
+    # Kept for the next message while the answers are recorded (a commit, often the longest step):
+    # the session says QUIT only once every record made for it is done (see Session.close).
+    with session.recording():
+        cache.give_back(session)
+        await settle(transaction.results)
+
+
+async def _open(opening: _Opening, *, require_tls: bool) -> Session:
+    """Connect, read the greeting, EHLO, STARTTLS when offered (required with `require_tls`), log in to a relay."""
+    target, tls, relay, timeouts = opening.target, opening.tls, opening.relay, opening.timeouts
+    try:
+        stream = await connect(
+            target.address, opening.port, connect_timeout=timeouts.connect, idle_timeout=timeouts.command
+        )
     except (OSError, TimeoutError) as exc:
         raise _Failed(_temporary(f"cannot connect to {target.host} [{target.address}]: {exc}")) from exc
+    opened = asyncio.get_running_loop().time()
     is_implicit = relay is not None and relay.is_implicit_tls
-    conn = ClientConnection(hostname=helo, is_tls=is_implicit)
+    conn = ClientConnection(hostname=opening.helo, is_tls=is_implicit)
     try:
         if is_implicit:  # RFC 8314 §3.3: TLS from the first byte
             if tls is None:
@@ -151,29 +223,46 @@ async def _session(
             raise _Failed(Reply(code=451, status="4.7.5", text=f"{target.host}: MTA-STS policy requires TLS"))
         if relay is not None:
             await _relay_login(conn, stream, relay)
-        transaction = Transaction(conn, request)
-        stream.write(transaction.start())
-        while not transaction.is_done:
-            if transaction.phase is Phase.CONTENT:
-                await _send_content(transaction, stream, read=read, size=size)
-                continue
-            event = await _event(conn, stream)
-            if isinstance(event, Replied):
-                stream.write(transaction.receive(event))
-            else:
-                transaction.fail(event)
     except (ConnectionError, IdleTimeout, ssl.SSLError) as exc:
         await stream.close()
         raise _Failed(_temporary(f"{target.host} [{target.address}]: {exc or type(exc).__name__}")) from exc
     except BaseException:
         await stream.close()
         raise
+    return Session(key=opening.key, stream=stream, conn=conn, opened=opened)
+
+
+async def _reset(session: Session, transaction: Transaction) -> bool:
+    """RSET on a kept connection, with the transaction's first commands pipelined behind it when the server
+    allows (RFC 2920 §3.1 lets RSET lead a group). True when RSET got its 250 and the transaction is under
+    way; False when the connection is dead (EOF, 421, no answer): nothing of the message was sent then, as
+    no content goes out before the replies to the envelope are read."""
+    conn, stream = session.conn, session.stream
     try:
-        await settle(transaction.results)  # outside the try above: a failed record must not try the next host
-    finally:
-        if not conn.is_closed:
-            stream.write(conn.quit())
-        await stream.close()
+        reset = conn.rset()
+        stream.write(reset + transaction.start() if transaction.is_pipelined else reset)
+        event = await _event(conn, stream)
+        if not (isinstance(event, Replied) and event.reply.code == 250):
+            return False
+        if not transaction.is_pipelined:
+            stream.write(transaction.start())
+    except (ConnectionError, IdleTimeout, ssl.SSLError):
+        return False
+    return True
+
+
+async def _exchange(transaction: Transaction, stream: Stream, *, read: ReadContent, size: int) -> None:
+    """Read replies and send what the transaction asks for until it is done."""
+    conn = transaction.connection
+    while not transaction.is_done:
+        if transaction.phase is Phase.CONTENT:
+            await _send_content(transaction, stream, read=read, size=size)
+            continue
+        event = await _event(conn, stream)
+        if isinstance(event, Replied):
+            stream.write(transaction.receive(event))
+        else:
+            transaction.fail(event)
 
 
 async def _relay_login(conn: ClientConnection, stream: Stream, relay: Relay) -> None:
@@ -202,12 +291,14 @@ async def _hello(conn: ClientConnection, stream: Stream) -> None:
 
 async def _send_content(transaction: Transaction, stream: Stream, *, read: ReadContent, size: int) -> None:
     if transaction.is_chunked:  # BDAT without pipelining waits for each chunk's reply: send one chunk
-        stream.write(transaction.content(await read(0, size)))
+        data = transaction.content(await read(0, size))
     else:
+        data = b""
         for start in range(0, size, CHUNK):
-            stream.write(transaction.content(await read(start, min(size, start + CHUNK))))
+            stream.write(data)
             await stream.drain()
-    stream.write(transaction.end_content())
+            data = transaction.content(await read(start, min(size, start + CHUNK)))
+    stream.write(data + transaction.end_content())  # the last piece and the end in one write
 
 
 async def _event(conn: ClientConnection, stream: Stream) -> Replied | Reply:

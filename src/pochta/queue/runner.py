@@ -22,6 +22,7 @@ from datetime import datetime
 
 from pochta.mail.address import Address, AddressError, parse_address
 from pochta.mail.envelope import Envelope, Recipient
+from pochta.outbound.connections import CacheLimits, ConnectionCache
 from pochta.outbound.deliver import Relay, Target, deliver
 from pochta.outbound.mtasts import Mode, PolicyCache
 from pochta.outbound.mx import Resolver, Unroutable, find_route
@@ -33,6 +34,8 @@ from pochta.queue.retry import RetryPolicy, is_delay_notice_due, next_attempt, r
 from pochta.store.api import Attempt, Blobs, QueueEntry, QueueStore, RecipientState
 
 log = logging.getLogger(__name__)
+
+_ACTIVE = 4  # times `concurrency`: the entries held (delivering, waiting for a slot, or being recorded)
 
 SendNotice = Callable[[Report], Awaitable[None]]  # makes a DSN durable: local delivery or the queue
 
@@ -50,6 +53,7 @@ class RunnerSettings:
     verified_tls: ssl.SSLContext | None = None  # certificate-checking client context, for MTA-STS domains
     smarthost: tuple[str, int] | None = None  # relay everything through this host instead of MX lookups
     relay: Relay | None = None  # TLS and credentials for the smarthost
+    connections: CacheLimits = field(default_factory=CacheLimits)  # keeping connections for the next message
 
 
 class QueueRunner:
@@ -81,6 +85,7 @@ class QueueRunner:
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight: set[int] = set()  # entry ids with an attempt under way (or waiting for a slot)
         self._stopping = False
+        self._connections = ConnectionCache(settings.connections)
 
     def wake(self) -> None:
         """New mail was queued: look now instead of at the next poll."""
@@ -97,11 +102,19 @@ class QueueRunner:
             self._wake.clear()
 
     async def run_once(self, *, wait: bool = True) -> int:
-        """Claim what is due and start delivering it; with `wait`, until every attempt has finished."""
-        free = self._settings.concurrency - len(self._tasks)
-        entries = await self._queue.claim(
-            now=self._now(), owner=self._owner, lease_seconds=self._settings.lease_seconds, limit=max(free, 0)
-        )
+        """Claim what is due and start delivering it; with `wait`, until every attempt has finished.
+
+        Claims go in batches: up to four times `concurrency` entries are held (delivering, waiting for a
+        slot as in Postfix's active queue, or being recorded), and a claim is made once at least
+        `concurrency` of that room is free, so a steady flow costs one claim per `concurrency` messages,
+        not one per message."""
+        concurrency = self._settings.concurrency
+        room = _ACTIVE * concurrency - len(self._tasks)
+        entries = []
+        if room >= concurrency:
+            entries = await self._queue.claim(
+                now=self._now(), owner=self._owner, lease_seconds=self._settings.lease_seconds, limit=room
+            )
         for entry in entries:
             if entry.id in self._in_flight:  # its lease ran out while it waited for a slot: it is still ours
                 continue
@@ -127,23 +140,28 @@ class QueueRunner:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=5)
+        await self._connections.close()
 
     async def _attempt_guarded(self, entry: QueueEntry) -> None:
         domain_slots = self._domains.setdefault(entry.domain, asyncio.Semaphore(self._settings.per_domain))
-        async with self._slots, domain_slots:
-            try:
-                await self._attempt(entry)
-            except Exception:
-                log.exception("queue attempt failed id=%d domain=%s; its lease will run out", entry.id, entry.domain)
-            finally:
-                self._in_flight.discard(entry.id)
+        # the domain's slot first: an entry waiting for a busy domain must not hold a slot another domain could use
+        slots = _Slots(domain_slots, self._slots)
+        try:
+            await slots.acquire()
+            await self._attempt(entry, slots)
+        except Exception:
+            log.exception("queue attempt failed id=%d domain=%s; its lease will run out", entry.id, entry.domain)
+        finally:
+            slots.release()
+            self._in_flight.discard(entry.id)
 
-    async def _attempt(self, entry: QueueEntry) -> None:
+    async def _attempt(self, entry: QueueEntry, slots: _Slots) -> None:
         envelope = Envelope.loads(entry.envelope)
         by_address = {r.address: r for r in envelope.recipients}
         pending = [r for r in entry.recipients if r.state is RecipientState.PENDING]
 
         async def settle(outcomes: dict[Recipient, tuple[Outcome, Reply, str | None]]) -> None:
+            slots.release()  # the remote is done with: the next delivery may start while this one is recorded
             await self._record(entry, envelope, outcomes)
 
         await self._deliver(
@@ -254,17 +272,15 @@ class QueueRunner:
                 log.info("queue id=%d host=%s does not resolve: %s", entry.id, host, exc)
         requests: dict[str, Recipient] = {}
         wanted: list[RecipientRequest] = []
+        outcomes: dict[Recipient, tuple[Outcome, Reply, str | None]] = {}
         for recipient in recipients:
             address = _address(recipient.address)
             if address is None:
+                reply = Reply(code=553, status="5.1.3", text="bad recipient address")
+                outcomes[recipient] = (Outcome.PERMANENT, reply, None)
                 continue
             requests[str(address)] = recipient
             wanted.append(RecipientRequest(address=address, notify=_notify(recipient), orcpt=_orcpt(recipient)))
-        outcomes: dict[Recipient, tuple[Outcome, Reply, str | None]] = {
-            r: (Outcome.PERMANENT, Reply(code=553, status="5.1.3", text="bad recipient address"), None)
-            for r in recipients
-            if _address(r.address) is None
-        }
         if not wanted:
             await settle(outcomes)
             return
@@ -297,6 +313,7 @@ class QueueRunner:
             relay=settings.relay if settings.smarthost is not None else None,
             settle=answered,
             require_tls=require_tls,
+            cache=self._connections,
         )
 
     async def _notify(
@@ -315,6 +332,23 @@ class QueueRunner:
             original=await self._blobs.read(entry.blob_id),
         )
         await self._send_notice(report)
+
+
+class _Slots:
+    """The semaphores one delivery holds while it talks to the remote, taken in order, released once."""
+
+    def __init__(self, *semaphores: asyncio.Semaphore) -> None:
+        self._semaphores = semaphores
+        self._held: list[asyncio.Semaphore] = []
+
+    async def acquire(self) -> None:
+        for semaphore in self._semaphores:
+            await semaphore.acquire()
+            self._held.append(semaphore)
+
+    def release(self) -> None:
+        while self._held:
+            self._held.pop().release()
 
 
 def _status(
@@ -339,6 +373,8 @@ def _status(
 
 
 def _is_ip(host: str) -> bool:
+    if not (host.startswith("[") or ":" in host or host.rpartition(".")[2].isdigit()):
+        return False  # a host name (its last label is never all digits): no exception to raise and catch
     try:
         ipaddress.ip_address(host.strip("[]"))
     except ValueError:

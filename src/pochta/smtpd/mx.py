@@ -14,10 +14,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from pochta.accounts import resolve
-from pochta.delivery import LocalCopy, LocalDelivery, parse_spool
+from pochta.delivery import LocalCopy, LocalDelivery, Outgoing, parse_spool
 from pochta.filters.pipeline import ACCEPTED, Action, Inbound, Outcome, Pipeline
 from pochta.mail.address import Address, AddressError, normalize_domain
+from pochta.mailauth.results import forged_fields
 from pochta.proto.smtp import Extensions, MailFrom, RcptTo, Reply
+from pochta.sieving import Context, Plan, Sieving
 from pochta.smtpd.session import Session, Transaction, mailbox_full
 from pochta.store.api import Blobs, BlobWriter, Directory, OverQuota, SpecialUse, StoreError
 
@@ -38,12 +40,14 @@ class MxPolicy:
         blobs: Blobs,
         hostname: str,
         pipeline: Pipeline | None = None,
+        sieving: Sieving | None = None,
     ) -> None:
         self._directory = directory
         self._delivery = delivery
         self._blobs = blobs
         self._hostname = hostname
         self._pipeline = pipeline or Pipeline()
+        self._sieving = sieving
 
     async def mail_from(self, session: Session, event: MailFrom) -> Reply:
         # Any sender may send to our users; SPF/DKIM/DMARC judge the sender later (inbound protection).
@@ -80,13 +84,23 @@ class MxPolicy:
     async def deliver(self, session: Session, transaction: Transaction, size: int) -> Reply:
         spool = transaction.spool
         assert spool is not None
-        outcome = await self._check(session, transaction, spool) if self._pipeline else ACCEPTED
+        outcome, forged = await self._check(session, transaction, spool) if self._pipeline else (ACCEPTED, [])
         if outcome.reply is not None:
             return outcome.reply  # the session drops the spool
-        if outcome.headers:
-            spool = transaction.spool = await self._with_headers(spool, transaction.trace_length, outcome)
+        if outcome.headers or forged:
+            spool = transaction.spool = await self._with_headers(spool, transaction.trace_length, outcome, drop=forged)
         copies = [_placed(copy, outcome) for copy in transaction.copies.values()]
-        structure = await parse_spool(spool, self._blobs)
+        try:
+            plan = await self._sieve(session, transaction, spool, copies, outcome) if copies and self._sieving else None
+        except StoreError:
+            log.exception("sieve failed id=%s", transaction.id)
+            return Reply(code=451, status="4.3.0", text="could not store the message, try again later")
+        if plan is not None:
+            if plan.reject is not None:
+                return plan.reject  # RFC 5429 §2.1: the one recipient's script refused it; the session drops the spool
+            copies = plan.copies
+        outgoing = plan.outgoing if plan is not None else []
+        structure = await parse_spool(spool, self._blobs) if copies else b""
         blob = spool.ref
         try:
             stored, queued = await self._delivery.accept(
@@ -98,12 +112,17 @@ class MxPolicy:
                 received=transaction.started,
                 now=transaction.started,
                 account_id=None,
+                outgoing=outgoing,
             )
         except OverQuota:
+            _abort(outgoing)
             return mailbox_full()
         except StoreError:
+            _abort(outgoing)
             log.exception("delivery failed id=%s", transaction.id)
             return Reply(code=451, status="4.3.0", text="could not store the message, try again later")
+        if plan is not None and self._sieving is not None:
+            await self._sieving.record(plan)
         log.info(
             "smtp delivered id=%s from=<%s> rcpts=%d copies=%d forwarded=%d size=%d peer=%s",
             transaction.id,
@@ -116,9 +135,29 @@ class MxPolicy:
         )
         return Reply(code=250, status="2.0.0", text=f"OK id={transaction.id}")
 
-    async def _check(self, session: Session, transaction: Transaction, spool: BlobWriter) -> Outcome:
+    async def _sieve(
+        self, session: Session, transaction: Transaction, spool: BlobWriter, copies: list[LocalCopy], outcome: Outcome
+    ) -> Plan:
+        assert self._sieving is not None
         async with self._content(spool) as content:
-            return await self._pipeline.run(
+            return await self._sieving.plan(
+                copies,
+                Context(
+                    id=transaction.id,
+                    content=content,
+                    envelope=transaction.envelope(),
+                    facts=outcome.facts,
+                    remote_ip=session.stream.peer_host,
+                ),
+            )
+
+    async def _check(
+        self, session: Session, transaction: Transaction, spool: BlobWriter
+    ) -> tuple[Outcome, list[tuple[int, int]]]:
+        """The pipeline's outcome, and where the message has Authentication-Results fields that claim to
+        be ours when we add our own (RFC 8601 §5: a sender could forge them, so they go)."""
+        async with self._content(spool) as content:
+            outcome = await self._pipeline.run(
                 Inbound(
                     id=transaction.id,
                     content=content,
@@ -129,37 +168,59 @@ class MxPolicy:
                     account_ids=tuple(transaction.copies),
                 )
             )
+            if not any(name.lower() == "authentication-results" for name, _ in outcome.headers):
+                return outcome, []
+            start = transaction.trace_length
+            end = content.find(b"\r\n\r\n", start, start + _MAX_HEADER_BLOCK)
+            block = content[start : end + 2 if end >= 0 else start + _MAX_HEADER_BLOCK]
+            forged = [(start + a, start + b) for a, b in forged_fields(block, self._hostname)]
+            if forged:
+                log.info("dropped forged Authentication-Results id=%s count=%d", transaction.id, len(forged))
+            return outcome, forged
 
     @asynccontextmanager
     async def _content(self, spool: BlobWriter) -> AsyncIterator[bytes | mmap.mmap]:
-        """The message for the checks: in memory when small, else made durable and mapped."""
+        """The message for the checks: in memory when small, else its spill file mapped. Nothing is made
+        durable before the verdict, so a refused message leaves no blob behind."""
         content = spool.in_memory()
         if content is not None:
             yield content
             return
-        ref = await spool.commit()  # already spilled to disk: the fsync is the price of a large message
-        handle = await asyncio.to_thread(open, self._blobs.path(ref.id), "rb")
+        path = spool.spilled() or self._blobs.path((await spool.commit()).id)
+        handle = await asyncio.to_thread(open, path, "rb")
         with handle:
-            if ref.size == 0:
+            if spool.ref.size == 0:
                 yield b""
                 return
             with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
                 yield mapped
 
-    async def _with_headers(self, spool: BlobWriter, trace_length: int, outcome: Outcome) -> BlobWriter:
-        """A new spool with the checks' headers after the trace headers; the old one is dropped."""
+    async def _with_headers(
+        self, spool: BlobWriter, trace_length: int, outcome: Outcome, *, drop: list[tuple[int, int]]
+    ) -> BlobWriter:
+        """A new spool with the checks' headers after the trace headers and without the ``drop`` ranges;
+        the old one is dropped."""
         block = outcome.header_block()
         fresh = self._blobs.create()
         async with self._content(spool) as content:
             fresh.write(content[:trace_length])
             fresh.write(block)
-            for start in range(trace_length, len(content), _COPY_CHUNK):
-                fresh.write(content[start : start + _COPY_CHUNK])
+            position = trace_length
+            for start, end in [*drop, (len(content), len(content))]:
+                for chunk in range(position, start, _COPY_CHUNK):
+                    fresh.write(content[chunk : min(chunk + _COPY_CHUNK, start)])
+                position = end
         spool.abort()
         return fresh
 
 
 _COPY_CHUNK = 1 << 20
+_MAX_HEADER_BLOCK = 1 << 20  # searched for forged fields; the session refuses larger header blocks anyway
+
+
+def _abort(outgoing: list[Outgoing]) -> None:
+    for message in outgoing:
+        message.blob.abort()
 
 
 def _placed(copy: LocalCopy, outcome: Outcome) -> LocalCopy:

@@ -25,6 +25,7 @@ from pochta.mail.headers import fields
 from pochta.mailauth.dkim import Algorithm, SigningKey, sign
 from pochta.proto import sasl
 from pochta.proto.smtp import Extensions, MailFrom, RcptTo, Reply, replies
+from pochta.sieving import Context, Sieving
 from pochta.smtpd.session import Session, Transaction, mailbox_full
 from pochta.store.api import Account, Blobs, BlobWriter, Directory, OverQuota, StoreError
 
@@ -47,8 +48,10 @@ class SubmissionPolicy:
         hostname: str,
         now: Callable[[], datetime],
         pipeline: Pipeline | None = None,
+        sieving: Sieving | None = None,
     ) -> None:
         self._pipeline = pipeline or Pipeline()  # outgoing checks (the virus scan); their headers are not added
+        self._sieving = sieving  # local recipients' scripts run on mail from our users too
         self._directory = directory
         self._delivery = delivery
         self._blobs = blobs
@@ -130,7 +133,7 @@ class SubmissionPolicy:
                 return outcome.reply
         fixed = self._blobs.create()
         fixed.write(message)
-        return await self._store(session, transaction, fixed, account)
+        return await self._store(session, transaction, fixed, account, message)
 
     async def _header_owned(self, account: Account, value: bytes) -> bool:
         for item in parse_address_list(value):
@@ -144,13 +147,29 @@ class SubmissionPolicy:
                 return False
         return True
 
-    async def _store(self, session: Session, transaction: Transaction, blob: BlobWriter, account: Account) -> Reply:
-        structure = await parse_spool(blob, self._blobs)
-        ref = blob.ref
+    async def _store(
+        self, session: Session, transaction: Transaction, blob: BlobWriter, account: Account, message: bytes
+    ) -> Reply:
         envelope = transaction.envelope()
+        copies = list(transaction.copies.values())
+        plan = None
+        if copies and self._sieving is not None:
+            try:
+                plan = await self._sieving.plan(
+                    copies, Context(id=transaction.id, content=message, envelope=envelope, facts={}, remote_ip="")
+                )
+            except StoreError:
+                log.exception("sieve failed id=%s", transaction.id)
+                return Reply(code=451, status="4.3.0", text="could not store the message, try again later")
+            if plan.reject is not None:
+                return plan.reject
+            copies = plan.copies
+        outgoing = plan.outgoing if plan is not None else []
+        structure = await parse_spool(blob, self._blobs) if copies else b""
+        ref = blob.ref
         try:
             stored, ids = await self._delivery.accept(
-                list(transaction.copies.values()),
+                copies,
                 transaction.remote,
                 blob=blob,
                 structure=structure,
@@ -158,12 +177,19 @@ class SubmissionPolicy:
                 received=transaction.started,
                 now=self._now(),
                 account_id=account.id,
+                outgoing=outgoing,
             )
         except OverQuota:
+            for generated in outgoing:
+                generated.blob.abort()
             return mailbox_full()
         except StoreError:
+            for generated in outgoing:
+                generated.blob.abort()
             log.exception("submission failed id=%s", transaction.id)
             return Reply(code=451, status="4.3.0", text="could not store the message, try again later")
+        if plan is not None and self._sieving is not None:
+            await self._sieving.record(plan)
         log.info(
             "submission accepted id=%s user=%s rcpts=%d local=%d queued=%s size=%d",
             transaction.id,

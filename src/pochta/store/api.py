@@ -234,7 +234,14 @@ class Mailboxes(Protocol):
     ) -> Mailbox: ...
     async def delete_mailbox(self, account_id: int, name: str) -> None: ...
     async def rename_mailbox(self, account_id: int, old: str, new: str) -> None: ...
-    async def set_subscribed(self, account_id: int, name: str, *, is_subscribed: bool) -> None: ...
+    async def set_subscribed(self, account_id: int, name: str, *, is_subscribed: bool) -> None:
+        """Subscribe a name, whether or not a mailbox has it (RFC 9051 §6.3.7)."""
+        ...
+
+    async def subscriptions(self, account_id: int) -> list[str]:
+        """Every subscribed name, including those whose mailbox does not exist (any more)."""
+        ...
+
     async def get_mailbox(self, account_id: int, name: str) -> Mailbox | None: ...
     async def list_mailboxes(self, account_id: int) -> list[Mailbox]: ...
 
@@ -310,6 +317,11 @@ class BlobWriter(Protocol):
     def write(self, data: bytes) -> None: ...
     def in_memory(self) -> bytes | None:
         """The whole content if it is still held in memory (small blobs), else None; before commit."""
+        ...
+
+    def spilled(self) -> str | None:
+        """Before commit, the temporary file holding everything written so far when the content spilled to
+        disk (so checks can map it without making it durable first); None while it is in memory."""
         ...
 
     @property
@@ -491,7 +503,193 @@ class Backups(Protocol):
         ...
 
 
-class Store(Directory, Mailboxes, Changes, QueueStore, Imports, Backups, Protocol):
+# ---- Sieve ----------------------------------------------------------------------------------------
+
+
+class LimitReached(StoreError):
+    """A per-account count limit (e.g. the number of Sieve scripts) would be passed."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SieveScript:
+    id: int
+    account_id: int
+    name: str
+    source: str
+    is_active: bool
+    version: int  # changes with every put of the same name: a cache of parsed scripts keys on (id, version)
+    updated: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActiveScript:
+    """Which script runs for an account, without its source (delivery asks this for every message)."""
+
+    account_id: int
+    script_id: int
+    version: int
+
+
+class MarkKind(enum.StrEnum):
+    VACATION = "vacation"  # a vacation reply sent: key is handle NUL sender (RFC 5230 §4.2)
+    DUPLICATE = "duplicate"  # a message id the duplicate test saw (RFC 7352)
+
+
+class SieveStore(Protocol):
+    """Each account's Sieve scripts (at most one active, RFC 5804 §1.3) and the marks they leave."""
+
+    async def put_sieve_script(self, account_id: int, name: str, source: str, *, max_scripts: int = 0) -> SieveScript:
+        """Create or replace `name` (keeping its active flag); LimitReached when a new script would make
+        more than `max_scripts` (0: no limit)."""
+        ...
+
+    async def get_sieve_script(self, account_id: int, name: str) -> SieveScript | None: ...
+    async def get_sieve_script_by_id(self, script_id: int) -> SieveScript | None: ...
+    async def list_sieve_scripts(self, account_id: int) -> list[SieveScript]: ...
+    async def active_sieve_scripts(self, account_ids: Sequence[int]) -> list[ActiveScript]:
+        """The active scripts of those accounts that have one, in one read."""
+        ...
+
+    async def activate_sieve_script(self, account_id: int, name: str | None) -> None:
+        """Make `name` the active script (NotFound), or with None deactivate all."""
+        ...
+
+    async def delete_sieve_script(self, account_id: int, name: str) -> None:
+        """NotFound; Conflict when it is the active script (RFC 5804 §2.10)."""
+        ...
+
+    async def rename_sieve_script(self, account_id: int, old: str, new: str) -> None:
+        """NotFound; AlreadyExists when `new` is taken (RFC 5804 §2.11.1)."""
+        ...
+
+    async def has_sieve_mark(self, account_id: int, kind: MarkKind, key: str, *, now: datetime) -> bool:
+        """Whether an unexpired mark exists."""
+        ...
+
+    async def set_sieve_mark(
+        self, account_id: int, kind: MarkKind, key: str, *, expires: datetime, now: datetime, is_renewed: bool = False
+    ) -> bool:
+        """Set the mark unless an unexpired one exists (then False): the check and the set are one
+        transaction, so two deliveries at once send one vacation reply. With `is_renewed` the new expiry is
+        set in any case (and True returned)."""
+        ...
+
+
+# ---- retention, undelete, journal index, quota warnings (archive/) -------------------------------------
+
+
+class RetentionAction(enum.StrEnum):
+    ARCHIVE = "archive"  # move into the account's Archive mailbox (optionally Archive/<year>)
+    EXPUNGE = "expunge"  # expunge (into the undelete bin)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetentionPolicy:
+    """What happens to the messages of one mailbox name after `days` days, for a domain or one account."""
+
+    target: str  # a domain name, or an account address
+    mailbox: str
+    action: RetentionAction
+    days: int  # 0: off (overrides a wider policy or the config default)
+    is_per_year: bool = False  # ARCHIVE into Archive/<year of the message>
+
+    @property
+    def scope(self) -> str:
+        return "account" if "@" in self.target else "domain"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeletedMessage:
+    """An expunged message kept for undelete: invisible to IMAP and POP3, not counted in quota."""
+
+    id: int
+    account_id: int
+    mailbox: str  # its mailbox's name when it was expunged
+    flags: frozenset[str]
+    internal_date: datetime
+    expunged: datetime
+    size: int
+    blob_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewJournalRecord:
+    domain: str
+    segment: str
+    offset: int
+    length: int
+    received: datetime
+    is_outgoing: bool
+    sender: str
+    recipients: tuple[str, ...]
+    size: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JournalRecord(NewJournalRecord):
+    id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JournalQuery:
+    sender: str | None = None  # exact address
+    recipient: str | None = None  # exact address
+    since: datetime | None = None  # received at or after
+    until: datetime | None = None  # received before
+    domain: str | None = None
+
+
+class ArchiveStore(Protocol):
+    """What the archive package keeps in the store: policies, the undelete bin, the journal's index."""
+
+    async def set_retention_policy(self, policy: RetentionPolicy) -> None: ...
+    async def remove_retention_policy(self, target: str, mailbox: str) -> None: ...
+    async def retention_policies(self) -> list[RetentionPolicy]: ...
+    async def retention_due(
+        self, mailbox_id: int, *, before: datetime, by_save_date: bool, limit: int
+    ) -> list[Message]:
+        """Messages of the mailbox older than `before` (by INTERNALDATE, or by save date), oldest UIDs first."""
+        ...
+
+    async def deleted_messages(
+        self, account_id: int, *, since: datetime | None = None, mailbox: str | None = None
+    ) -> list[DeletedMessage]: ...
+    async def restore_deleted(self, account_id: int, ids: Sequence[int]) -> list[tuple[str, int]]:
+        """Append the kept messages back (new UIDs) into their mailboxes, made when missing, all or none
+        (OverQuota); returns (mailbox, uid) per message restored."""
+        ...
+
+    async def purge_deleted(self, *, before: datetime, limit: int) -> int:
+        """Forget up to `limit` kept messages expunged before `before`; returns how many went."""
+        ...
+
+    async def set_journal_domain(self, domain: str, *, retention_days: int) -> None: ...
+    async def remove_journal_domain(self, domain: str) -> None: ...
+    async def journal_domains(self) -> dict[str, int]:
+        """Journaled domains and their retention in days (0: for ever)."""
+        ...
+
+    async def add_journal_records(self, records: Sequence[NewJournalRecord]) -> list[int]: ...
+    async def search_journal(self, query: JournalQuery) -> list[JournalRecord]: ...
+    async def drop_journal_segment(self, domain: str, segment: str) -> int:
+        """Remove the index rows of one segment file (before the file is deleted)."""
+        ...
+
+    async def quota_warnings_due(self, *, ratio: float) -> list[Account]:
+        """Accounts at or above `ratio` of their quota that were not warned yet."""
+        ...
+
+    async def add_quota_warning(self, message: NewMessage, *, ratio: float, now: datetime) -> Appended | None:
+        """Record the warning and append its message (not refused by the quota it warns about), if the
+        account is still due; None when it is not (another node warned, or usage dropped)."""
+        ...
+
+    async def clear_quota_warnings(self, *, ratio: float) -> int:
+        """Forget the warnings of accounts now below `ratio`, so they are warned again next time."""
+        ...
+
+
+class Store(Directory, Mailboxes, Changes, QueueStore, SieveStore, ArchiveStore, Imports, Backups, Protocol):
     """One backend implements all of them; sessions take the narrower Protocol they need."""
 
     async def close(self) -> None: ...

@@ -65,6 +65,14 @@ class FileBlobWriter:
         """The whole content if it is still held in memory (small blobs), else None."""
         return None if self._spill_path is not None or self._done else bytes(self._pending)
 
+    def spilled(self) -> str | None:
+        if self._spill_path is None or self._done:
+            return None
+        if self._pending:
+            os.write(self._spill_fd, self._pending)
+            self._pending.clear()
+        return str(self._spill_path)
+
     @property
     def ref(self) -> BlobRef:
         """Id and size of what was written so far (the blob's final name once all is written)."""
@@ -125,6 +133,9 @@ class FileBlobWriter:
             self._spill_path = None
 
 
+_READ_INLINE = 64 * 1024  # octets read on the event loop itself (see FileBlobs.read)
+
+
 class FileBlobs:
     """Shards ``00``..``ff`` hold the blobs, ``tmp/00``..``tmp/ff`` the temp files of small blobs being
     committed (one temp directory per shard: creating files in one shared directory ran at a fifth of the
@@ -173,6 +184,10 @@ class FileBlobs:
         return await writer.commit()
 
     async def read(self, blob_id: str, start: int = 0, end: int | None = None) -> bytes:
+        if end is not None and end - start <= _READ_INLINE:
+            # A small read from the page cache takes microseconds; a hop to a thread and back costs more,
+            # and FETCH of many messages would pay it once per message.
+            return self.read_sync(blob_id, start, end)
         return await asyncio.to_thread(self.read_sync, blob_id, start, end)
 
     def read_sync(self, blob_id: str, start: int = 0, end: int | None = None) -> bytes:

@@ -309,3 +309,32 @@ def test_date_time_in_append_is_parsed_with_its_offset() -> None:
 def test_a_name_that_is_not_modified_utf7_is_taken_as_written() -> None:
     # it names no mailbox (SELECT answers NO, LIST nothing); only a name being made must be valid
     assert command_of(b"a1 SELECT &AGE-x", logged_in) == c.Select(mailbox="&AGE-x")
+
+
+@pytest.mark.parametrize(
+    ("line", "command"),
+    [
+        (b'q GETQUOTA ""', c.GetQuota(root="")),
+        (b"q GETQUOTA User", c.GetQuota(root="User")),
+        (b"q GETQUOTAROOT inbox", c.GetQuotaRoot(mailbox="INBOX")),
+        (b'q SETQUOTA "" (STORAGE 512 message 10)', c.SetQuota(root="", limits=(("STORAGE", 512), ("MESSAGE", 10)))),
+        (b'q SETQUOTA "" ()', c.SetQuota(root="", limits=())),
+        (
+            b"q STATUS INBOX (DELETED-STORAGE SIZE)",
+            c.Status(mailbox="INBOX", items=(c.StatusItem.DELETED_STORAGE, c.StatusItem.SIZE)),
+        ),
+    ],
+)
+def test_quota_commands(line: bytes, command: c.CommandType) -> None:  # RFC 9208 §4.1, §4.3
+    assert command_of(line, logged_in) == command
+
+
+@pytest.mark.parametrize(
+    "line", [b"q GETQUOTA", b'q SETQUOTA "" (STORAGE)', b'q SETQUOTA "" STORAGE 1', b"q GETQUOTAROOT"]
+)
+def test_bad_quota_commands(line: bytes) -> None:
+    assert refusal_of(line, logged_in).reply.status is Status.BAD
+
+
+def test_quota_commands_need_authentication() -> None:
+    assert refusal_of(b"q GETQUOTAROOT INBOX").reply.status is Status.BAD

@@ -140,6 +140,7 @@ class StatusItem(enum.Enum):
     UNSEEN = "UNSEEN"
     DELETED = "DELETED"
     SIZE = "SIZE"
+    DELETED_STORAGE = "DELETED-STORAGE"  # RFC 9208 §4.3: with QUOTA=RES-STORAGE
     RECENT = "RECENT"
     HIGHESTMODSEQ = "HIGHESTMODSEQ"
     MAILBOXID = "MAILBOXID"
@@ -171,6 +172,28 @@ class Namespace:
 class Status:
     mailbox: str
     items: tuple[StatusItem, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GetQuota:
+    """RFC 9208 §4.1.1."""
+
+    root: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GetQuotaRoot:
+    """RFC 9208 §4.1.2."""
+
+    mailbox: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetQuota:
+    """RFC 9208 §4.1.3: resource names (upper case) and limits."""
+
+    root: str
+    limits: tuple[tuple[str, int], ...]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -310,5 +333,5 @@ class Copy:
 CommandType = (
     Capability | Noop | Logout | Id | StartTls | Authenticate | Login | Enable | Select | Create | Delete | Rename
     | Subscribe | Unsubscribe | List | Lsub | Namespace | Status | Idle | Check | Close | Unselect | Expunge | Search
-    | Fetch | Store | Copy
+    | Fetch | Store | Copy | GetQuota | GetQuotaRoot | SetQuota
 )  # fmt: skip

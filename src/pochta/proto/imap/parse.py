@@ -339,6 +339,26 @@ def _status(reader: Reader, options: Options) -> c.Status:
     return c.Status(mailbox=name, items=_status_items(reader))
 
 
+def _get_quota(reader: Reader, _options: Options) -> c.GetQuota:
+    reader.space()
+    return c.GetQuota(root=_utf8(reader.astring("a quota root"), "quota root"))
+
+
+def _set_quota(reader: Reader, _options: Options) -> c.SetQuota:
+    reader.space()  # RFC 9208 §6: "SETQUOTA" SP quota-root SP setquota-list
+    root = _utf8(reader.astring("a quota root"), "quota root")
+    reader.space()
+    reader.expect(b"(", "a resource list")
+    limits: list[tuple[str, int]] = []
+    while not reader.accept(b")"):
+        if limits:
+            reader.space()
+        name = reader.atom("a resource name").upper()
+        reader.space()
+        limits.append((name, reader.number(limit=MAX_NUMBER64)))
+    return c.SetQuota(root=root, limits=tuple(limits))
+
+
 def _uid_expunge(reader: Reader, _options: Options) -> c.Expunge:
     reader.space()
     return c.Expunge(uids=reader.sequence_set())
@@ -428,6 +448,9 @@ _PARSERS: dict[str, _Parser] = {
     "NAMESPACE": _no_arguments(c.Namespace),
     "STATUS": _status,
     "IDLE": _no_arguments(c.Idle),
+    "GETQUOTA": _get_quota,
+    "GETQUOTAROOT": _one_mailbox(lambda name: c.GetQuotaRoot(mailbox=name)),
+    "SETQUOTA": _set_quota,
     "CHECK": _no_arguments(c.Check),
     "CLOSE": _no_arguments(c.Close),
     "UNSELECT": _no_arguments(c.Unselect),

@@ -233,7 +233,11 @@ class DotStuffer:
         if chunk.endswith(b"\r"):
             chunk = chunk[:-1]  # it may start a CRLF split across chunks: decide with the next chunk
             self._has_pending_cr = True
-        text = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
+        crlf = chunk.count(b"\r\n")
+        if chunk.count(b"\r") == crlf and chunk.count(b"\n") == crlf:  # already all CRLF (the usual): no copies
+            text = chunk
+        else:
+            text = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
         text = text.replace(b"\r\n.", b"\r\n..")  # RFC 5321 §4.5.2: double a line's leading dot
         if self._is_line_start and text.startswith(b"."):
             text = b"." + text

@@ -12,11 +12,13 @@ from pochta.store.sqlite.directory import SqliteDirectory
 from pochta.store.sqlite.engine import Engine
 from pochta.store.sqlite.mailboxes import SqliteMailboxes
 from pochta.store.sqlite.queue import SqliteQueue
+from pochta.store.sqlite.retention import SqliteRetention
+from pochta.store.sqlite.sieve import SqliteSieve
 
 DATABASE_NAME = "pochta.sqlite3"
 
 
-class SqliteStore(SqliteDirectory, SqliteMailboxes, SqliteQueue, SqliteArchive):
+class SqliteStore(SqliteDirectory, SqliteMailboxes, SqliteQueue, SqliteSieve, SqliteRetention, SqliteArchive):
     def __init__(self, path: Path, *, fsync: bool = True) -> None:
         self._watchers: defaultdict[int, set[asyncio.Event]] = defaultdict(set)
         self._db = Engine(path, fsync=fsync, on_commit=self._wake)

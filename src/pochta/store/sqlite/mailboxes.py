@@ -36,7 +36,9 @@ from pochta.store.sqlite.engine import Engine, WriteResult
 
 SEEN = "\\Seen"
 _MAILBOX_COLUMNS = (
-    "id, account_id, name, special_use, subscribed, uidvalidity, uidnext, highestmodseq, messages, unseen, size"
+    "id, account_id, name, special_use,"
+    " EXISTS (SELECT 1 FROM subscriptions s WHERE s.account_id = mailboxes.account_id AND s.name = mailboxes.name),"
+    " uidvalidity, uidnext, highestmodseq, messages, unseen, size"
 )
 _MESSAGE_COLUMNS = "mailbox_id, uid, modseq, flags, internal_date, save_date, size, blob_id"
 
@@ -94,17 +96,13 @@ def insert_mailbox(
 ) -> int:
     try:
         cursor = conn.execute(
-            "INSERT INTO mailboxes (account_id, name, special_use, subscribed, uidvalidity) VALUES (?,?,?,?,?)",
-            (
-                account_id,
-                name,
-                special_use.value if special_use else None,
-                int(subscribe),
-                _next_uidvalidity(conn),
-            ),
+            "INSERT INTO mailboxes (account_id, name, special_use, uidvalidity) VALUES (?,?,?,?)",
+            (account_id, name, special_use.value if special_use else None, _next_uidvalidity(conn)),
         )
     except sqlite3.IntegrityError as exc:
         raise AlreadyExists(f"mailbox {name} exists") from exc
+    if subscribe:
+        conn.execute("INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?, ?)", (account_id, name))
     return int(cursor.lastrowid or 0)
 
 
@@ -167,13 +165,19 @@ def _insert_messages(
     return [first_uid + i for i in range(len(rows))], modseq, account_id
 
 
-def _delete_messages(conn: sqlite3.Connection, mailbox_id: int, uids: Sequence[int]) -> tuple[list[int], int]:
-    """Expunge `uids` that exist, leaving tombstones; returns (removed uids, account id)."""
+def _delete_messages(
+    conn: sqlite3.Connection, mailbox_id: int, uids: Sequence[int], *, is_kept: bool = False
+) -> tuple[list[int], int]:
+    """Expunge `uids` that exist, leaving tombstones; returns (removed uids, account id).
+
+    ``is_kept``: an expunge (not the second half of a move): the messages go to the undelete bin."""
     found = _select_messages(conn, mailbox_id, uids)
     if not found:
         return [], int(_mailbox_row(conn, mailbox_id)[1])
     modseq, account_id = _bump_modseq(conn, mailbox_id)
     removed = [row[1] for row in found]
+    if is_kept:
+        keep_deleted(conn, mailbox_id, removed)
     conn.executemany("DELETE FROM messages WHERE mailbox_id = ? AND uid = ?", [(mailbox_id, uid) for uid in removed])
     conn.executemany(
         "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)",
@@ -184,6 +188,22 @@ def _delete_messages(conn: sqlite3.Connection, mailbox_id: int, uids: Sequence[i
     _count(conn, mailbox_id, messages=-len(found), unseen=-unseen, size=-size)
     _charge(conn, account_id, -size)
     return removed, account_id
+
+
+def keep_deleted(conn: sqlite3.Connection, mailbox_id: int, uids: Sequence[int] | None) -> None:
+    """Copy messages about to be expunged (all of the mailbox when `uids` is None) into the undelete bin."""
+    select = (
+        "INSERT INTO deleted_messages (account_id, mailbox, flags, internal_date, expunged, size, blob_id,"
+        " structure, envelope) SELECT b.account_id, b.name, m.flags, m.internal_date, ?, m.size, m.blob_id,"
+        " m.structure, m.envelope FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id WHERE m.mailbox_id = ?"
+    )
+    now = int(time.time())
+    if uids is None:
+        conn.execute(select, (now, mailbox_id))
+        return
+    for start in range(0, len(uids), 500):  # stay under SQLite's bound-parameter limit
+        chunk = uids[start : start + 500]
+        conn.execute(f"{select} AND m.uid IN ({','.join('?' * len(chunk))})", (now, mailbox_id, *chunk))
 
 
 def _select_messages(
@@ -296,6 +316,7 @@ class SqliteMailboxes:
             if row is None:
                 raise NotFound(f"no mailbox {name}")
             _charge(conn, account_id, -int(row[1]))
+            keep_deleted(conn, row[0], None)
             conn.execute("DELETE FROM mailboxes WHERE id = ?", (row[0],))
             return WriteResult(None, touched={account_id})
 
@@ -327,21 +348,36 @@ class SqliteMailboxes:
             conn.execute("UPDATE mailboxes SET name = ? WHERE id = ?", (new, row[0]))
             for child_id, child_name in children:
                 conn.execute("UPDATE mailboxes SET name = ? WHERE id = ?", (new + child_name[len(old) :], child_id))
+            # the subscriptions follow the mailboxes they name (as Dovecot does)
+            for moved in (old, *(name for _, name in children)):
+                cursor = conn.execute(
+                    "DELETE FROM subscriptions WHERE account_id = ? AND name = ?", (account_id, moved)
+                )
+                if cursor.rowcount:
+                    conn.execute(
+                        "INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?, ?)",
+                        (account_id, new + moved[len(old) :]),
+                    )
             return WriteResult(None, touched={account_id})
 
         await self._db.write(run)
 
     async def set_subscribed(self, account_id: int, name: str, *, is_subscribed: bool) -> None:
         def run(conn: sqlite3.Connection) -> WriteResult[None]:
-            cursor = conn.execute(
-                "UPDATE mailboxes SET subscribed = ? WHERE account_id = ? AND name = ?",
-                (int(is_subscribed), account_id, name),
-            )
-            if cursor.rowcount == 0:
-                raise NotFound(f"no mailbox {name}")
+            if is_subscribed:
+                conn.execute("INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?, ?)", (account_id, name))
+            else:
+                conn.execute("DELETE FROM subscriptions WHERE account_id = ? AND name = ?", (account_id, name))
             return WriteResult(None, touched={account_id})
 
         await self._db.write(run)
+
+    async def subscriptions(self, account_id: int) -> list[str]:
+        def run(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute("SELECT name FROM subscriptions WHERE account_id = ? ORDER BY name", (account_id,))
+            return [row[0] for row in rows]
+
+        return await self._db.read(run)
 
     async def get_mailbox(self, account_id: int, name: str) -> Mailbox | None:
         def run(conn: sqlite3.Connection) -> Mailbox | None:
@@ -427,7 +463,7 @@ class SqliteMailboxes:
 
     async def expunge(self, mailbox_id: int, uids: Sequence[int]) -> list[int]:
         def run(conn: sqlite3.Connection) -> WriteResult[list[int]]:
-            removed, account_id = _delete_messages(conn, mailbox_id, uids)
+            removed, account_id = _delete_messages(conn, mailbox_id, uids, is_kept=True)
             return WriteResult(removed, touched={account_id} if removed else set())
 
         return await self._db.write(run)
