@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from pochta.admin.cli import cli
+from pochta.store.sqlite import SqliteStore
 from tests.archive.corpus import corpus
 from tests.archive.test_import_export import mailboxes, make_maildir
 
@@ -49,9 +51,30 @@ def snapshot(data: Path) -> dict[str, list[tuple[int, str, frozenset[str], int]]
     }
 
 
+def _expunge_tenth(data: Path) -> str:
+    """Expunge INBOX uid 10 (into the undelete bin, which still refers to its blob); returns the blob id."""
+
+    async def run() -> str:
+        store = await SqliteStore.open(data)
+        try:
+            account = await store.get_account("a@example.test")
+            assert account is not None
+            inbox = await store.get_mailbox(account.id, "INBOX")
+            assert inbox is not None
+            (message,) = await store.messages(inbox.id, uids=[10])
+            assert await store.expunge(inbox.id, [10]) == [10]
+            return message.blob_id
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
 def test_backup_then_restore_into_a_fresh_data_dir_gives_the_same_mailboxes(live: Path, tmp_path: Path) -> None:
+    binned = _expunge_tenth(tmp_path / "live")
     out = ok(live, "backup", str(tmp_path / "backup"))
-    assert "backup of 65 messages" in out
+    assert "backup of 65 messages" in out  # 64 in mailboxes, 1 in the undelete bin
+    assert (tmp_path / "backup" / "blobs" / binned[:2] / binned).is_file()
     marker = json.loads((tmp_path / "backup" / "BACKUP.json").read_text())
     assert marker["rows"] == 65 and marker["problems"] == []
     assert (tmp_path / "backup" / "pochta.sqlite3").is_file()
