@@ -107,21 +107,19 @@ class Exporter:
             after = page[-1].uid
 
             def write_page(page: list[Message] = page) -> tuple[int, int, int]:
-                written = skipped = octets = 0
-                for message in page:
-                    unique = _unique(message, mailbox.uidvalidity, self._hostname)
-                    size = writer.write(
-                        unique,
-                        Path(self._blobs.path(message.blob_id)),
-                        flags=message.flags,
-                        internal_date=message.internal_date,
-                    )
-                    if size is None:
-                        skipped += 1
-                    else:
-                        written += 1
-                        octets += size
-                return written, skipped, octets
+                sizes = writer.write_many(
+                    [
+                        (
+                            _unique(m, mailbox.uidvalidity, self._hostname),
+                            Path(self._blobs.path(m.blob_id)),
+                            m.flags,
+                            m.internal_date,
+                        )
+                        for m in page
+                    ]
+                )
+                done = [size for size in sizes if size is not None]
+                return len(done), len(sizes) - len(done), sum(done)
 
             written, skipped, octets = await asyncio.to_thread(write_page)
             self.report.messages += written

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -140,22 +141,46 @@ class Writer:
             os.replace(tmp, self.folder / KEYWORDS_FILE)
         return self._letters
 
+    def write_many(self, items: Sequence[tuple[str, Path, frozenset[str], datetime]]) -> list[int | None]:
+        """Copy blob files in as Maildir messages: (unique name, blob file, flags, internal date) each.
+        Returns the octets written per item (None: it is there already). All are written to tmp/, fsynced
+        side by side (parallel fsyncs share journal commits), then renamed into cur/, then cur/ is fsynced:
+        a crash leaves whole messages in cur/ or none."""
+        sizes: list[int | None] = []
+        staged: list[tuple[Path, Path]] = []
+        for unique, source, flags, internal_date in items:
+            if unique in self.present:
+                sizes.append(None)
+                continue
+            info = maildir_info(flags, self._letters_for(flags))
+            tmp = self.folder / "tmp" / unique
+            written = 0
+            with open(source, "rb") as reader, open(tmp, "wb") as writer:
+                while chunk := reader.read(1024 * 1024):
+                    writer.write(chunk)
+                    written += len(chunk)
+            stamp = internal_date.timestamp()
+            os.utime(tmp, (stamp, stamp))
+            staged.append((tmp, self.folder / "cur" / f"{unique}:{info}"))
+            self.present.add(unique)
+            sizes.append(written)
+        if self._fsync and staged:
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                list(pool.map(_fsync_file, [tmp for tmp, _ in staged]))
+        for tmp, final in staged:
+            os.replace(tmp, final)
+        if self._fsync and staged:
+            _fsync_file(self.folder / "cur")
+        return sizes
+
     def write(self, unique: str, source: Path, *, flags: frozenset[str], internal_date: datetime) -> int | None:
-        """Copy the blob file `source` in as `unique`; returns the octets written (None if it is there)."""
-        if unique in self.present:
-            return None
-        info = maildir_info(flags, self._letters_for(flags))
-        tmp = self.folder / "tmp" / unique
-        written = 0
-        with open(source, "rb") as reader, open(tmp, "wb") as writer:
-            while chunk := reader.read(1024 * 1024):
-                writer.write(chunk)
-                written += len(chunk)
-            if self._fsync:
-                writer.flush()
-                os.fsync(writer.fileno())
-        stamp = internal_date.timestamp()
-        os.utime(tmp, (stamp, stamp))
-        os.replace(tmp, self.folder / "cur" / f"{unique}:{info}")
-        self.present.add(unique)
-        return written
+        """One message (see `write_many`)."""
+        return self.write_many([(unique, source, flags, internal_date)])[0]
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
