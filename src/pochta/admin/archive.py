@@ -109,6 +109,9 @@ def _run(ctx: click.Context, action: Callable[[Store, Blobs], Awaitable[T]], *, 
         return asyncio.run(main())
     except StoreError as exc:
         _fail(str(exc))
+    except KeyboardInterrupt:
+        click.echo("pochta: interrupted; what was committed stays, and the same command continues from there", err=True)
+        sys.exit(130)
 
 
 async def _account(store: Store, address: str) -> Account:
