@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from pochta.accounts import check_password
-from pochta.net import IdleTimeout, ShutdownRequested, Stream
+from pochta.net import IdleTimeout, ReadInterrupted, ShutdownRequested, Stream
 from pochta.proto import sasl
 from pochta.proto.imap import (
     AppendEnd,
@@ -433,6 +433,7 @@ class Session:
     async def _watch(self, account_id: int) -> None:
         async for _ in self.context.store.watch(account_id):
             self._dirty.set()
+            self.stream.poke()  # an IDLE read in progress gives way to the push
 
     async def _authenticate(self, tag: str, command: c.Authenticate) -> None:
         mechanism = sasl.new_mechanism(command.mechanism)
@@ -503,7 +504,7 @@ class Session:
             return
         if must_poll or self._dirty.is_set():
             self._dirty.clear()
-            await selected.poll(self.context.store, self.context.store)
+            await selected.poll(self.context.store)
         enabled = self.conn.enabled
         for response in selected.updates(
             allow_expunge=allow_expunge, is_qresync="QRESYNC" in enabled, is_condstore="CONDSTORE" in enabled
@@ -529,20 +530,15 @@ class Session:
                     raise
 
     async def _read_or_push(self) -> bytes:
-        read = asyncio.ensure_future(self.stream.read(interruptible=True))
-        try:
-            while not read.done():
-                wake = asyncio.ensure_future(self._dirty.wait())
-                try:
-                    await asyncio.wait({read, wake}, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    wake.cancel()
-                if self._dirty.is_set():
-                    await self._push_updates(allow_expunge=True)
-                    await self.stream.drain()
-            return read.result()
-        finally:
-            read.cancel()
+        while True:
+            if self._dirty.is_set():
+                await self._push_updates(allow_expunge=True)
+                await self.stream.drain()
+                continue
+            try:
+                return await self.stream.read(interruptible=True, pokeable=True)
+            except ReadInterrupted:  # _watch saw a commit: push it
+                continue
 
     # ---- APPEND ------------------------------------------------------------------------------------------------
 

@@ -290,6 +290,7 @@ class Change:
     modseq: int
     uid: int
     kind: ChangeKind
+    flags: frozenset[str] = frozenset()  # a message's flags now (so IDLE needs no second read); none for EXPUNGE
 
 
 class Changes(Protocol):

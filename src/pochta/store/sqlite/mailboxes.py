@@ -471,11 +471,14 @@ class SqliteMailboxes:
     async def changes_since(self, mailbox_id: int, modseq: int) -> list[Change]:
         def run(conn: sqlite3.Connection) -> list[Change]:
             rows = conn.execute(
-                "SELECT uid, modseq, 'message' FROM messages WHERE mailbox_id = ? AND modseq > ?"
-                " UNION ALL SELECT uid, modseq, 'expunge' FROM expunged WHERE mailbox_id = ? AND modseq > ?"
+                "SELECT uid, modseq, 'message', flags FROM messages WHERE mailbox_id = ? AND modseq > ?"
+                " UNION ALL SELECT uid, modseq, 'expunge', '' FROM expunged WHERE mailbox_id = ? AND modseq > ?"
                 " ORDER BY 2, 1",
                 (mailbox_id, modseq, mailbox_id, modseq),
             ).fetchall()
-            return [Change(mailbox_id=mailbox_id, uid=r[0], modseq=r[1], kind=ChangeKind(r[2])) for r in rows]
+            return [
+                Change(mailbox_id=mailbox_id, uid=r[0], modseq=r[1], kind=ChangeKind(r[2]), flags=_flags(r[3]))
+                for r in rows
+            ]
 
         return await self._db.read(run)
