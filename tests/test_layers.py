@@ -45,7 +45,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "delivery": ("store.api", "accounts", "mail", "filters", "queue"),
     "sieving": ("delivery", "store.api", "accounts", "mail", "filters", "queue", "proto.smtp.replies"),
     "sieved": ("proto.managesieve", "proto.sasl", "net", "store.api", "accounts", "mail", "config", "filters.sieve"),
-    "archive": ("archive", "store.api", "accounts", "mail", "config"),
+    "archive": ("archive", "store.api", "accounts", "mail", "config", "delivery", "proto.imap.utf7"),
     "admin": (
         "admin",
         "accounts",

@@ -44,7 +44,7 @@ from pochta.smtpd.session import SessionSettings
 from pochta.smtpd.submission import SubmissionPolicy
 from pochta.store.api import Store
 from pochta.store.blobs import FileBlobs
-from pochta.store.sqlite import SqliteStore
+from pochta.store.sqlite import DATABASE_NAME, SqliteStore
 from pochta.tls import ensure_self_signed, server_context
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,11 @@ async def open_store(config: Config) -> Store:
 
 def open_blobs(config: Config) -> FileBlobs:
     return FileBlobs(config.data_path / "blobs", fsync=config.storage.fsync)
+
+
+def has_store(config: Config) -> bool:
+    """Whether the data directory holds a store already (a restore must not overwrite one)."""
+    return (config.data_path / DATABASE_NAME).exists()
 
 
 def tls_context(config: Config) -> ssl.SSLContext:

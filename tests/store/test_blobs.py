@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -43,8 +45,12 @@ async def test_stray_temp_files_are_removed_at_start(tmp_path: Path) -> None:
     FileBlobs(tmp_path).close()
     (tmp_path / "tmp" / "crashed.tmp").write_bytes(b"half a large message")
     (tmp_path / "tmp" / "ab" / "0123.tmp").write_bytes(b"half a small message")
+    (tmp_path / "tmp" / "cd" / "4567.tmp").write_bytes(b"another process is writing this one now")
+    two_hours_ago = time.time() - 7200
+    for old in ("crashed.tmp", "ab/0123.tmp"):
+        os.utime(tmp_path / "tmp" / old, (two_hours_ago, two_hours_ago))
     FileBlobs(tmp_path).close()
-    assert [p for p in (tmp_path / "tmp").rglob("*") if p.is_file()] == []
+    assert [p for p in (tmp_path / "tmp").rglob("*") if p.is_file()] == [tmp_path / "tmp" / "cd" / "4567.tmp"]
 
 
 async def test_ids_that_are_not_hashes_are_refused(blobs: FileBlobs) -> None:

@@ -47,7 +47,9 @@ async def test_sigkill_mid_append_loses_nothing_acknowledged(tmp_path: Path) -> 
                 acked[int(uid)] = blob_id
 
         reopened = await SqliteStore.open(data_dir)
-        blobs = FileBlobs(data_dir / "blobs")  # cleans temp files, as a restart does
+        for stray in (data_dir / "blobs" / "tmp").rglob("*.tmp"):  # as if the restart came an hour later
+            os.utime(stray, (time.time() - 7200, time.time() - 7200))
+        blobs = FileBlobs(data_dir / "blobs")  # cleans temp files an hour old, as a restart does
         stored = {m.uid: m for m in await reopened.messages(inbox.id)}
         for uid, blob_id in acked.items():
             assert uid in stored and stored[uid].blob_id == blob_id

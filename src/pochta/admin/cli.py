@@ -18,7 +18,7 @@ from rich.table import Table
 
 from pochta import config as config_module
 from pochta.accounts import PasswordError, hash_password, parse_size
-from pochta.admin import retention
+from pochta.admin import archive, retention
 from pochta.mail.address import AddressError, normalize_domain, parse_address
 from pochta.store.api import DkimKey, Store, StoreError
 
@@ -537,6 +537,7 @@ cli.add_command(sieve)
 user.add_command(user_vacation)
 user.add_command(user_forward)
 retention.register(cli)
+archive.register(cli)
 
 
 def main() -> None:

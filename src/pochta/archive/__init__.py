@@ -1,0 +1,1 @@
+"""Archiving: import and export (mbox, Maildir, IMAP), online backup, restore and verify (docs/archive.md)."""

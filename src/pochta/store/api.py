@@ -10,7 +10,7 @@ hierarchical names with ``/`` as the separator, ``INBOX`` spelled exactly so.
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -353,6 +353,9 @@ class Blobs(Protocol):
 
     async def delete(self, blob_id: str) -> None: ...
     async def exists(self, blob_id: str) -> bool: ...
+    def ids(self) -> Iterator[str]:
+        """Every committed blob's id (for `pochta verify`), in no particular order."""
+        ...
 
 
 # ---- outbound queue -------------------------------------------------------------------------------
@@ -497,6 +500,62 @@ class SpamStore(Protocol):
     async def remove_spam_list_entry(self, account_id: int, pattern: str) -> None: ...
     async def spam_list(self, account_ids: Sequence[int]) -> list[SpamListEntry]:
         """The entries of these accounts' lists (include GLOBAL_MODEL for the server-wide one)."""
+
+
+# ---- import and backup ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImportProgress:
+    """How far an import of one source into one mailbox got (see archive/)."""
+
+    account_id: int
+    source: str  # "mbox:/abs/path", "maildir:/abs/dir", "imap://user@host/folder"
+    mailbox: str  # the target mailbox's name
+    position: str  # the source's cursor after the last message stored
+    messages: int = 0  # messages stored from this source so far
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BlobUse:
+    """One stored reference to a blob, for backups and `pochta verify`."""
+
+    blob_id: str
+    size: int | None  # the size the referring row records, if it records one
+    where: str  # the row, for a report: "a@example.test INBOX uid 7", "queue 12"
+
+
+class Imports(Protocol):
+    """Import progress, committed together with the messages it covers."""
+
+    async def import_progress(self, account_id: int, source: str, mailbox: str) -> ImportProgress | None: ...
+
+    async def append_imported(
+        self, messages: Sequence[NewMessage], *, blobs: Sequence[BlobWriter] = (), progress: ImportProgress
+    ) -> list[Appended]:
+        """`Mailboxes.append` and recording `progress`, in one transaction."""
+        ...
+
+    async def forget_import(self, account_id: int, source: str | None = None) -> int:
+        """Drop the progress of `source` (every source when None); returns the rows dropped."""
+        ...
+
+
+class Backups(Protocol):
+    """A consistent copy of the metadata while the server runs, and self-checks."""
+
+    async def backup(self, data_dir: str) -> list[BlobUse]:
+        """Write a consistent copy of the database into the data directory `data_dir` (online, while
+        others write) and return every blob reference in that copy."""
+        ...
+
+    async def blob_uses(self) -> list[BlobUse]:
+        """Every blob reference in the store (messages, queue, and any other table that keeps blobs)."""
+        ...
+
+    async def check_database(self) -> list[str]:
+        """Problems in the metadata itself (page-level integrity, foreign keys, mailbox and quota
+        counters that disagree with the rows); empty when all is well."""
         ...
 
 
@@ -686,7 +745,7 @@ class ArchiveStore(Protocol):
         ...
 
 
-class Store(Directory, Mailboxes, Changes, QueueStore, SpamStore, SieveStore, ArchiveStore, Protocol):
+class Store(Directory, Mailboxes, Changes, QueueStore, SpamStore, SieveStore, ArchiveStore, Imports, Backups, Protocol):
     """One backend implements all of them; sessions take the narrower Protocol they need."""
 
     async def close(self) -> None: ...

@@ -3,15 +3,19 @@
 Layout: ``<root>/ab/abcdef...`` named by the SHA-256 of the content; ``<root>/tmp/`` holds blobs being
 written. A blob becomes visible only by an atomic rename after its content is fsynced, and the rename is
 made durable by fsyncing the directory, so a crash leaves either the whole blob or none (a stray temp file,
-removed at the next start).
+removed at a later start once it is an hour old: younger ones may belong to another process writing now,
+such as a running server while `pochta import` or `pochta backup` opens the same blobs).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import secrets
+import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,6 +23,7 @@ from pochta.store.api import BlobRef, NotFound, StoreError
 
 _HEX = frozenset("0123456789abcdef")
 _SHARDS = tuple(f"{i:02x}" for i in range(256))
+_STRAY_AGE = 3600.0  # seconds since a temp file was last written before it counts as left by a crash
 _SPILL = 256 * 1024  # octets a writer keeps in memory before it streams to its temp file
 
 
@@ -149,8 +154,11 @@ class FileBlobs:
         for shard in _SHARDS:
             (root / shard).mkdir(exist_ok=True)
             (tmp / shard).mkdir(exist_ok=True)
+        old = time.time() - _STRAY_AGE
         for stray in (*tmp.glob("*.tmp"), *tmp.glob("??/*.tmp")):  # left by a crash mid-write; never blobs
-            stray.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                if stray.stat().st_mtime < old:
+                    stray.unlink()
 
     def file_of(self, blob_id: str) -> Path:
         _check_id(blob_id)
@@ -198,6 +206,13 @@ class FileBlobs:
 
     async def exists(self, blob_id: str) -> bool:
         return self.file_of(blob_id).exists()
+
+    def ids(self) -> Iterator[str]:
+        for shard in _SHARDS:
+            with os.scandir(self.root / shard) as entries:
+                for entry in entries:
+                    if len(entry.name) == 64 and _HEX.issuperset(entry.name):
+                        yield entry.name
 
     def close(self) -> None:
         self.sync_pool.shutdown(wait=True)

@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from pochta.store.sqlite.archive import SqliteArchive
 from pochta.store.sqlite.directory import SqliteDirectory
 from pochta.store.sqlite.engine import Engine
 from pochta.store.sqlite.mailboxes import SqliteMailboxes
@@ -18,7 +19,9 @@ from pochta.store.sqlite.spam import SqliteSpam
 DATABASE_NAME = "pochta.sqlite3"
 
 
-class SqliteStore(SqliteDirectory, SqliteMailboxes, SqliteQueue, SqliteSieve, SqliteRetention, SqliteSpam):
+class SqliteStore(
+    SqliteDirectory, SqliteMailboxes, SqliteQueue, SqliteSieve, SqliteRetention, SqliteArchive, SqliteSpam
+):
     def __init__(self, path: Path, *, fsync: bool = True) -> None:
         self._watchers: defaultdict[int, set[asyncio.Event]] = defaultdict(set)
         self._db = Engine(path, fsync=fsync, on_commit=self._wake)
