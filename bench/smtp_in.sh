@@ -39,7 +39,7 @@ EOF
 # The Postfix peer runs no sender-authentication, virus or spam checks, so by default neither does Pochta;
 # CHECKS=1 keeps Pochta's default checks (they ask the machine's resolver about the sender's domain).
 if [ "${CHECKS:-0}" != 1 ]; then
-    printf '[auth]\nenabled = false\n' >>"$WORK/pochta.toml"
+    printf '[auth]\nenabled = false\n[spam]\nenabled = false\n' >>"$WORK/pochta.toml"
 fi
 
 pochta_pid=""
