@@ -36,6 +36,17 @@ def fields(block: bytes) -> Iterator[tuple[bytes, bytes]]:
         yield match.group(1), unfold(match.group(2))
 
 
+def field_spans(block: bytes, names: Iterable[str]) -> list[tuple[int, int]]:
+    """Byte ranges (start, end with the line break) of every field called one of ``names``."""
+    wanted = {name.lower().encode() for name in names}
+    spans = []
+    for match in FIELD.finditer(block):
+        if match.group(1).lower() in wanted:
+            end = match.end() + 1 if block[match.end() : match.end() + 1] == b"\n" else match.end()
+            spans.append((match.start(), end))
+    return spans
+
+
 def header_values(block: bytes, name: str) -> list[bytes]:
     """The unfolded raw values of every field called ``name`` (case-insensitive), in order."""
     wanted = name.lower().encode("ascii", "replace")

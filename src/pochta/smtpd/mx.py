@@ -17,6 +17,7 @@ from pochta.accounts import resolve
 from pochta.delivery import LocalCopy, LocalDelivery, Outgoing, parse_spool
 from pochta.filters.pipeline import ACCEPTED, Action, Inbound, Outcome, Pipeline
 from pochta.mail.address import Address, AddressError, normalize_domain
+from pochta.mail.headers import field_spans
 from pochta.mailauth.results import forged_fields
 from pochta.proto.smtp import Extensions, MailFrom, RcptTo, Reply
 from pochta.sieving import Context, Plan, Sieving
@@ -168,14 +169,18 @@ class MxPolicy:
                     account_ids=tuple(transaction.copies),
                 )
             )
-            if not any(name.lower() == "authentication-results" for name, _ in outcome.headers):
+            added = {name.lower() for name, _ in outcome.headers}
+            if "authentication-results" not in added and "x-spam-status" not in added:
                 return outcome, []
             start = transaction.trace_length
             end = content.find(b"\r\n\r\n", start, start + _MAX_HEADER_BLOCK)
             block = content[start : end + 2 if end >= 0 else start + _MAX_HEADER_BLOCK]
-            forged = [(start + a, start + b) for a, b in forged_fields(block, self._hostname)]
+            spans = forged_fields(block, self._hostname) if "authentication-results" in added else []
+            if "x-spam-status" in added:  # a sender's own spam verdict must not pass for ours (Sieve reads it)
+                spans = sorted({*spans, *field_spans(block, _SPAM_FIELDS)})
+            forged = [(start + a, start + b) for a, b in spans]
             if forged:
-                log.info("dropped forged Authentication-Results id=%s count=%d", transaction.id, len(forged))
+                log.info("dropped forged verdict fields id=%s count=%d", transaction.id, len(forged))
             return outcome, forged
 
     @asynccontextmanager
@@ -215,6 +220,7 @@ class MxPolicy:
 
 
 _COPY_CHUNK = 1 << 20
+_SPAM_FIELDS = ("X-Spam-Status", "X-Spam-Score", "X-Spam-Flag", "X-Spam-Level")
 _MAX_HEADER_BLOCK = 1 << 20  # searched for forged fields; the session refuses larger header blocks anyway
 
 

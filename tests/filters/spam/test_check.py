@@ -83,6 +83,17 @@ async def test_ham_to_inbox_spam_to_junk_with_headers_and_facts(tmp_path: Path) 
     assert recorder.facts[1]["spamtest"] == "7"
 
 
+async def test_a_senders_own_spam_verdict_is_dropped(tmp_path: Path) -> None:
+    forged = b"X-Spam-Status: No, score=-100.0\r\nX-Spam-Score: -100\r\nX-Spam-Flag: NO\r\n"
+    async with running_mx(tmp_path, spam={"enabled": True}) as mx:
+        await mx.add_user("alice@example.test")
+        await train(mx)
+        await send(mx, ["alice@example.test"], forged + spam(501))
+        (junk,) = await stored(mx, "alice@example.test", "Junk")
+    assert junk.count(b"X-Spam-Status:") == 1 and header(junk, "X-Spam-Status").startswith("Yes")
+    assert b"-100" not in junk and b"X-Spam-Flag" not in junk
+
+
 async def test_gtube_is_refused_and_nothing_is_stored(tmp_path: Path) -> None:
     async with running_mx(tmp_path, spam={"enabled": True}) as mx:
         await mx.add_user("alice@example.test")
