@@ -29,6 +29,11 @@ MIN_DISTANCE = 0.375  # tokens with |f - 0.5| below this are not clues
 MAX_CLUES = 2000  # bounds the work for huge messages; fewer (150) measured worse
 MIN_TRAINED = 5  # messages of each class a model needs before it says anything
 USER_WEIGHT = 4  # a message a user trained counts as this many of the global model's
+# Bulk training counts a message only when the model being built does not already put it this far on the
+# right side of 0.5 ("train on error" with a thick threshold). Chosen by 5-fold cross-validation on the
+# training half: 1-ROCA 0.062% against 0.163% counting every message; margins 0.3/0.4/0.48/0.49 measured
+# 0.093/0.139/0.147/0.140%, and a second pass over the messages changed nothing.
+TRAIN_MARGIN = 0.45
 
 
 @dataclass(slots=True)
@@ -88,6 +93,34 @@ def deltas(messages: Iterable[tuple[Iterable[str], bool, int]]) -> dict[str, tup
                 spam, ham = out.get(token, (0, 0))
                 out[token] = (spam, ham + sign)
     return out
+
+
+def probability(model: Counts, tokens: Iterable[str]) -> float:
+    """The classifier's probability computed straight from the counts (no clue table, no user model): what
+    training on error asks after every message it counts, where rebuilding the clue table would be too slow."""
+    spam_total, ham_total = model.spam, model.ham
+    table = model.tokens
+    log_spam = log_ham = 0.0
+    count = 0
+    for token in tokens:
+        found = table.get(token)
+        if found is None:
+            continue
+        f = _probability(found[0], found[1], spam_total, ham_total)
+        if abs(f - 0.5) >= MIN_DISTANCE:
+            log_spam += math.log(f)
+            log_ham += math.log(1.0 - f)
+            count += 1
+    return _combine(log_spam, log_ham, count) if count else 0.5
+
+
+def worth_learning(model: Counts, tokens: Iterable[str], *, is_spam: bool) -> bool:
+    """Whether bulk training should count this message: the model is still new, or it does not score the
+    message right by at least :data:`TRAIN_MARGIN`."""
+    if model.spam < MIN_TRAINED or model.ham < MIN_TRAINED:
+        return True
+    p = probability(model, tokens)
+    return (p - 0.5 if is_spam else 0.5 - p) < TRAIN_MARGIN
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
