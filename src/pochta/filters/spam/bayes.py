@@ -6,9 +6,11 @@ only a few times toward "unknown" (0.5). The most telling tokens (at most :data:
 least :data:`MIN_DISTANCE` from 0.5) are combined with Fisher's method twice, once testing "spam", once
 testing "ham"; the result is near 1 for spam, near 0 for ham and near 0.5 when the evidence disagrees.
 
-Chosen by measurement against logistic regression over the same tokens (5-fold cross-validation on the
-training half of the SpamAssassin corpus; bench/spam_accuracy.py): about the same accuracy, and counts can
-be un-learned exactly when a user changes their mind, added up per user, and kept in the store as they are.
+Kept, for now, over logistic regression on the same tokens because counts can be un-learned exactly when
+a user changes their mind, added up per user, and kept in the store as they are. A tuned logistic
+regression trained on error measured better (5-fold cross-validation on the training half of the
+SpamAssassin corpus, bench/spam_accuracy.py --cv: 1-ROCA 0.038% against 0.06-0.14% here); moving to a
+model of weights is the next step (docs/spam.md).
 
 A per-user model adds its counts to the global ones (weighted by :data:`USER_WEIGHT`), so what one user
 taught moves only that user's scores.
@@ -32,7 +34,8 @@ USER_WEIGHT = 4  # a message a user trained counts as this many of the global mo
 # Bulk training counts a message only when the model being built does not already put it this far on the
 # right side of 0.5 ("train on error" with a thick threshold). Chosen by 5-fold cross-validation on the
 # training half: 1-ROCA 0.062% against 0.163% counting every message; margins 0.3/0.4/0.48/0.49 measured
-# 0.093/0.139/0.147/0.140%, and a second pass over the messages changed nothing.
+# 0.093/0.139/0.147/0.140%, and a second pass over the messages changed nothing. The figures depend on the
+# training order (0.063-0.138% over three orders); every order tried beat counting every message.
 TRAIN_MARGIN = 0.45
 
 
