@@ -185,9 +185,9 @@ def test_quoted_printable_follows_rfc_2045() -> None:
     assert decode_quoted_printable(body.replace(b"\r\n", b"\n")) == expected
 
 
-async def test_literal8_with_nul_is_stored_base64_so_body_never_carries_nul(imap: Imap) -> None:
-    """RFC 3516 §4.4 APPEND with literal8; a plain literal cannot carry NUL (RFC 9051 §4.3), so the part
-    is stored base64-encoded (as Dovecot does) and BINARY[] gives the original octets back."""
+async def test_a_part_with_nul_goes_out_base64_in_body_and_as_stored_in_binary(imap: Imap) -> None:
+    """RFC 3516 §4.4 APPEND with literal8; a plain literal cannot carry NUL (RFC 9051 §4.3), so BODY[]
+    sends that part base64-encoded (as Dovecot stores it), while BINARY[] gives the stored octets."""
     client = await imap.session()
     payload = b"\x00-\xe4\r\n\r\n"
     message = (
@@ -211,6 +211,7 @@ async def test_literal8_with_nul_is_stored_base64_so_body_never_carries_nul(imap
         len(payload),
     )
     assert await client.line() == "f OK FETCH completed"
-    await client.send(b"g FETCH 1 (BODY.PEEK[HEADER])\r\n")
-    header = await client.raw_line()
-    assert b"Content-Transfer-Encoding: base64\r\n\r\n" in header and b"binary" not in header
+    await client.send(b"g FETCH 1 (BODY.PEEK[HEADER] BINARY.PEEK[] RFC822.SIZE)\r\n")
+    line = await client.raw_line()
+    assert b"Content-Transfer-Encoding: base64\r\n\r\n" in line.partition(b"BINARY[]")[0]
+    assert b"BINARY[] ~{%d}\r\n%s RFC822.SIZE %d)" % (len(message), message, len(message)) in line

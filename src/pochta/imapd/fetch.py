@@ -11,8 +11,9 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pochta.mail.binary import without_nul
 from pochta.mail.headers import select_fields
-from pochta.mail.mime import ParsedMessage, Part, SectionText, section_range
+from pochta.mail.mime import ParsedMessage, Part, SectionText, parse_message, section_range
 from pochta.proto.imap.commands import BinarySize, BodySection, FetchAttribute, FetchItem
 from pochta.proto.imap.commands import SectionText as Text
 from pochta.proto.imap.responses import fetch_item_name, render_date_time, render_flags
@@ -23,7 +24,7 @@ from .refusal import Refusal
 
 _STRUCTURE = frozenset(
     {FetchAttribute.ENVELOPE, FetchAttribute.BODY, FetchAttribute.BODYSTRUCTURE}
-    | {FetchAttribute.RFC822_HEADER, FetchAttribute.RFC822_TEXT}
+    | {FetchAttribute.RFC822, FetchAttribute.RFC822_HEADER, FetchAttribute.RFC822_TEXT}
 )
 _SETS_SEEN = frozenset({FetchAttribute.RFC822, FetchAttribute.RFC822_TEXT})  # RFC 9051 §6.4.5
 
@@ -33,8 +34,8 @@ def needs_structure(items: Sequence[FetchItem]) -> bool:
         if isinstance(item, FetchAttribute):
             if item in _STRUCTURE:
                 return True
-        elif isinstance(item, BinarySize) or item.part or item.text is not None or item.is_binary:
-            return True
+        else:
+            return True  # every body section: the stored parse knows whether NUL must be encoded away
     return False
 
 
@@ -80,10 +81,27 @@ class _Source:
         self._message = message
         self._whole: bytes | None = None
         self._parsed: ParsedMessage | None = None
+        self._size = message.size
+        self._nul_free: _Source | None = None
 
     @property
     def size(self) -> int:
-        return self._message.size
+        return self._size
+
+    async def nul_free(self) -> _Source:
+        """The message as BODY[] and RFC822 may send it. The stored octets stay as they arrived, but no
+        plain literal may carry NUL (RFC 9051 §4.3): parts holding NUL go out base64-encoded, as Dovecot
+        stores them, and BINARY[] still gives the original octets."""
+        if not self.parsed.has_nul:
+            return self
+        if self._nul_free is None:
+            data = await self.read()
+            converted = without_nul(data)
+            derived = _Source(self._blobs, self._message)
+            derived._whole, derived._size = converted, len(converted)
+            derived._parsed = parse_message(converted)
+            self._nul_free = derived
+        return self._nul_free
 
     @property
     def parsed(self) -> ParsedMessage:
@@ -94,8 +112,8 @@ class _Source:
         return self._parsed
 
     async def read(self, start: int = 0, end: int | None = None) -> bytes:
-        end = self._message.size if end is None else end  # a known size lets a small read skip the thread hop
-        if self._whole is None and start == 0 and end == self._message.size:
+        end = self._size if end is None else end  # a known size lets a small read skip the thread hop
+        if self._whole is None and start == 0 and end == self._size:
             self._whole = await self._blobs.read(self._message.blob_id)
         if self._whole is not None:
             return self._whole[start:end]
@@ -103,7 +121,7 @@ class _Source:
 
     async def literal(self, start: int, end: int) -> Value:
         """Octets ``[start, end)`` as a literal; a large range is streamed from the blob later."""
-        if end - start > STREAM_OVER:
+        if end - start > STREAM_OVER and self._whole is None:
             return BlobRange(blob_id=self._message.blob_id, start=start, end=end)
         return _literal(await self.read(start, end))
 
@@ -149,10 +167,13 @@ async def _attribute(
         case FetchAttribute.BODY:
             return source.parsed.body
         case FetchAttribute.RFC822:
-            return await source.literal(0, message.size)
+            source = await source.nul_free()
+            return await source.literal(0, source.size)
         case FetchAttribute.RFC822_HEADER:
+            source = await source.nul_free()
             return await source.literal(*source.parsed.root.header)
         case FetchAttribute.RFC822_TEXT:
+            source = await source.nul_free()
             return await source.literal(*source.parsed.root.body)
         case FetchAttribute.MODSEQ:
             return b"(%d)" % modseq  # RFC 7162 §3.1.4.1
@@ -167,6 +188,8 @@ async def _attribute(
 
 async def _section(source: _Source, item: BodySection) -> Value:
     partial = item.partial
+    if not item.is_binary:
+        source = await source.nul_free()
     if item.is_binary or item.text in (Text.HEADER_FIELDS, Text.HEADER_FIELDS_NOT):
         data = await (_binary(source, item.part) if item.is_binary else _header_fields(source, item))
         if data is None:

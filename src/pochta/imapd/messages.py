@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from pochta.delivery import parse_blob, parse_file
-from pochta.mail.binary import encode_nul_parts
 from pochta.proto.imap import Code, Condition, SequenceSet, Status, compress
 from pochta.proto.imap import commands as c
 from pochta.proto.imap.events import AppendStart
@@ -363,26 +362,10 @@ class Upload:
         if self._current is not None:
             self._current[0].write(data)
 
-    async def _without_nul(self, writer: BlobWriter) -> BlobWriter:
-        """A literal8 message with NUL in a part is stored with that part base64-encoded (see mail.binary)."""
-        content = writer.in_memory()
-        if content is None:
-            ref = await writer.commit()
-            content = await self._context.blobs.read(ref.id)  # bounded by APPENDLIMIT; binary APPENDs are rare
-        encoded = encode_nul_parts(content)
-        if encoded is None:
-            return writer
-        writer.abort()
-        fresh = self._context.blobs.create()
-        fresh.write(encoded)
-        return fresh
-
     async def end_message(self) -> None:
         assert self._current is not None
         writer, event = self._current
         self._current = None
-        if event.is_binary:
-            writer = await self._without_nul(writer)
         structure = parse_blob(writer)
         if structure is None:  # spilled to disk: make it durable first, then parse the file
             ref = await writer.commit()

@@ -1,9 +1,9 @@
 """Binary content made safe to send in an IMAP literal.
 
-A message APPENDed as literal8 (RFC 3516 §4.4) may hold NUL octets, which no plain literal may carry
-(RFC 9051 §4.3), so BODY[] could not return it. As Dovecot does, every leaf part whose body holds NUL is
-stored base64-encoded instead (its Content-Transfer-Encoding rewritten); BINARY[] still returns the
-original octets, now decoded.
+A message may hold NUL octets (APPENDed as literal8, RFC 3516 §4.4, or received so), which no plain
+IMAP literal may carry (RFC 9051 §4.3). The store keeps the octets as they arrived; BODY[] and RFC822
+send the message with every leaf part whose body holds NUL base64-encoded (its Content-Transfer-Encoding
+rewritten, as Dovecot does when it stores such a message), while BINARY[] returns the original octets.
 """
 
 from __future__ import annotations
@@ -47,3 +47,9 @@ def encode_nul_parts(data: bytes) -> bytes | None:
         return None
     out.append(data[position:])
     return b"".join(out)
+
+
+def without_nul(data: bytes) -> bytes:
+    """``data`` as a plain literal may carry it: NUL-holding leaf parts base64-encoded, and a NUL left
+    anywhere else (a header, a preamble) turned into a space."""
+    return (encode_nul_parts(data) or data).replace(b"\x00", b" ")

@@ -236,17 +236,19 @@ class ParsedMessage:
     envelope: bytes  # FETCH ENVELOPE value, "(...)"
     bodystructure: bytes  # FETCH BODYSTRUCTURE value, with extension data
     body: bytes  # FETCH BODY value (non-extensible BODYSTRUCTURE)
+    has_nul: bool = False  # NUL somewhere in the octets: no plain IMAP literal may carry them (see mail.binary)
 
     def dumps(self) -> bytes:
-        return _dump_json(
-            {
-                "v": 1,
-                "root": _part_to_json(self.root),
-                "envelope": self.envelope.decode("latin-1"),
-                "bodystructure": self.bodystructure.decode("latin-1"),
-                "body": self.body.decode("latin-1"),
-            }
-        )
+        value: dict[str, object] = {
+            "v": 1,
+            "root": _part_to_json(self.root),
+            "envelope": self.envelope.decode("latin-1"),
+            "bodystructure": self.bodystructure.decode("latin-1"),
+            "body": self.body.decode("latin-1"),
+        }
+        if self.has_nul:
+            value["nul"] = True
+        return _dump_json(value)
 
     @classmethod
     def loads(cls, data: bytes) -> ParsedMessage:
@@ -260,6 +262,7 @@ class ParsedMessage:
                 envelope=str(value["envelope"]).encode("latin-1"),
                 bodystructure=str(value["bodystructure"]).encode("latin-1"),
                 body=str(value["body"]).encode("latin-1"),
+                has_nul=value.get("nul") is True,
             )
         except (KeyError, TypeError, UnicodeEncodeError) as exc:
             raise ValueError(f"malformed stored parse: {exc}") from exc
@@ -274,7 +277,13 @@ def parse_message(data: Buffer) -> ParsedMessage:
         envelope=bodystructure.render_envelope(bytes(buf[root.start : root.body_start])),
         bodystructure=bodystructure.render_bodystructure(buf, root, is_extended=True),
         body=bodystructure.render_bodystructure(buf, root, is_extended=False),
+        has_nul=_has_nul(buf),
     )
+
+
+def _has_nul(buf: Buffer) -> bool:
+    find = getattr(buf, "find", None)  # bytes and mmap search in C; a memoryview is copied once
+    return bool(find(b"\x00") >= 0) if find is not None else b"\x00" in bytes(buf)
 
 
 def dumps(part: Part) -> bytes:
