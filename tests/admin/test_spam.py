@@ -37,10 +37,12 @@ def test_train_from_folders_and_mbox_then_check(pochta: CliRunner, tmp_path: Pat
     (tmp_path / "Maildir" / "tmp" / "partial").write_bytes(spam(1)[:50])  # still being delivered: not read
     (tmp_path / "Maildir" / "dovecot-uidlist").write_bytes(b"3 V1 N11\n")  # server state, not mail
     (tmp_path / "spam.mbox").write_bytes(_mbox([spam(n) for n in range(10)]))
-    output = ok(pochta, "spam", "train", "--ham", str(tmp_path / "Maildir"), "--spam", str(tmp_path / "spam.mbox"))
-    assert output.endswith("learned 20, relearned 0, already known 0\n")
+    output = ok(
+        pochta, "spam", "train", "--all", "--ham", str(tmp_path / "Maildir"), "--spam", str(tmp_path / "spam.mbox")
+    )
+    assert output.endswith("learned 20, relearned 0, already known 0, already scored right 0\n")
     again = ok(pochta, "spam", "train", "--spam", str(maildir / "0.eml"))  # one ham was spam after all
-    assert again.endswith("learned 0, relearned 1, already known 0\n")
+    assert again.endswith("learned 0, relearned 1, already known 0, already scored right 0\n")
 
     (tmp_path / "new-ham.eml").write_bytes(ham(100))
     (tmp_path / "new-spam.mbox").write_bytes(_mbox([spam(100), spam(101)]))
@@ -71,7 +73,7 @@ def test_users_model_and_lists(pochta: CliRunner, tmp_path: Path) -> None:
     sample = tmp_path / "offer.eml"
     sample.write_bytes(spam(1))
     assert ok(pochta, "spam", "train", "--user", "alice@example.test", "--spam", str(sample)).endswith(
-        "learned 1, relearned 0, already known 0\n"
+        "learned 1, relearned 0, already known 0, already scored right 0\n"
     )
     assert "no such account" in fails(pochta, "spam", "train", "--user", "bob@example.test", "--spam", str(sample))
     assert "--ham or --spam" in fails(pochta, "spam", "train", str(sample))
@@ -100,3 +102,20 @@ def test_corpus_slice(pochta: CliRunner) -> None:
     verdicts = {line.split("\t")[0]: line.split("\t")[2] for line in output}
     right = sum((verdicts[str(corpus / path)] != "accept") == (label == "spam") for label, path in tests)
     assert right >= 36  # 200 training messages already get 90% of these right
+
+
+def test_training_on_error_counts_only_what_the_model_gets_wrong(pochta: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "ham").mkdir()
+    (tmp_path / "spam").mkdir()
+    for n in range(30):
+        (tmp_path / "ham" / f"{n}.eml").write_bytes(ham(n))
+        (tmp_path / "spam" / f"{n}.eml").write_bytes(spam(n))
+    output = ok(pochta, "spam", "train", "--ham", str(tmp_path / "ham"), "--spam", str(tmp_path / "spam"))
+    learned, _, _, right = (int(part.split()[-1]) for part in output.strip().splitlines()[-1].split(", ")[:4])
+    assert learned + right == 60 and learned >= 10 and right > 0  # the first 5 of each class, then errors only
+    again = ok(pochta, "spam", "train", "--all", "--ham", str(tmp_path / "ham"), "--spam", str(tmp_path / "spam"))
+    assert again.strip().endswith(f"learned {right}, relearned 0, already known {learned}, already scored right 0")
+    (tmp_path / "new-ham.eml").write_bytes(ham(100))
+    (tmp_path / "new-spam.eml").write_bytes(spam(100))
+    verdicts = ok(pochta, "spam", "check", str(tmp_path / "new-ham.eml"), str(tmp_path / "new-spam.eml"))
+    assert [line.split("\t")[2] for line in verdicts.splitlines()] == ["accept", "junk"]

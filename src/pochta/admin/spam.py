@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from pochta.filters.spam import rules
+from pochta.filters.spam.bayes import Counts, worth_learning
 from pochta.filters.spam.check import assess, list_hit, senders
 from pochta.filters.spam.models import Example, Models
 from pochta.filters.spam.tokens import features
@@ -97,18 +99,30 @@ def spam() -> None:
 
 @spam.command("train", context_settings={"ignore_unknown_options": True})
 @click.option("--user", "user", metavar="ADDRESS", help="train this user's model (default: the global one)")
+@click.option(
+    "--all",
+    "count_all",
+    is_flag=True,
+    help="count every message (default: only those the model does not already get right)",
+)
 @click.argument("paths", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
-def spam_train(ctx: click.Context, user: str | None, paths: tuple[str, ...]) -> None:
-    """Train with messages: --ham PATH... --spam PATH... (files, folders such as Maildirs, or mbox files)."""
+def spam_train(ctx: click.Context, user: str | None, count_all: bool, paths: tuple[str, ...]) -> None:
+    """Train with messages: --ham PATH... --spam PATH... (files, folders such as Maildirs, or mbox files).
+
+    Ham and spam are taken in a shuffled order; by default a message is counted only when the model
+    built so far does not already score it right by a clear margin (training on error, docs/spam.md)."""
     ham, spam_paths = _split_classes(paths)
     sources = [(path, False) for path in ham] + [(path, True) for path in spam_paths]
-    totals = [0, 0, 0]
+    totals = [0, 0, 0, 0]
 
     async def action(store: Store) -> None:
         account_id = await _account_id(store, user)
         models = Models(store)
+        model = await store.spam_model(account_id)
+        working = Counts(tokens=dict(model.tokens), spam=model.spam, ham=model.ham)
         files = [(file, is_spam) for path, is_spam in sources for file in _files(path)]
+        random.Random(0).shuffle(files)  # interleaved classes: training on error needs both as it goes
         with Progress(
             TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
         ) as progress:
@@ -119,18 +133,46 @@ def spam_train(ctx: click.Context, user: str | None, paths: tuple[str, ...]) -> 
                     digest = hashlib.sha256(source.data).hexdigest()
                     batch.append(Example(digest=digest, tokens=features(source.data).tokens, is_spam=is_spam))
                 if len(batch) >= _BATCH:
-                    await _learn(models, account_id, batch, totals)
+                    await _learn(store, models, account_id, working, batch=batch, totals=totals, count_all=count_all)
                     batch = []
                 progress.advance(task)
-            await _learn(models, account_id, batch, totals)
+            await _learn(store, models, account_id, working, batch=batch, totals=totals, count_all=count_all)
 
     _run(ctx, action)
-    click.echo(f"learned {totals[0]}, relearned {totals[1]}, already known {totals[2]}")
+    click.echo(
+        f"learned {totals[0]}, relearned {totals[1]}, already known {totals[2]}, already scored right {totals[3]}"
+    )
 
 
-async def _learn(models: Models, account_id: int, batch: list[Example], totals: list[int]) -> None:
-    if batch:
-        result = await models.learn(account_id, batch)
+async def _learn(
+    store: Store,
+    models: Models,
+    account_id: int,
+    working: Counts,
+    *,
+    batch: list[Example],
+    totals: list[int],
+    count_all: bool,
+) -> None:
+    if not batch:
+        return
+    known = await store.spam_trained(account_id, [example.digest for example in batch])
+    chosen: list[Example] = []
+    for example in batch:
+        was = known.get(example.digest)
+        if was is example.is_spam:
+            totals[2] += 1
+            continue
+        if was is None and not count_all and not worth_learning(working, example.tokens, is_spam=example.is_spam):
+            totals[3] += 1
+            continue
+        if was is not None:  # taught the other way before: always moved over
+            working.add(example.tokens, is_spam=was, sign=-1)
+        working.add(example.tokens, is_spam=example.is_spam)
+        known[example.digest] = example.is_spam
+        chosen.append(example)
+    if chosen:
+        result = await models.learn(account_id, chosen)
         totals[0] += result.learned
         totals[1] += result.relearned
         totals[2] += result.skipped
