@@ -9,10 +9,8 @@ expunged messages keep their numbers; EXISTS and FETCH FLAGS may go at any time.
 
 from __future__ import annotations
 
-import asyncio
 import bisect
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Iterable, Sequence
 
 from pochta.proto.imap import Condition, SequenceSet, Status
 from pochta.proto.imap.responses import (
@@ -34,36 +32,6 @@ from pochta.store.api import Changes as ChangeLog
 
 from .recent import RecentClaims
 from .refusal import Refusal
-
-T = TypeVar("T")
-
-
-class SharedReads:
-    """Identical reads in flight at the same time share one round trip to the store. Every session IDLE
-    on a mailbox wakes at the same commit and asks the same two questions; with thousands of sessions
-    (one user's devices and webmail tabs, shared mailboxes) the answers would otherwise queue behind
-    each other and the first client would hear of new mail last."""
-
-    def __init__(self) -> None:
-        self._in_flight: dict[Hashable, asyncio.Future[Any]] = {}
-
-    async def read(self, key: Hashable, make: Callable[[], Awaitable[T]]) -> T:
-        future: asyncio.Future[T] | None = self._in_flight.get(key)
-        if future is None:
-            future = asyncio.ensure_future(make())
-            self._in_flight[key] = future
-            future.add_done_callback(lambda done: self._forget(key, done))
-        return await asyncio.shield(future)  # a session leaving (IDLE DONE) does not cancel the others' read
-
-    def _forget(self, key: Hashable, future: asyncio.Future[Any]) -> None:
-        if self._in_flight.get(key) is future:
-            del self._in_flight[key]
-        if not future.cancelled():
-            future.exception()  # seen here, so a failure every waiter left early is not reported as lost
-
-
-_shared = SharedReads()
-
 
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 SEEN = "\\Seen"
@@ -194,10 +162,9 @@ class Selected:
 
     async def poll(self, store: ChangeLog) -> None:
         """Read what changed since :attr:`modseq`; the responses wait in :meth:`updates`."""
-        mailbox_id, since = self.mailbox_id, self.modseq
-        changes = await _shared.read(
-            ("changes", id(store), mailbox_id, since), lambda: store.changes_since(mailbox_id, since)
-        )
+        # One read per session, issued after the session's own last write: a read shared between sessions
+        # could have started before that write and take a message's MODSEQ backwards (imaptest saw it).
+        changes = await store.changes_since(self.mailbox_id, self.modseq)
         known_last = self._new[-1] if self._new else (self.uids[-1] if self.uids else 0)
         for change in changes:
             self.modseq = max(self.modseq, change.modseq)
