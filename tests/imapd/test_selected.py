@@ -11,7 +11,7 @@ from pochta.imapd.recent import RecentClaims
 from pochta.imapd.refusal import Refusal
 from pochta.imapd.selected import Selected
 from pochta.proto.imap import SequenceSet
-from pochta.proto.imap.responses import ExistsData, ExpungeData, FetchData, VanishedData
+from pochta.proto.imap.responses import ExistsData, ExpungeData, FetchData, FlagsData, VanishedData
 from pochta.store.api import Mailbox, Message
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
@@ -78,3 +78,17 @@ def test_good_mailbox_names() -> None:
     assert check_name("Work/2026", is_create=True) == "Work/2026"
     assert check_name("Work/", is_create=True) == "Work"
     assert check_name("Привет/мир") == "Привет/мир"
+
+
+def test_a_flags_response_never_drops_a_keyword_the_client_may_still_see() -> None:
+    """Another session takes $Old off message 3 and puts $New on message 5: the FLAGS response that must
+    precede the FETCH showing $New still lists $Old, whose removal the client learns only from a FETCH."""
+    selected = _selected([3, 5])
+    selected.flags[3] = frozenset({"$Old"})
+    selected.keyword_updates([3])  # announced
+    selected.flags[3] = frozenset()
+    selected.flags[5] = frozenset({"$New"})
+    selected._changed = {3, 5}
+    responses = selected.updates(allow_expunge=True, is_qresync=False, is_condstore=False)
+    flags = responses[0]
+    assert flags == FlagsData(flags=("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft", "$New", "$Old"))

@@ -265,7 +265,9 @@ class Selected:
         ]
 
     def keywords(self) -> list[str]:
-        found: set[str] = set()
+        """Keywords in use, plus every one this session announced before: a FLAGS response must not drop a
+        keyword a message still has in the client's view (the FETCH that removes it may still be owed)."""
+        found: set[str] = set(self._announced_keywords)
         for flags in self.flags.values():
             found.update(flag for flag in flags if not flag.startswith("\\"))
         return sorted(found)
