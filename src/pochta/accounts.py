@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import argon2
 
 from pochta.mail.address import Address, AddressError, parse_address
+from pochta.proto import sasl
 from pochta.proto.sasl import derive_scram_credentials
 from pochta.store.api import Account, Directory, ScramCredentials
 
@@ -69,13 +70,28 @@ def hash_password(password: str) -> tuple[str, ScramCredentials]:
     return _hasher.hash(password), scram
 
 
-async def check_password(directory: Directory, username: str, password: str) -> Account | None:
-    """The account if `password` is right for `username` (an address), else None. Constant work either way."""
+async def login_account(directory: Directory, username: str) -> Account | None:
+    """The account a login name (an address) names, or None."""
     try:
         address = str(parse_address(username))
     except AddressError:
-        address = ""
-    account = await directory.get_account(address) if address else None
+        return None
+    return await directory.get_account(address)
+
+
+def scram_credentials(account: Account | None) -> sasl.ScramCredentials | None:
+    """The account's stored SCRAM-SHA-256 keys as the SASL core wants them (None: no such account)."""
+    keys = account.scram if account is not None else None
+    if keys is None:
+        return None
+    return sasl.ScramCredentials(
+        salt=keys.salt, iterations=keys.iterations, stored_key=keys.stored_key, server_key=keys.server_key
+    )
+
+
+async def check_password(directory: Directory, username: str, password: str) -> Account | None:
+    """The account if `password` is right for `username` (an address), else None. Constant work either way."""
+    account = await login_account(directory, username)
     stored = account.password_hash if account else await asyncio.to_thread(_dummy_hash)
     if account is not None and _verified.recall(stored, password):
         return account

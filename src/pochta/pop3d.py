@@ -18,9 +18,8 @@ import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from pochta.accounts import check_password
+from pochta.accounts import check_password, login_account, scram_credentials
 from pochta.config import Config
-from pochta.mail.address import AddressError, parse_address
 from pochta.mail.mime import ParsedMessage
 from pochta.net import Handler, IdleTimeout, ShutdownRequested, Stream
 from pochta.proto import sasl
@@ -375,8 +374,8 @@ class Session:
                     return
                 case sasl.NeedCredentials(authcid=authcid):
                     assert isinstance(mechanism, sasl.ScramSha256)
-                    self._sasl_account = account = await self._account(authcid)
-                    step = mechanism.credentials(_scram_credentials(account))
+                    self._sasl_account = account = await login_account(self.store, authcid)
+                    step = mechanism.credentials(scram_credentials(account))
                 case sasl.CheckPassword(authcid=authcid, password=password):
                     self._end_sasl()
                     account = await check_password(self.store, authcid, password)
@@ -403,13 +402,6 @@ class Session:
         self._sasl = None
         self._sasl_account = None
         self._sasl_succeeded = False
-
-    async def _account(self, authcid: str) -> Account | None:
-        try:
-            address = str(parse_address(authcid))
-        except AddressError:
-            return None
-        return await self.store.get_account(address)
 
     async def _stls(self) -> None:
         context = self.settings.tls
@@ -503,15 +495,6 @@ class Session:
             self.deleted = len(removed)
         count, _ = maildrop.stat()
         self._write(ok(f"{self.settings.hostname} POP3 server signing off ({count} messages left)"))
-
-
-def _scram_credentials(account: Account | None) -> sasl.ScramCredentials | None:
-    keys = account.scram if account is not None else None
-    if keys is None:
-        return None
-    return sasl.ScramCredentials(
-        salt=keys.salt, iterations=keys.iterations, stored_key=keys.stored_key, server_key=keys.server_key
-    )
 
 
 def _describe(event: Event) -> str:

@@ -14,10 +14,9 @@ import logging
 import ssl
 from dataclasses import dataclass, field
 
-from pochta.accounts import check_password
+from pochta.accounts import check_password, login_account, scram_credentials
 from pochta.config import Config
 from pochta.filters.sieve import SUPPORTED_EXTENSIONS, SieveError, parse
-from pochta.mail.address import AddressError, parse_address
 from pochta.net import Handler, IdleTimeout, ShutdownRequested, Stream
 from pochta.proto import sasl
 from pochta.proto.managesieve import (
@@ -313,8 +312,8 @@ class Session:
                     return
                 case sasl.NeedCredentials(authcid=authcid):
                     assert isinstance(mechanism, sasl.ScramSha256)
-                    self._sasl_account = account = await self._lookup(authcid)
-                    step = mechanism.credentials(_scram_credentials(account))
+                    self._sasl_account = account = await login_account(self.store, authcid)
+                    step = mechanism.credentials(scram_credentials(account))
                 case sasl.CheckPassword(authcid=authcid, password=password):
                     self._end_sasl()
                     await self._login(await check_password(self.store, authcid, password), name=authcid)
@@ -348,13 +347,6 @@ class Session:
         self._sasl = None
         self._sasl_account = None
 
-    async def _lookup(self, authcid: str) -> Account | None:
-        try:
-            address = str(parse_address(authcid))
-        except AddressError:
-            return None
-        return await self.store.get_account(address)
-
     async def _starttls(self) -> None:
         context = self.settings.tls
         assert context is not None  # the core offers STARTTLS only with a context
@@ -366,15 +358,6 @@ class Session:
             )
         self.conn.tls_established()
         self._capabilities()  # RFC 5804 §2.2
-
-
-def _scram_credentials(account: Account | None) -> sasl.ScramCredentials | None:
-    keys = account.scram if account is not None else None
-    if keys is None:
-        return None
-    return sasl.ScramCredentials(
-        salt=keys.salt, iterations=keys.iterations, stored_key=keys.stored_key, server_key=keys.server_key
-    )
 
 
 def _describe(event: Event) -> str:

@@ -9,8 +9,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 
-from pochta.accounts import check_password
-from pochta.mail.address import AddressError, parse_address
+from pochta.accounts import check_password, login_account, scram_credentials
 from pochta.proto import sasl
 from pochta.store.api import Account, Directory
 
@@ -28,14 +27,6 @@ class Finished:
 
 
 Outcome = Challenge | Finished
-
-
-async def account_named(directory: Directory, authcid: str) -> Account | None:
-    try:
-        address = str(parse_address(authcid))
-    except AddressError:
-        return None
-    return await directory.get_account(address)
 
 
 class Exchange:
@@ -61,7 +52,7 @@ class Exchange:
             case sasl.CheckPassword(authcid=authcid, password=password):
                 return Finished(account=await check_password(self._directory, authcid, password))
             case sasl.Success(authcid=authcid, data=data):
-                account = await account_named(self._directory, authcid)
+                account = await login_account(self._directory, authcid)
                 if data and account is not None:  # RFC 9051 §6.2.2: server-final as a last challenge
                     self._verified = account
                     return Challenge(text=base64.b64encode(data).decode("ascii"))
@@ -72,15 +63,4 @@ class Exchange:
         mechanism = self._mechanism
         if not isinstance(mechanism, sasl.ScramSha256):
             raise AssertionError(f"{mechanism.name} asked for stored credentials")
-        account = await account_named(self._directory, authcid)
-        stored = account.scram if account else None
-        if stored is None:
-            return mechanism.credentials(None)
-        return mechanism.credentials(
-            sasl.ScramCredentials(
-                salt=stored.salt,
-                iterations=stored.iterations,
-                stored_key=stored.stored_key,
-                server_key=stored.server_key,
-            )
-        )
+        return mechanism.credentials(scram_credentials(await login_account(self._directory, authcid)))

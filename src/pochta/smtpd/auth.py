@@ -9,8 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from pochta.accounts import check_password
-from pochta.mail.address import AddressError, parse_address
+from pochta.accounts import check_password, login_account, scram_credentials
 from pochta.proto import sasl
 from pochta.proto.smtp import Reply, replies
 from pochta.store.api import Account, Directory
@@ -55,21 +54,10 @@ class SmtpAuth:
                 case sasl.Challenge(data=data):
                     return replies.auth_challenge(data)
                 case sasl.NeedCredentials(authcid=authcid):
-                    self._scram_account = await self._account(authcid)
-                    stored = self._scram_account.scram if self._scram_account else None
-                    keys = (
-                        sasl.ScramCredentials(
-                            salt=stored.salt,
-                            iterations=stored.iterations,
-                            stored_key=stored.stored_key,
-                            server_key=stored.server_key,
-                        )
-                        if stored is not None
-                        else None
-                    )
+                    self._scram_account = await login_account(self._directory, authcid)
                     mechanism = self._mechanism
                     assert isinstance(mechanism, sasl.ScramSha256)
-                    step = mechanism.credentials(keys)
+                    step = mechanism.credentials(scram_credentials(self._scram_account))
                 case sasl.CheckPassword(authcid=authcid, password=password):
                     account = await check_password(self._directory, authcid, password)
                     if account is None:
@@ -88,13 +76,6 @@ class SmtpAuth:
                         self._reset()
                         return MALFORMED
                     return await self._fail(reason, peer=peer)
-
-    async def _account(self, authcid: str) -> Account | None:
-        try:
-            address = str(parse_address(authcid))
-        except AddressError:
-            return None
-        return await self._directory.get_account(address)
 
     def _succeed(self, account: Account, *, peer: str) -> Reply:
         self._reset()
