@@ -85,11 +85,12 @@ class MxPolicy:
     async def deliver(self, session: Session, transaction: Transaction, size: int) -> Reply:
         spool = transaction.spool
         assert spool is not None
-        outcome, forged = await self._check(session, transaction, spool) if self._pipeline else (ACCEPTED, [])
+        outcome = ACCEPTED
+        if self._pipeline:
+            outcome, spool = await self._checked(session, transaction, spool)
+            transaction.spool = spool
         if outcome.reply is not None:
             return outcome.reply  # the session drops the spool
-        if outcome.headers or forged:
-            spool = transaction.spool = await self._with_headers(spool, transaction.trace_length, outcome, drop=forged)
         copies = [_placed(copy, outcome) for copy in transaction.copies.values()]
         try:
             plan = await self._sieve(session, transaction, spool, copies, outcome) if copies and self._sieving else None
@@ -152,11 +153,13 @@ class MxPolicy:
                 ),
             )
 
-    async def _check(
+    async def _checked(
         self, session: Session, transaction: Transaction, spool: BlobWriter
-    ) -> tuple[Outcome, list[tuple[int, int]]]:
-        """The pipeline's outcome, and where the message has Authentication-Results fields that claim to
-        be ours when we add our own (RFC 8601 §5: a sender could forge them, so they go)."""
+    ) -> tuple[Outcome, BlobWriter]:
+        """The pipeline's outcome and the spool to store, read once: a new spool when the checks add
+        headers (after the trace headers) or the message carries verdict fields that claim to be ours
+        (RFC 8601 §5: a sender could forge Authentication-Results, or X-Spam-* that Sieve reads)."""
+        trace_length = transaction.trace_length
         async with self._content(spool) as content:
             outcome = await self._pipeline.run(
                 Inbound(
@@ -169,19 +172,35 @@ class MxPolicy:
                     account_ids=tuple(transaction.copies),
                 )
             )
-            added = {name.lower() for name, _ in outcome.headers}
-            if "authentication-results" not in added and "x-spam-status" not in added:
-                return outcome, []
-            start = transaction.trace_length
-            end = content.find(b"\r\n\r\n", start, start + _MAX_HEADER_BLOCK)
-            block = content[start : end + 2 if end >= 0 else start + _MAX_HEADER_BLOCK]
-            spans = forged_fields(block, self._hostname) if "authentication-results" in added else []
-            if "x-spam-status" in added:  # a sender's own spam verdict must not pass for ours (Sieve reads it)
-                spans = sorted({*spans, *field_spans(block, _SPAM_FIELDS)})
-            forged = [(start + a, start + b) for a, b in spans]
+            if outcome.reply is not None:
+                return outcome, spool
+            forged = self._forged(content, trace_length, outcome)
             if forged:
                 log.info("dropped forged verdict fields id=%s count=%d", transaction.id, len(forged))
-            return outcome, forged
+            if not outcome.headers and not forged:
+                return outcome, spool
+            fresh = self._blobs.create()
+            fresh.write(content[:trace_length])
+            fresh.write(outcome.header_block())
+            position = trace_length
+            for start, end in [*forged, (len(content), len(content))]:
+                for chunk in range(position, start, _COPY_CHUNK):
+                    fresh.write(content[chunk : min(chunk + _COPY_CHUNK, start)])
+                position = end
+        spool.abort()
+        return outcome, fresh
+
+    def _forged(self, content: bytes | mmap.mmap, trace_length: int, outcome: Outcome) -> list[tuple[int, int]]:
+        """Where the message's own header has fields of the kinds our checks add."""
+        added = {name.lower() for name, _ in outcome.headers}
+        if "authentication-results" not in added and "x-spam-status" not in added:
+            return []
+        end = content.find(b"\r\n\r\n", trace_length, trace_length + _MAX_HEADER_BLOCK)
+        block = content[trace_length : end + 2 if end >= 0 else trace_length + _MAX_HEADER_BLOCK]
+        spans = forged_fields(block, self._hostname) if "authentication-results" in added else []
+        if "x-spam-status" in added:
+            spans = sorted({*spans, *field_spans(block, _SPAM_FIELDS)})
+        return [(trace_length + a, trace_length + b) for a, b in spans]
 
     @asynccontextmanager
     async def _content(self, spool: BlobWriter) -> AsyncIterator[bytes | mmap.mmap]:
@@ -199,24 +218,6 @@ class MxPolicy:
                 return
             with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
                 yield mapped
-
-    async def _with_headers(
-        self, spool: BlobWriter, trace_length: int, outcome: Outcome, *, drop: list[tuple[int, int]]
-    ) -> BlobWriter:
-        """A new spool with the checks' headers after the trace headers and without the ``drop`` ranges;
-        the old one is dropped."""
-        block = outcome.header_block()
-        fresh = self._blobs.create()
-        async with self._content(spool) as content:
-            fresh.write(content[:trace_length])
-            fresh.write(block)
-            position = trace_length
-            for start, end in [*drop, (len(content), len(content))]:
-                for chunk in range(position, start, _COPY_CHUNK):
-                    fresh.write(content[chunk : min(chunk + _COPY_CHUNK, start)])
-                position = end
-        spool.abort()
-        return fresh
 
 
 _COPY_CHUNK = 1 << 20
