@@ -15,13 +15,13 @@ from contextlib import asynccontextmanager
 
 from pochta.accounts import resolve
 from pochta.delivery import LocalCopy, LocalDelivery, Outgoing, parse_spool
-from pochta.filters.pipeline import ACCEPTED, Action, Inbound, Outcome, Pipeline
+from pochta.filters.pipeline import ACCEPTED, Action, Outcome, Pipeline
 from pochta.mail.address import Address, AddressError, normalize_domain
 from pochta.mail.headers import field_spans
 from pochta.mailauth.results import forged_fields
 from pochta.proto.smtp import Extensions, MailFrom, RcptTo, Reply
 from pochta.sieving import Context, Plan, Sieving
-from pochta.smtpd.session import Session, Transaction, mailbox_full
+from pochta.smtpd.session import Session, Transaction, inbound, mailbox_full
 from pochta.store.api import Blobs, BlobWriter, Directory, OverQuota, SpecialUse, StoreError
 
 log = logging.getLogger(__name__)
@@ -161,17 +161,7 @@ class MxPolicy:
         (RFC 8601 §5: a sender could forge Authentication-Results, or X-Spam-* that Sieve reads)."""
         trace_length = transaction.trace_length
         async with self._content(spool) as content:
-            outcome = await self._pipeline.run(
-                Inbound(
-                    id=transaction.id,
-                    content=content,
-                    envelope=transaction.envelope(),
-                    remote_ip=session.stream.peer_host,
-                    helo=session.conn.ehlo.name if session.conn.ehlo else "",
-                    is_tls=session.stream.is_tls,
-                    account_ids=tuple(transaction.copies),
-                )
-            )
+            outcome = await self._pipeline.run(inbound(session, transaction, content))
             if outcome.reply is not None:
                 return outcome, spool
             forged = self._forged(content, trace_length, outcome)

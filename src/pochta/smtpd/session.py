@@ -8,6 +8,7 @@ message. One readable loop, one place that turns our failures into replies.
 from __future__ import annotations
 
 import logging
+import mmap
 import secrets
 import ssl
 from collections.abc import Awaitable, Callable
@@ -18,6 +19,7 @@ from typing import Protocol
 
 from pochta.accounts import Resolution
 from pochta.delivery import LocalCopy
+from pochta.filters.pipeline import Inbound
 from pochta.mail.address import quote_local
 from pochta.mail.envelope import Envelope, Recipient
 from pochta.net import IdleTimeout, ShutdownRequested, Stream
@@ -114,6 +116,21 @@ class Transaction:
             ret=mail.ret.value if mail.ret else None,
             envid=mail.envid,
         )
+
+
+def inbound(session: Session, transaction: Transaction, content: bytes | mmap.mmap) -> Inbound:
+    """The message as the checks see it, with what the session knows of its sender."""
+    account = session.authenticated_as
+    return Inbound(
+        id=transaction.id,
+        content=content,
+        envelope=transaction.envelope(),
+        remote_ip=session.stream.peer_host,
+        helo=session.conn.ehlo.name if session.conn.ehlo else "",
+        is_tls=session.stream.is_tls,
+        authenticated=account.address if account is not None else None,
+        account_ids=tuple(transaction.copies),
+    )
 
 
 class Policy(Protocol):

@@ -18,7 +18,7 @@ from email.utils import format_datetime
 
 from pochta.accounts import resolve
 from pochta.delivery import LocalDelivery, parse_spool
-from pochta.filters.pipeline import Inbound, Pipeline
+from pochta.filters.pipeline import Pipeline
 from pochta.mail.address import Address, AddressError, parse_address
 from pochta.mail.addresslist import parse_address_list
 from pochta.mail.headers import fields
@@ -26,7 +26,7 @@ from pochta.mailauth.dkim import Algorithm, SigningKey, sign
 from pochta.proto import sasl
 from pochta.proto.smtp import Extensions, MailFrom, RcptTo, Reply, replies
 from pochta.sieving import Context, Sieving
-from pochta.smtpd.session import Session, Transaction, mailbox_full
+from pochta.smtpd.session import Session, Transaction, inbound, mailbox_full
 from pochta.store.api import Account, Blobs, BlobWriter, Directory, OverQuota, StoreError
 
 log = logging.getLogger(__name__)
@@ -117,18 +117,7 @@ class SubmissionPolicy:
             ]
             message = await asyncio.to_thread(sign, message, signing) + message
         if self._pipeline:
-            outcome = await self._pipeline.run(
-                Inbound(
-                    id=transaction.id,
-                    content=message,
-                    envelope=transaction.envelope(),
-                    remote_ip=session.stream.peer_host,
-                    helo=session.conn.ehlo.name if session.conn.ehlo else "",
-                    is_tls=session.stream.is_tls,
-                    authenticated=account.address,
-                    account_ids=tuple(transaction.copies),
-                )
-            )
+            outcome = await self._pipeline.run(inbound(session, transaction, message))
             if outcome.reply is not None:
                 return outcome.reply
         fixed = self._blobs.create()
