@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
-import textwrap
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
@@ -20,6 +19,7 @@ from pochta.store.sqlite import SqliteStore
 from pochta.tls import ensure_self_signed, server_context
 
 from ..certs import client_tls
+from ..transcript import play
 
 PASSWORD = "correct horse battery"
 _LITERAL = re.compile(rb"\{(\d+)\}\r\n\Z")
@@ -120,18 +120,7 @@ class Imap:
         the line; the CRLFs inside a response with literals are written as the four characters
         backslash-r-backslash-n). Returns the still open client."""
         client = client or await self.connect()
-        for raw in textwrap.dedent(text).strip().splitlines():
-            kind, _, rest = raw.strip().partition(" ")
-            if kind == "C:":
-                await client.send(rest.encode() + b"\r\n")
-            elif kind == "S:":
-                got = (await client.line()).replace("\r\n", "\\r\\n")
-                if rest.endswith("*"):
-                    assert got.startswith(rest[:-1]), f"expected {rest!r}, got {got!r}"
-                else:
-                    assert got == rest, f"expected {rest!r}, got {got!r}"
-            else:
-                raise ValueError(f"transcript line must start with C: or S: ({raw!r})")
+        await play(client, text, shown=lambda line: line.replace("\r\n", "\\r\\n"))
         return client
 
     async def add_user(self, address: str, *, quota: int = 0) -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import ssl
-import textwrap
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from pochta.store.sqlite import SqliteStore
 from pochta.tls import ensure_self_signed, server_context
 
 from ..certs import client_tls
+from ..transcript import play
 
 CLOCK = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
 PASSWORD = "correct horse battery"
@@ -132,20 +132,7 @@ class Pop3:
         """`C:` lines are sent, `S:` lines must come back exactly (a trailing `*` matches any rest of the
         line); a new client unless one is given. Returns the still open client."""
         client = client or await self.connect()
-        for raw in textwrap.dedent(text).strip().splitlines():
-            kind, _, rest = raw.strip().partition(" ")
-            if not kind:
-                continue
-            if kind == "C:":
-                await client.send(rest.encode() + b"\r\n")
-            elif kind == "S:":
-                got = await client.line()
-                if rest.endswith("*"):
-                    assert got.startswith(rest[:-1]), f"expected {rest!r}, got {got!r}"
-                else:
-                    assert got == rest, f"expected {rest!r}, got {got!r}"
-            else:
-                raise ValueError(f"transcript line must start with C: or S: ({raw!r})")
+        await play(client, text)
         return client
 
     async def add_user(self, address: str) -> int:

@@ -7,7 +7,6 @@ import asyncio
 import base64
 import functools
 import ssl
-import textwrap
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
@@ -21,6 +20,7 @@ from pochta.store.sqlite import SqliteStore
 from pochta.tls import ensure_self_signed, server_context
 
 from ..certs import client_tls
+from ..transcript import play
 
 PASSWORD = "correct horse battery"
 AUTH_DELAY = 0.05
@@ -104,20 +104,7 @@ class Sieved:
         """`C:` lines are sent (a `{n+}` literal's lines follow as further C: lines), `S:` lines must come
         back exactly (a trailing `*` matches any rest of the line)."""
         client = client or await self.connect()
-        for raw in textwrap.dedent(text).strip().splitlines():
-            kind, _, rest = raw.strip().partition(" ")
-            if not kind:
-                continue
-            if kind == "C:":
-                await client.send(rest.encode() + b"\r\n")
-            elif kind == "S:":
-                got = await client.line()
-                if rest.endswith("*"):
-                    assert got.startswith(rest[:-1]), f"expected {rest!r}, got {got!r}"
-                else:
-                    assert got == rest, f"expected {rest!r}, got {got!r}"
-            else:
-                raise ValueError(f"transcript line must start with C: or S: ({raw!r})")
+        await play(client, text)
         return client
 
     async def add_user(self, address: str) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import textwrap
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from pochta.store.api import INBOX, Message, Store
 from pochta.store.blobs import FileBlobs
 
 from ..certs import client_tls
+from ..transcript import play
 
 CLOCK = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
 PASSWORD = "correct horse battery"
@@ -97,18 +97,7 @@ class Mx:
         """Check an exchange: `C:` lines are sent, `S:` lines must come back exactly (a trailing `*`
         matches any rest of the line). Returns the still open client."""
         client = await self.connect()
-        for raw in textwrap.dedent(text).strip().splitlines():
-            kind, _, rest = raw.strip().partition(" ")
-            if kind == "C:":
-                await client.send(rest.encode() + b"\r\n")
-            elif kind == "S:":
-                got = await client.line()
-                if rest.endswith("*"):
-                    assert got.startswith(rest[:-1]), f"expected {rest!r}, got {got!r}"
-                else:
-                    assert got == rest, f"expected {rest!r}, got {got!r}"
-            else:
-                raise ValueError(f"transcript line must start with C: or S: ({raw!r})")
+        await play(client, text)
         return client
 
     async def add_user(self, address: str, *, quota: int = 0) -> int:
