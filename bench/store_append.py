@@ -2,7 +2,8 @@
 
 Run by hand:  .venv/bin/python bench/store_append.py [--messages 5000] [--writers 20] [--size 10240]
 Prints appends/s and fsyncs per message (blob file + directory fsyncs counted by the blob store, plus one
-WAL fsync per group commit; with strace installed, also the fsync/fdatasync syscalls actually made).
+WAL fsync per group commit). Small blobs are rows of the group commit, as the server keeps them;
+--files keeps every blob as a file (the layout before blobs moved into the database), for comparison.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ import uvloop
 
 from pochta.store.api import INBOX, NewMessage
 from pochta.store.blobs import FileBlobs
-from pochta.store.sqlite import SqliteStore
+from pochta.store.sqlite import DATABASE_NAME, SqliteStore
 
 
-async def run(messages: int, writers: int, size: int, data_dir: Path) -> None:
+async def run(messages: int, writers: int, size: int, data_dir: Path, *, is_files: bool) -> None:
     store = await SqliteStore.open(data_dir)
-    blobs = FileBlobs(data_dir / "blobs")
+    blobs = FileBlobs(data_dir / "blobs", database=None if is_files else data_dir / DATABASE_NAME)
     await store.add_domain("example.test")
     account = await store.add_account("bench@example.test", password_hash="x", scram=None)
     inbox = await store.get_mailbox(account.id, INBOX)
@@ -61,7 +62,8 @@ async def run(messages: int, writers: int, size: int, data_dir: Path) -> None:
     elapsed = time.perf_counter() - start
     total = per_writer * writers
     commits = engine.commits - commits0
-    print(f"appends: {total} x {size} B, {writers} writers, fsync on")
+    where = "files" if is_files else "rows up to %d B, files above" % blobs.inline_limit
+    print(f"appends: {total} x {size} B, {writers} writers, fsync on, blobs as {where}")
     print(f"appends/s: {total / elapsed:,.0f}  ({elapsed:.2f} s)")
     print(f"group commits: {commits} ({total / max(commits, 1):.1f} appends per commit)")
     print(
@@ -77,10 +79,11 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=20)
     parser.add_argument("--size", type=int, default=10 * 1024)
     parser.add_argument("--dir", type=Path, default=None, help="where to put the data (default: a temp dir)")
+    parser.add_argument("--files", action="store_true", help="keep every blob as a file")
     args = parser.parse_args()
     data_dir = args.dir or Path(tempfile.mkdtemp(prefix="pochta-bench-"))
     try:
-        uvloop.run(run(args.messages, args.writers, args.size, data_dir))
+        uvloop.run(run(args.messages, args.writers, args.size, data_dir, is_files=args.files))
     finally:
         if args.dir is None:
             shutil.rmtree(data_dir, ignore_errors=True)

@@ -10,7 +10,7 @@ import pytest
 
 from pochta.store.api import Store
 from pochta.store.blobs import FileBlobs
-from pochta.store.sqlite import SqliteStore
+from pochta.store.sqlite import DATABASE_NAME, SqliteStore
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 IN_CI = os.environ.get("CI") == "true"
@@ -35,7 +35,8 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 
 @pytest.fixture
-def blobs(tmp_path: Path) -> Iterator[FileBlobs]:
-    opened = FileBlobs(tmp_path / "blobs")
+def blobs(tmp_path: Path, store: Store) -> Iterator[FileBlobs]:
+    """The blobs beside `store`, as the server has them: small ones in its database."""
+    opened = FileBlobs(tmp_path / "blobs", database=tmp_path / "data" / DATABASE_NAME)
     yield opened
     opened.close()

@@ -58,7 +58,8 @@ async def open_store(config: Config) -> Store:
 
 
 def open_blobs(config: Config) -> FileBlobs:
-    return FileBlobs(config.data_path / "blobs", fsync=config.storage.fsync)
+    """The blobs beside the store: small ones in its database (see store/blobs.py), the rest as files."""
+    return FileBlobs(config.data_path / "blobs", fsync=config.storage.fsync, database=config.data_path / DATABASE_NAME)
 
 
 def has_store(config: Config) -> bool:

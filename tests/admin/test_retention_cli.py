@@ -16,7 +16,7 @@ from pochta.archive.journal import Journal
 from pochta.mail.envelope import Envelope, Recipient
 from pochta.store.api import INBOX, Store
 from pochta.store.blobs import FileBlobs
-from pochta.store.sqlite import SqliteStore
+from pochta.store.sqlite import DATABASE_NAME, SqliteStore
 
 from ..archive.helpers import put
 from .test_cli import fails, ok
@@ -41,7 +41,7 @@ def pochta(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
 def _with_store(tmp_path: Path, action: Callable[[Store, FileBlobs], Awaitable[None]]) -> None:
     async def main() -> None:
         store = await SqliteStore.open(tmp_path / "data")
-        blobs = FileBlobs(tmp_path / "data" / "blobs")
+        blobs = FileBlobs(tmp_path / "data" / "blobs", database=tmp_path / "data" / DATABASE_NAME)
         try:
             await action(store, blobs)
         finally:

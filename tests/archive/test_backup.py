@@ -70,11 +70,33 @@ def _expunge_tenth(data: Path) -> str:
     return asyncio.run(run())
 
 
+def _blob(data: Path, blob_id: str) -> bytes | None:
+    """A blob's octets where the server keeps it: a row of the database (small ones) or a file."""
+    with sqlite3.connect(data / "pochta.sqlite3") as conn:
+        row = conn.execute("SELECT data FROM blobs WHERE id = ?", (blob_id,)).fetchone()
+    path = data / "blobs" / blob_id[:2] / blob_id
+    return bytes(row[0]) if row else path.read_bytes() if path.is_file() else None
+
+
+def _damage(data: Path, blob_id: str) -> None:
+    with sqlite3.connect(data / "pochta.sqlite3") as conn:
+        changed = conn.execute("UPDATE blobs SET data = CAST(data || x'78' AS BLOB) WHERE id = ?", (blob_id,)).rowcount
+    if not changed:
+        path = data / "blobs" / blob_id[:2] / blob_id
+        path.write_bytes(path.read_bytes() + b"x")
+
+
+def _remove(data: Path, blob_id: str) -> None:
+    with sqlite3.connect(data / "pochta.sqlite3") as conn:
+        conn.execute("DELETE FROM blobs WHERE id = ?", (blob_id,))
+    (data / "blobs" / blob_id[:2] / blob_id).unlink(missing_ok=True)
+
+
 def test_backup_then_restore_into_a_fresh_data_dir_gives_the_same_mailboxes(live: Path, tmp_path: Path) -> None:
     binned = _expunge_tenth(tmp_path / "live")
     out = ok(live, "backup", str(tmp_path / "backup"))
     assert "backup of 65 messages" in out  # 64 in mailboxes, 1 in the undelete bin
-    assert (tmp_path / "backup" / "blobs" / binned[:2] / binned).is_file()
+    assert _blob(tmp_path / "backup", binned) is not None
     marker = json.loads((tmp_path / "backup" / "BACKUP.json").read_text())
     assert marker["rows"] == 65 and marker["problems"] == []
     assert (tmp_path / "backup" / "pochta.sqlite3").is_file()
@@ -101,9 +123,8 @@ def test_verify_reports_damaged_and_missing_blobs_and_wrong_counters(live: Path,
     data = tmp_path / "live"
     inbox = mailboxes(data, "a@example.test")["INBOX"]
     damaged, missing = inbox[0].blob_id, inbox[1].blob_id
-    path = data / "blobs" / damaged[:2] / damaged
-    path.write_bytes(path.read_bytes() + b"x")
-    (data / "blobs" / missing[:2] / missing).unlink()
+    _damage(data, damaged)
+    _remove(data, missing)
     conn = sqlite3.connect(data / "pochta.sqlite3")
     conn.execute("UPDATE mailboxes SET messages = messages + 1 WHERE name = 'Lists/Sub'")
     conn.commit()

@@ -19,7 +19,7 @@ from pochta.admin.cli import cli
 from pochta.archive.maildir import directory_name, folder_name
 from pochta.store.api import Message
 from pochta.store.blobs import FileBlobs
-from pochta.store.sqlite import SqliteStore
+from pochta.store.sqlite import DATABASE_NAME, SqliteStore
 from tests.archive.corpus import corpus
 
 FLAG_LETTERS = ["", "S", "FRS", "DT", "P"]
@@ -89,7 +89,7 @@ def make_maildir(root: Path, files: list[Path], *, folder: str = "") -> list[tup
 
 
 def blob_bytes(data: Path, messages: list[Message]) -> list[bytes]:
-    blobs = FileBlobs(data / "blobs", fsync=False)
+    blobs = FileBlobs(data / "blobs", fsync=False, database=data / DATABASE_NAME)
     try:
         return [blobs.read_sync(m.blob_id) for m in messages]
     finally:

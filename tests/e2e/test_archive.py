@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pochta.store.blobs import FileBlobs
+from pochta.store.sqlite import DATABASE_NAME
 from tests.archive.test_import_export import mailboxes
 
 from .servers import RunningServer, pochta_server, write_config
@@ -62,7 +63,7 @@ class Load:
 
 
 def _subjects(data: Path, address: str) -> set[str]:
-    blobs = FileBlobs(data / "blobs", fsync=False)
+    blobs = FileBlobs(data / "blobs", fsync=False, database=data / DATABASE_NAME)
     try:
         found = set()
         for messages in mailboxes(data, address).values():
@@ -205,7 +206,7 @@ def test_import_imap_migrates_folders_flags_dates_and_octets_and_resumes(tmp_pat
 
         expected = _remote_state(remote.ports["imap"])
         got = mailboxes(local / "data", "local@example.test")
-        blobs = FileBlobs(local / "data" / "blobs", fsync=False)
+        blobs = FileBlobs(local / "data" / "blobs", fsync=False, database=local / "data" / DATABASE_NAME)
         try:
             for name, items in expected.items():
                 assert [(blobs.read_sync(m.blob_id), m.flags, m.internal_date) for m in got[name]] == items

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from pochta.store.blobs import FileBlobs
+from pochta.store.sqlite import DATABASE_NAME
 from tests.archive.test_import_export import mailboxes
 from tests.conftest import need
 
@@ -135,7 +136,7 @@ def _pochta(config: Path, *args: str, stdin: str = "") -> subprocess.CompletedPr
 
 
 def _stored(data: Path, address: str) -> dict[str, list[tuple[bytes, frozenset[str], datetime]]]:
-    blobs = FileBlobs(data / "blobs", fsync=False)
+    blobs = FileBlobs(data / "blobs", fsync=False, database=data / DATABASE_NAME)
     try:
         return {
             name: [(blobs.read_sync(m.blob_id), m.flags, m.internal_date) for m in messages]

@@ -19,7 +19,7 @@ import pytest
 
 from pochta.store.api import INBOX
 from pochta.store.blobs import FileBlobs
-from pochta.store.sqlite import SqliteStore
+from pochta.store.sqlite import DATABASE_NAME, SqliteStore
 
 from ..mailauth.table import to_zone
 from .servers import free_ports, wait_for_port, write_config
@@ -80,7 +80,7 @@ def _serve(config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
 
 async def _inbox(data: Path, address: str) -> list[bytes]:
     store = await SqliteStore.open(data, fsync=False)
-    blobs = FileBlobs(data / "blobs", fsync=False)
+    blobs = FileBlobs(data / "blobs", fsync=False, database=data / DATABASE_NAME)
     try:
         account = await store.get_account(address)
         assert account is not None

@@ -37,7 +37,7 @@ import pytest
 
 from pochta.store.api import INBOX
 from pochta.store.blobs import FileBlobs
-from pochta.store.sqlite import SqliteStore
+from pochta.store.sqlite import DATABASE_NAME, SqliteStore
 
 from .servers import free_ports, wait_for_port, write_config
 
@@ -121,7 +121,7 @@ def _submit(port: int, count: int) -> None:
 async def _subjects(data: Path, address: str) -> list[str]:
     """The Subjects in `address`'s INBOX, in the order they arrived (uid order)."""
     store = await SqliteStore.open(data, fsync=False)
-    blobs = FileBlobs(data / "blobs", fsync=False)
+    blobs = FileBlobs(data / "blobs", fsync=False, database=data / DATABASE_NAME)
     try:
         account = await store.get_account(address)
         assert account is not None

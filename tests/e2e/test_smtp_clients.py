@@ -16,7 +16,7 @@ import pytest
 
 from pochta.store.api import INBOX
 from pochta.store.blobs import FileBlobs
-from pochta.store.sqlite import SqliteStore
+from pochta.store.sqlite import DATABASE_NAME, SqliteStore
 
 from ..conftest import need
 from .servers import RunningServer, pochta_server
@@ -39,7 +39,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 def stored_messages(server: RunningServer, address: str) -> list[bytes]:
     async def read() -> list[bytes]:
         store = await SqliteStore.open(server.data_dir)
-        blobs = FileBlobs(server.data_dir / "blobs")
+        blobs = FileBlobs(server.data_dir / "blobs", database=server.data_dir / DATABASE_NAME)
         try:
             account = await store.get_account(address)
             assert account is not None

@@ -15,7 +15,7 @@ from pochta.config import from_mapping
 from pochta.imapd.service import handlers
 from pochta.net import Handler, Listener
 from pochta.store.blobs import FileBlobs
-from pochta.store.sqlite import SqliteStore
+from pochta.store.sqlite import DATABASE_NAME, SqliteStore
 from pochta.tls import ensure_self_signed, server_context
 
 from ..certs import client_tls
@@ -147,7 +147,7 @@ def make_listener(name: str, handler: Handler, *, tls: ssl.SSLContext | None, id
 @asynccontextmanager
 async def running_imap(tmp_path: Path, *, idle_timeout: float = 30.0) -> AsyncIterator[Imap]:
     store = await SqliteStore.open(tmp_path / "data", fsync=False)
-    blobs = FileBlobs(tmp_path / "blobs", fsync=False)
+    blobs = FileBlobs(tmp_path / "blobs", fsync=False, database=tmp_path / "data" / DATABASE_NAME)
     config = from_mapping({"hostname": "imap.example.test", "data_dir": str(tmp_path / "data")})
     cert, key = ensure_self_signed(tmp_path / "tls", "imap.example.test")
     tls = server_context(cert, key)

@@ -18,7 +18,7 @@ from pochta.mail.mime import parse_message
 from pochta.net import Listener, Stream
 from pochta.store.api import INBOX, Message, NewMessage, ScramCredentials
 from pochta.store.blobs import FileBlobs
-from pochta.store.sqlite import SqliteStore
+from pochta.store.sqlite import DATABASE_NAME, SqliteStore
 from pochta.tls import ensure_self_signed, server_context
 
 from ..certs import client_tls
@@ -176,7 +176,7 @@ class Pop3:
 @asynccontextmanager
 async def running_pop3(tmp_path: Path, *, idle_timeout: float = 30.0) -> AsyncIterator[Pop3]:
     store = await SqliteStore.open(tmp_path / "data", fsync=False)
-    blobs = FileBlobs(tmp_path / "blobs", fsync=False)
+    blobs = FileBlobs(tmp_path / "blobs", fsync=False, database=tmp_path / "data" / DATABASE_NAME)
     cert, key = _certificate(tmp_path)
     tls = server_context(cert, key)
     config = Config(hostname="pop.example.test", data_dir=str(tmp_path / "data"))

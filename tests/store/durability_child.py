@@ -12,22 +12,29 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pochta.store.api import NewMessage
+from pochta.store.api import BlobWriter, NewMessage
 from pochta.store.blobs import FileBlobs
-from pochta.store.sqlite import SqliteStore
+from pochta.store.sqlite import DATABASE_NAME, SqliteStore
 
 
 async def main(data_dir: Path, account_id: int, mailbox_id: int) -> None:
     store = await SqliteStore.open(data_dir)
-    blobs = FileBlobs(data_dir / "blobs")
+    blobs = FileBlobs(data_dir / "blobs", database=data_dir / DATABASE_NAME)
 
     async def writer(worker: int) -> None:
         n = 0
         while True:
             n += 1
-            body = os.urandom(8).hex().encode() * 64 * (1 + n % 20)
+            body = os.urandom(8).hex().encode() * 64 * (1 + n % 20) * (20 if n % 7 == 0 else 1)
             message = b"Subject: w%d n%d\r\n\r\n" % (worker, n) + body
-            ref = await blobs.put(message)
+            carried: list[BlobWriter] = []
+            if worker % 2:  # committed on its own (a file), then named by a row
+                ref = await blobs.put(message)
+            else:  # carried by the append: a row of its transaction when small, else a file made durable first
+                blob = blobs.create()
+                blob.write(message)
+                ref = blob.ref
+                carried.append(blob)
             (result,) = await store.append(
                 [
                     NewMessage(
@@ -38,7 +45,8 @@ async def main(data_dir: Path, account_id: int, mailbox_id: int) -> None:
                         structure=b"{}",
                         internal_date=datetime.now(UTC),
                     )
-                ]
+                ],
+                blobs=carried,
             )
             sys.stdout.write(f"ack {result.uid} {ref.id}\n")
             sys.stdout.flush()

@@ -1,5 +1,7 @@
 """Crash safety: a process appending in a loop is killed with SIGKILL at random moments, 20 times; every
-append that returned is intact after reopening, and no partial blob is ever visible."""
+append that returned is intact after reopening, and no partial blob is ever visible (blobs committed on
+their own as files, and blobs carried by the append: small ones as rows of its transaction, large ones as
+files made durable first)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import hashlib
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -14,7 +17,7 @@ from pathlib import Path
 
 from pochta.store.api import INBOX
 from pochta.store.blobs import FileBlobs
-from pochta.store.sqlite import SqliteStore
+from pochta.store.sqlite import DATABASE_NAME, SqliteStore
 
 CHILD = Path(__file__).with_name("durability_child.py")
 
@@ -49,7 +52,9 @@ async def test_sigkill_mid_append_loses_nothing_acknowledged(tmp_path: Path) -> 
         reopened = await SqliteStore.open(data_dir)
         for stray in (data_dir / "blobs" / "tmp").rglob("*.tmp"):  # as if the restart came an hour later
             os.utime(stray, (time.time() - 7200, time.time() - 7200))
-        blobs = FileBlobs(data_dir / "blobs")  # cleans temp files an hour old, as a restart does
+        blobs = FileBlobs(
+            data_dir / "blobs", database=data_dir / DATABASE_NAME
+        )  # cleans temp files an hour old, as a restart does
         stored = {m.uid: m for m in await reopened.messages(inbox.id)}
         for uid, blob_id in acked.items():
             assert uid in stored and stored[uid].blob_id == blob_id
@@ -63,5 +68,8 @@ async def test_sigkill_mid_append_loses_nothing_acknowledged(tmp_path: Path) -> 
         blobs.close()
         for path in (data_dir / "blobs").glob("??/*"):  # every visible blob is whole
             assert hashlib.sha256(path.read_bytes()).hexdigest() == path.name
+        with sqlite3.connect(data_dir / DATABASE_NAME) as conn:  # the small ones kept as rows too
+            for blob_id, content in conn.execute("SELECT id, data FROM blobs"):
+                assert hashlib.sha256(content).hexdigest() == blob_id
         assert [p for p in (data_dir / "blobs" / "tmp").rglob("*") if p.is_file()] == []
     assert len(acked) > 20

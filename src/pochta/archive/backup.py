@@ -1,10 +1,11 @@
 """Online backups, restores and `pochta verify`.
 
 A backup directory is laid out like a data directory: the database (copied with the store's online
-backup, one consistent snapshot while the server keeps writing) and ``blobs/`` with every blob that
-snapshot refers to. Blobs are immutable and content-addressed, and a message's blob is durable before
-its row commits, so every blob a snapshot names exists; blobs written after the snapshot do not matter.
-Each blob is re-hashed as it is copied, so a backup never carries a damaged blob unnoticed.
+backup, one consistent snapshot while the server keeps writing; it carries the small blobs, which are rows
+of it) and ``blobs/`` with every other blob that snapshot refers to. Blobs are immutable and
+content-addressed, and a message's blob is durable no later than its row commits, so every blob a snapshot
+names exists; blobs written after the snapshot do not matter. Each blob is re-hashed as it is copied (or,
+carried in the snapshot, in the copy), so a backup never carries a damaged blob unnoticed.
 ``BACKUP.json`` is written last: a directory without it is an unfinished backup.
 
 Restoring is the same copy the other way, from a backup directory into an empty data directory.
@@ -57,14 +58,18 @@ def check_empty(directory: Path) -> None:
         raise BackupError(f"{directory} is not empty; give a new or empty directory")
 
 
-def _copy_blob(source: Blobs, target: Blobs, blob_id: str) -> tuple[int, str | None]:
-    """Copy one blob, hashing it on the way; returns (octets, problem)."""
+def _copy_blob(source: Blobs, target: Blobs, blob_id: str, *, is_present: bool) -> tuple[int, str | None]:
+    """Copy one blob, hashing it on the way; returns (octets, problem). A blob the target has already (a
+    small one, carried in the copied database) is only re-hashed there."""
+    if is_present:
+        digest, size = _hash_blob(target, blob_id)
+        return (size, None) if digest == blob_id else (0, f"blob {blob_id} is damaged: its content hashes to {digest}")
     writer = target.create()
     try:
-        with open(source.path(blob_id), "rb") as handle:
+        with source.open(blob_id) as handle:
             while chunk := handle.read(1024 * 1024):
                 writer.write(chunk)
-    except FileNotFoundError:
+    except NotFound:
         writer.abort()
         return 0, f"blob {blob_id} is missing"
     except BaseException:
@@ -92,9 +97,12 @@ async def copy_store(
     wanted = sorted({use.blob_id for use in uses})
     sizes = {use.blob_id: use.size or 0 for use in uses}
     progress.add_total(sum(sizes.values()))
+    present = {blob_id for blob_id in wanted if await target_blobs.exists(blob_id)}
     for start in range(0, len(wanted), _PARALLEL * 16):
         chunk = wanted[start : start + _PARALLEL * 16]
-        results = await asyncio.gather(*(asyncio.to_thread(_copy_blob, blobs, target_blobs, b) for b in chunk))
+        results = await asyncio.gather(
+            *(asyncio.to_thread(_copy_blob, blobs, target_blobs, b, is_present=b in present) for b in chunk)
+        )
         for blob_id, (octets, problem) in zip(chunk, results, strict=True):
             if problem:
                 report.problems.append(problem)
@@ -141,10 +149,10 @@ def read_marker(directory: Path) -> dict[str, object]:
     return value
 
 
-def _hash_file(path: str) -> tuple[str, int]:
+def _hash_blob(blobs: Blobs, blob_id: str) -> tuple[str, int]:
     digest = hashlib.sha256()
     size = 0
-    with open(path, "rb") as handle:
+    with blobs.open(blob_id) as handle:
         while chunk := handle.read(1024 * 1024):
             digest.update(chunk)
             size += len(chunk)
@@ -163,7 +171,7 @@ async def verify(store: Store, blobs: Blobs, *, progress: Progress | None = None
     progress.add_total(sum(await asyncio.to_thread(lambda: [_stat_size(blobs, b) for b in ids])))
     for start in range(0, len(ids), _PARALLEL * 16):
         chunk = ids[start : start + _PARALLEL * 16]
-        results = await asyncio.gather(*(asyncio.to_thread(_hash_file, blobs.path(b)) for b in chunk))
+        results = await asyncio.gather(*(asyncio.to_thread(_hash_blob, blobs, b) for b in chunk))
         for blob_id, (digest, size) in zip(chunk, results, strict=True):
             if digest != blob_id:
                 report.problems.append(f"blob {blob_id} is damaged: its content hashes to {digest}")
@@ -185,6 +193,7 @@ async def verify(store: Store, blobs: Blobs, *, progress: Progress | None = None
 
 def _stat_size(blobs: Blobs, blob_id: str) -> int:
     try:
-        return os.stat(blobs.path(blob_id)).st_size
-    except (FileNotFoundError, NotFound):
+        with blobs.open(blob_id) as handle:
+            return handle.seek(0, os.SEEK_END)
+    except NotFound:
         return 0

@@ -10,6 +10,7 @@ on. The state file goes away when the export is complete.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 from dataclasses import dataclass, field
@@ -111,7 +112,7 @@ class Exporter:
                     [
                         (
                             _unique(m, mailbox.uidvalidity, self._hostname),
-                            Path(self._blobs.path(m.blob_id)),
+                            functools.partial(self._blobs.open, m.blob_id),
                             m.flags,
                             m.internal_date,
                         )
@@ -168,7 +169,7 @@ class Exporter:
     def _write_mbox_page(self, out: BinaryIO, page: list[Message]) -> int:
         written = 0
         for message in page:
-            with open(self._blobs.path(message.blob_id), "rb") as blob:
+            with self._blobs.open(message.blob_id) as blob:
                 written += mbox.write_message(out, blob, flags=message.flags, internal_date=message.internal_date)
         return written
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from pochta.archive.flags import maildir_flags, maildir_info
 from pochta.proto.imap.utf7 import Utf7Error, decode_mailbox, encode_mailbox
@@ -141,8 +142,10 @@ class Writer:
             os.replace(tmp, self.folder / KEYWORDS_FILE)
         return self._letters
 
-    def write_many(self, items: Sequence[tuple[str, Path, frozenset[str], datetime]]) -> list[int | None]:
-        """Copy blob files in as Maildir messages: (unique name, blob file, flags, internal date) each.
+    def write_many(
+        self, items: Sequence[tuple[str, Callable[[], BinaryIO], frozenset[str], datetime]]
+    ) -> list[int | None]:
+        """Copy blobs in as Maildir messages: (unique name, opener of the blob, flags, internal date) each.
         Returns the octets written per item (None: it is there already). All are written to tmp/, fsynced
         side by side (parallel fsyncs share journal commits), then renamed into cur/, then cur/ is fsynced:
         a crash leaves whole messages in cur/ or none."""
@@ -155,7 +158,7 @@ class Writer:
             info = maildir_info(flags, self._letters_for(flags))
             tmp = self.folder / "tmp" / unique
             written = 0
-            with open(source, "rb") as reader, open(tmp, "wb") as writer:
+            with source() as reader, open(tmp, "wb") as writer:
                 while chunk := reader.read(1024 * 1024):
                     writer.write(chunk)
                     written += len(chunk)
@@ -173,7 +176,9 @@ class Writer:
             _fsync_file(self.folder / "cur")
         return sizes
 
-    def write(self, unique: str, source: Path, *, flags: frozenset[str], internal_date: datetime) -> int | None:
+    def write(
+        self, unique: str, source: Callable[[], BinaryIO], *, flags: frozenset[str], internal_date: datetime
+    ) -> int | None:
         """One message (see `write_many`)."""
         return self.write_many([(unique, source, flags, internal_date)])[0]
 

@@ -13,7 +13,7 @@ import enum
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 HIERARCHY_SEPARATOR = "/"
 INBOX = "INBOX"
@@ -320,6 +320,11 @@ class BlobWriter(Protocol):
         """The whole content if it is still held in memory (small blobs), else None; before commit."""
         ...
 
+    def inline(self) -> bytes | None:
+        """The content when a store write that carries this writer is to keep it as a row of its own
+        transaction (small blobs); None when the blob is committed as a file first."""
+        ...
+
     def spilled(self) -> str | None:
         """Before commit, the temporary file holding everything written so far when the content spilled to
         disk (so checks can map it without making it durable first); None while it is in memory."""
@@ -331,7 +336,8 @@ class BlobWriter(Protocol):
         ...
 
     async def commit(self) -> BlobRef:
-        """Make the blob durable (fsync file, rename, fsync directory) and return its id."""
+        """Make the blob durable on its own, as a file (fsync file, rename, fsync directory), and return its
+        id. Blobs given to a store write need no commit: the write makes them durable."""
         ...
 
     def commit_sync(self) -> BlobRef:
@@ -347,8 +353,14 @@ class Blobs(Protocol):
     def create(self) -> BlobWriter: ...
     async def put(self, data: bytes) -> BlobRef: ...
     async def read(self, blob_id: str, start: int = 0, end: int | None = None) -> bytes: ...
+    def open(self, blob_id: str) -> BinaryIO:
+        """The blob for reading from the start, wherever it lives (blocking: call it from a worker thread
+        for large blobs)."""
+        ...
+
     def path(self, blob_id: str) -> str:
-        """A local file path for streaming reads (blobs on local or shared storage)."""
+        """The local file of a blob kept as a file (every blob larger than the inline limit, or one
+        committed on its own), for memory-mapped reads; small blobs may have none: use `open`."""
         ...
 
     async def delete(self, blob_id: str) -> None: ...

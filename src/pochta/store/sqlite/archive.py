@@ -132,7 +132,7 @@ class SqliteArchive:
             )
             return WriteResult(results, touched=touched)
 
-        return await self._db.write(run, prepare=[blob.commit_sync for blob in blobs])
+        return await self._db.write(run, blobs=blobs)
 
     async def forget_import(self, account_id: int, source: str | None = None) -> int:
         def run(conn: sqlite3.Connection) -> WriteResult[int]:

@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from pochta.store.api import StoreError
+from pochta.store.api import BlobWriter, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,8 @@ class _Job:
     run: Callable[[sqlite3.Connection], WriteResult[Any]]
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
-    prepare: Sequence[Callable[[], object]] = ()
+    prepare: Sequence[Callable[[], object]] = ()  # file blobs to make durable before the transaction
+    rows: Sequence[tuple[str, bytes]] = ()  # small blobs to write in it: (id, content)
 
 
 def _connect(path: Path, *, fsync: bool, read_only: bool = False) -> sqlite3.Connection:
@@ -130,15 +131,24 @@ class Engine:
     # ---- writes ----
 
     async def write(
-        self, run: Callable[[sqlite3.Connection], WriteResult[T]], *, prepare: Sequence[Callable[[], object]] = ()
+        self, run: Callable[[sqlite3.Connection], WriteResult[T]], *, blobs: Sequence[BlobWriter] = ()
     ) -> T:
-        """Run `run` in the next group commit. `prepare` (e.g. making blobs durable) runs first, on the
-        writer's side, so the caller pays one round trip for both; if it fails, `run` does not run."""
+        """Run `run` in the next group commit, with the `blobs` its rows name made durable in the same round
+        trip: small ones as rows of the same transaction (store/blobs.py), the others as files first, on the
+        writer's side; if one fails, `run` does not run."""
         if self._closed:
             raise StoreError("store is closed")
+        rows: list[tuple[str, bytes]] = []
+        prepare: list[Callable[[], object]] = []
+        for blob in blobs:
+            content = blob.inline()
+            if content is None:
+                prepare.append(blob.commit_sync)
+            else:
+                rows.append((blob.ref.id, content))
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._jobs.put(_Job(run=run, loop=loop, future=future, prepare=prepare))
+        self._jobs.put(_Job(run=run, loop=loop, future=future, prepare=prepare, rows=rows))
         return await future
 
     def _write_loop(self, conn: sqlite3.Connection) -> None:
@@ -185,6 +195,8 @@ class Engine:
                     continue
                 conn.execute("SAVEPOINT job")
                 try:
+                    if job.rows:
+                        conn.executemany("INSERT OR IGNORE INTO blobs (id, data) VALUES (?, ?)", job.rows)
                     result = job.run(conn)
                 except Exception as exc:  # the job's own failure; the others still commit
                     conn.execute("ROLLBACK TO job")

@@ -403,7 +403,7 @@ class SqliteMailboxes:
             results, touched = append_rows(conn, messages)
             return WriteResult(results, touched=touched)
 
-        return await self._db.write(run, prepare=[blob.commit_sync for blob in blobs])
+        return await self._db.write(run, blobs=blobs)
 
     async def messages(
         self, mailbox_id: int, *, uids: Sequence[int] | None = None, with_structure: bool = False

@@ -109,7 +109,7 @@ class SqliteQueue:
                 ids.append(queue_id)
             return WriteResult(ids, touched=touched)
 
-        return await self._db.write(run, prepare=[blob.commit_sync for blob in blobs])
+        return await self._db.write(run, blobs=blobs)
 
     async def queue_entries(self) -> list[QueueEntry]:
         return await self._db.read(lambda conn: _entries(conn, "ORDER BY next_attempt, id", ()))
