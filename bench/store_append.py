@@ -62,7 +62,7 @@ async def run(messages: int, writers: int, size: int, data_dir: Path, *, is_file
     elapsed = time.perf_counter() - start
     total = per_writer * writers
     commits = engine.commits - commits0
-    where = "files" if is_files else "rows up to %d B, files above" % blobs.inline_limit
+    where = "files" if is_files else f"rows up to {blobs.inline_limit} B, files above"
     print(f"appends: {total} x {size} B, {writers} writers, fsync on, blobs as {where}")
     print(f"appends/s: {total / elapsed:,.0f}  ({elapsed:.2f} s)")
     print(f"group commits: {commits} ({total / max(commits, 1):.1f} appends per commit)")
