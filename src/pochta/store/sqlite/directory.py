@@ -99,7 +99,7 @@ class SqliteDirectory:
             ).fetchall()
             return Lookup(domains=frozenset(row[0] for row in served), accounts=accounts, aliases=aliases)
 
-        return await self._db.read(run)
+        return await self._db.read(run, is_quick=True)
 
     # ---- domains ----
 

@@ -108,7 +108,7 @@ class SqliteSieve:
             ).fetchall()
             return [ActiveScript(account_id=row[0], script_id=row[1], version=row[2]) for row in rows]
 
-        return await self._db.read(run)
+        return await self._db.read(run, is_quick=True)
 
     async def activate_sieve_script(self, account_id: int, name: str | None) -> None:
         def run(conn: sqlite3.Connection) -> WriteResult[None]:
