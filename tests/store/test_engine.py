@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from pathlib import Path
@@ -59,3 +60,22 @@ async def test_a_quick_reads_own_error_is_raised_at_once(tmp_path: Path) -> None
         assert calls == [threading.get_ident()]  # not tried again elsewhere
     finally:
         await engine.close()
+
+
+async def test_commits_are_copied_back_into_the_database_file_by_the_checkpointer(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path)
+    try:
+        before = (tmp_path / DATABASE_NAME).stat().st_size
+        await store.add_domain("example.test")
+        for n in range(200):  # a few hundred KiB of WAL
+            await store.add_account(f"user{n}@example.test", password_hash="h" * 1000, scram=None)
+        checkpointer = store._db._checkpointer
+        for _ in range(100):
+            if checkpointer.checkpoints and (tmp_path / DATABASE_NAME).stat().st_size > before + 200_000:
+                break
+            await asyncio.sleep(0.05)
+        assert checkpointer.checkpoints > 0
+        assert (tmp_path / DATABASE_NAME).stat().st_size > before + 200_000  # the accounts reached the file
+    finally:
+        await store.close()
+    assert not (tmp_path / (DATABASE_NAME + "-wal")).exists()  # the last connection checkpointed the rest
