@@ -7,7 +7,9 @@
 # Postfix's smtp-source sends COUNT messages of SIZE octets over SESSIONS parallel sessions, first with
 # one connection per message, then several messages per connection (REUSE=1). Pochta stores every
 # message durably (fsync) before its 250, so smtp-source's end is the moment the last one is stored;
-# Postfix is timed until its Maildir holds them all. Prints msg/s for both and the ratio.
+# Postfix is timed until its Maildir holds them all. Prints msg/s for both and the ratio, and the CPU time
+# (user + system, all threads and processes of the server) each spent per message: on this 2-core machine,
+# shared with other work, that figure moves less than msg/s does.
 set -euo pipefail
 COUNT=${1:-5000} SESSIONS=${2:-20} SIZE=${3:-10240}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -64,22 +66,51 @@ start_pochta() {
 
 rate() { grep -o 'rate=[0-9.]* msg/s' | tail -1 | grep -o '[0-9.]*' | head -1; }
 
+# CPU seconds of a process tree: the process itself (every thread), its children already reaped, and the
+# live ones (Postfix's smtpd, cleanup, qmgr and virtual are children of its master).
+tree_cpu() {
+    python3 - "$1" <<'PY'
+import os, sys
+tick = os.sysconf("SC_CLK_TCK")
+def stat(pid):
+    with open(f"/proc/{pid}/stat") as handle:
+        return handle.read().rsplit(")", 1)[1].split()
+root = sys.argv[1]
+fields = stat(root)
+total = sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        child = stat(pid)
+    except OSError:
+        continue
+    if child[1] == root:
+        total += int(child[11]) + int(child[12])
+print(total / tick)
+PY
+}
+per_message_ms() { python3 -c "print(f'{($2 - $1) * 1000 / $COUNT:.2f}')"; }
+
 declare -A results
 for reuse in 0 1; do
     start_pochta
+    before=$(tree_cpu "$pochta_pid")
     pochta=$(REUSE=$reuse bash "$PEERS/smtp-bench.sh" 127.0.0.1 "$PORT" "$COUNT" "$SESSIONS" "$SIZE" | tee /dev/stderr | rate)
+    pochta_cpu=$(per_message_ms "$before" "$(tree_cpu "$pochta_pid")")
     stored=$($POCHTA mailbox list bench@example.test --json | python3 -c 'import json,sys; print(sum(m["messages"] for m in json.load(sys.stdin)))')
     [ "$stored" = "$COUNT" ] || { echo "pochta stored $stored of $COUNT" >&2; exit 1; }
     bash "$PEERS/postfix-up.sh" >/dev/null
+    master=$(tr -d ' ' </tmp/peers-postfix/spool/pid/master.pid)
+    before=$(tree_cpu "$master")
     postfix=$(REUSE=$reuse WAIT_DIR=/tmp/peers-postfix/mail/bench bash "$PEERS/smtp-bench.sh" 127.0.0.1 10026 "$COUNT" "$SESSIONS" "$SIZE" | tee /dev/stderr | rate)
-    results[$reuse]="$pochta $postfix"
+    postfix_cpu=$(per_message_ms "$before" "$(tree_cpu "$master")")
+    results[$reuse]="$pochta $postfix $pochta_cpu $postfix_cpu"
 done
 
 echo
 echo "smtp-source: $COUNT messages x $SIZE B over $SESSIONS sessions, until stored (Pochta fsyncs before 250)"
-printf '%-28s %12s %12s %8s\n' "mode" "Pochta msg/s" "Postfix msg/s" "ratio"
+printf '%-28s %12s %13s %8s %18s\n' "mode" "Pochta msg/s" "Postfix msg/s" "ratio" "CPU ms/msg P / PF"
 for reuse in 0 1; do
-    read -r p f <<<"${results[$reuse]}"
+    read -r p f pc fc <<<"${results[$reuse]}"
     mode=$([ "$reuse" = 1 ] && echo "several per connection" || echo "one connection per message")
-    printf '%-28s %12.1f %12.1f %7.2fx\n' "$mode" "$p" "$f" "$(python3 -c "print($p / $f)")"
+    printf '%-28s %12.1f %13.1f %7.2fx %8s / %s\n' "$mode" "$p" "$f" "$(python3 -c "print($p / $f)")" "$pc" "$fc"
 done
