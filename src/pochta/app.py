@@ -40,7 +40,7 @@ from pochta.sieving import Sieving
 from pochta.smtpd.auth import SmtpAuth
 from pochta.smtpd.mx import MxPolicy
 from pochta.smtpd.session import Session as SmtpSession
-from pochta.smtpd.session import SessionSettings
+from pochta.smtpd.session import SessionSettings, transaction_ids
 from pochta.smtpd.submission import SubmissionPolicy
 from pochta.store.api import Store
 from pochta.store.blobs import FileBlobs
@@ -119,13 +119,13 @@ class Server:
         config: Config,
         *,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
-        new_id: Callable[[], str] = lambda: secrets.token_hex(6),
+        new_id: Callable[[], str] | None = None,  # transaction ids; smtpd.session.transaction_ids() by default
         auth_failure_delay: float = 1.0,
     ) -> None:
         self.config = config
         self._auth_failure_delay = auth_failure_delay  # seconds before a failed login is answered
         self._now = now
-        self._new_id = new_id
+        self._new_id = new_id or transaction_ids()
         self.listeners: dict[str, Listener] = {}
         self.store: Store | None = None
         self.blobs: FileBlobs | None = None
