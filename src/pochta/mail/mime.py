@@ -272,11 +272,12 @@ def parse_message(data: Buffer) -> ParsedMessage:
     """Parse ``data`` and render its ENVELOPE, BODYSTRUCTURE and BODY: everything the store keeps."""
     buf = _octets(data)
     root = parse(buf)
+    structure, body = bodystructure.render_bodystructure(buf, root)
     return ParsedMessage(
         root=root,
         envelope=bodystructure.render_envelope(bytes(buf[root.start : root.body_start])),
-        bodystructure=bodystructure.render_bodystructure(buf, root, is_extended=True),
-        body=bodystructure.render_bodystructure(buf, root, is_extended=False),
+        bodystructure=structure,
+        body=body,
         has_nul=_has_nul(buf),
     )
 

@@ -22,6 +22,12 @@ def test_empty_auth_challenge_is_334_space() -> None:
     assert replies.auth_challenge(b"Username:").to_bytes() == b"334 VXNlcm5hbWU6\r\n"
 
 
+def test_single_line_without_status_and_one_line_tuples() -> None:
+    assert Reply(code=220, text="mx.example.test ESMTP Pochta").to_bytes() == b"220 mx.example.test ESMTP Pochta\r\n"
+    assert Reply(code=250, status="2.0.0", text=("OK",)).to_bytes() == b"250 2.0.0 OK\r\n"
+    assert Reply(code=250, text="ok \u00e9").to_bytes() == "250 ok \u00e9\r\n".encode()
+
+
 def test_status_without_text() -> None:
     assert Reply(code=250, status="2.0.0").to_bytes() == b"250 2.0.0\r\n"
 

@@ -210,6 +210,17 @@ def _split_path(text: str, *, status: str) -> tuple[str, str]:
     """The path inside ``<...>`` with any source route dropped, and the text after it."""
     if not text.startswith("<"):
         raise CommandError(syntax_error("address must be in angle brackets"))  # RFC 5321 §4.1.2 Path
+    index = text.find(">")
+    if index == -1 or '"' in text[:index]:  # a quoted local part may hold ">": walk it (the usual path has none)
+        index = _path_end(text)
+    inner, rest = text[1:index], text[index + 1 :]
+    if rest and not rest.startswith((" ", "\t")):
+        raise CommandError(syntax_error("space needed between address and parameters"))
+    return _drop_source_route(inner, status=status), rest
+
+
+def _path_end(text: str) -> int:
+    """Where the ``>`` closing a path with a quoted local part is."""
     index = 1
     is_quoted = False
     while index < len(text):
@@ -220,14 +231,9 @@ def _split_path(text: str, *, status: str) -> tuple[str, str]:
         if char == '"':
             is_quoted = not is_quoted
         elif char == ">" and not is_quoted:
-            break
+            return index
         index += 1
-    else:
-        raise CommandError(syntax_error("unterminated address, missing '>'"))
-    inner, rest = text[1:index], text[index + 1 :]
-    if rest and not rest.startswith((" ", "\t")):
-        raise CommandError(syntax_error("space needed between address and parameters"))
-    return _drop_source_route(inner, status=status), rest
+    raise CommandError(syntax_error("unterminated address, missing '>'"))
 
 
 def _drop_source_route(inner: str, *, status: str) -> str:

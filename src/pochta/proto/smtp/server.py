@@ -10,6 +10,7 @@ application sends (a RCPT answered 250 is an accepted recipient).
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 
 from pochta.proto.lines import TooLong, take_line
@@ -116,7 +117,7 @@ _POSITIVE: dict[type, frozenset[int]] = {
     InvalidCommand: frozenset(range(200, 400)),
 }
 
-_CONTROL = frozenset(range(0x20)) - {0x09} | {0x7F}
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # any control but TAB; a search, not a loop per octet
 
 
 class ServerConnection:
@@ -345,7 +346,7 @@ class ServerConnection:
                 self.state = State.READY
             return self._error(LINE_TOO_LONG)
         assert isinstance(line, bytes)
-        if any(octet in _CONTROL for octet in line):
+        if _CONTROL.search(line):
             return self._error(CONTROL_CHARACTER)
         try:
             text = line.decode("utf-8")
