@@ -41,8 +41,6 @@ def test_train_from_folders_and_mbox_then_check(pochta: CliRunner, tmp_path: Pat
         pochta, "spam", "train", "--all", "--ham", str(tmp_path / "Maildir"), "--spam", str(tmp_path / "spam.mbox")
     )
     assert output.endswith("learned 20, relearned 0, already known 0, already scored right 0\n")
-    again = ok(pochta, "spam", "train", "--spam", str(maildir / "0.eml"))  # one ham was spam after all
-    assert again.endswith("learned 0, relearned 1, already known 0, already scored right 0\n")
 
     (tmp_path / "new-ham.eml").write_bytes(ham(100))
     (tmp_path / "new-spam.mbox").write_bytes(_mbox([spam(100), spam(101)]))
@@ -65,6 +63,11 @@ def test_train_from_folders_and_mbox_then_check(pochta: CliRunner, tmp_path: Pat
     assert float(fields[0][1]) < 0 < 5 <= float(fields[1][1])
     explained = ok(pochta, "spam", "check", "--explain", str(tmp_path / "new-spam.mbox")).splitlines()[0]
     assert "tests=BAYES_99=" in explained and "clues:" in explained
+
+    again = ok(pochta, "spam", "train", "--spam", str(maildir / "0.eml"))  # one ham was spam after all
+    assert again.endswith("learned 0, relearned 1, already known 0, already scored right 0\n")
+    assert "linear model: 1 steps in 2 passes" in again  # one step moves it over the margin
+    assert ok(pochta, "spam", "check", str(maildir / "0.eml")).split("\t")[2] == "junk\n"
 
 
 def test_users_model_and_lists(pochta: CliRunner, tmp_path: Path) -> None:
