@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from itertools import repeat
 from typing import TypeVar
@@ -71,11 +71,14 @@ def blocks(model: Weights, words: Set[str], grams: Set[int], user: Weights | Non
 def _block(features: Set[_K], table: Mapping[_K, float], user: Mapping[_K, float] | None) -> float:
     if not features:
         return 0.0
-    # One lookup per feature (an intersection with the table first measured 3 times slower); fsum is exact,
-    # so the score does not depend on the order of the set (which for strings differs between processes).
-    total = math.fsum(map(table.get, features, repeat(0.0)))
+    # One lookup per feature (an intersection with the table first measured 3 times slower). The sum must
+    # not depend on the order of the set: for strings that order differs between processes (hash
+    # randomisation), so their sum is exact (fsum); a set of ints built the same way iterates the same way
+    # everywhere, so a plain sum (a fifth faster) gives the same result in every process too.
+    add: Callable[[Iterable[float]], float] = sum if isinstance(next(iter(features)), int) else math.fsum
+    total = add(map(table.get, features, repeat(0.0)))
     if user:
-        total += math.fsum(map(user.get, features, repeat(0.0)))
+        total += add(map(user.get, features, repeat(0.0)))
     return total / math.sqrt(len(features) + 1)
 
 
