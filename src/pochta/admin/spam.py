@@ -6,7 +6,7 @@ import hashlib
 import os
 import random
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,27 +133,10 @@ def spam_train(ctx: click.Context, user: str | None, count_all: bool, paths: tup
                 # the counts learn in the first pass only
                 random.Random(number).shuffle(files)
                 steps = 0
-                batch: list[Example] = []
-                for file, is_spam in files:
-                    for source in _messages(file):
-                        digest = hashlib.sha256(source.data).hexdigest()
-                        batch.append(Example.of(features(source.data), digest=digest, is_spam=is_spam))
-                    if len(batch) >= _BATCH:
-                        steps += await _learn(
-                            store,
-                            models,
-                            account_id,
-                            working,
-                            batch,
-                            first=number == 0,
-                            totals=totals,
-                            count_all=count_all,
-                        )
-                        batch = []
-                    progress.advance(task)
-                steps += await _learn(
-                    store, models, account_id, working, batch, first=number == 0, totals=totals, count_all=count_all
-                )
+                for batch in _batches(files, lambda: progress.advance(task)):
+                    steps += await _learn(
+                        store, models, account_id, working, batch, first=number == 0, totals=totals, count_all=count_all
+                    )
                 passes[0] += 1
                 passes[1] += steps
                 if not steps:
@@ -165,6 +148,21 @@ def spam_train(ctx: click.Context, user: str | None, count_all: bool, paths: tup
     click.echo(
         f"learned {totals[0]}, relearned {totals[1]}, already known {totals[2]}, already scored right {totals[3]}"
     )
+
+
+def _batches(files: list[tuple[Path, bool]], advance: Callable[[], None]) -> Iterator[list[Example]]:
+    """The messages of the files, read and tokenised, in batches of about _BATCH (whole files)."""
+    batch: list[Example] = []
+    for file, is_spam in files:
+        for source in _messages(file):
+            digest = hashlib.sha256(source.data).hexdigest()
+            batch.append(Example.of(features(source.data), digest=digest, is_spam=is_spam))
+        if len(batch) >= _BATCH:
+            yield batch
+            batch = []
+        advance()
+    if batch:
+        yield batch
 
 
 async def _learn(
