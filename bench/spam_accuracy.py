@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import functools
 import math
 import random
 import shutil
@@ -24,14 +23,17 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
-from pochta.filters.spam import rules
+from pochta.filters.spam import linear, rules
 from pochta.filters.spam.bayes import Classifier, Counts, worth_learning
 from pochta.filters.spam.check import assess
-from pochta.filters.spam.tokens import features
+from pochta.filters.spam.models import FISHER_SHARE, Result, combine
+from pochta.filters.spam.tokens import Features, features
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "spam" / "spamassassin"
 JUNK_THRESHOLD = 5.0  # the [spam] junk_threshold default
+_T = TypeVar("_T")
 
 
 def load(name: str) -> list[tuple[bool, Path]]:
@@ -64,44 +66,67 @@ def show(name: str, result: dict[str, float], rate: float | None) -> None:
     )
 
 
+def _score(classifier: Classifier, weights: linear.Weights, found: Features) -> Result:
+    """What Models.classify gives, without a store."""
+    fisher = classifier.classify(found.tokens)
+    z = linear.logit(weights, found.tokens, found.grams)
+    return Result(
+        logit=combine(z, fisher.probability, has_weights=True),
+        probability=fisher.probability,
+        is_trained=fisher.is_trained,
+    )
+
+
 def pochta(train: list[tuple[bool, Path]], test: list[tuple[bool, Path]]) -> None:
     counts = Counts()
+    weights = linear.Weights()
     started = time.process_time()
-    order = list(train)
+    order = [(is_spam, features(path.read_bytes())) for is_spam, path in train]
     random.Random(0).shuffle(order)  # as `pochta spam train` does
     counted = 0
-    for is_spam, path in order:
-        tokens = features(path.read_bytes()).tokens
-        if worth_learning(counts, tokens, is_spam=is_spam):
-            counts.add(tokens, is_spam=is_spam)
+    for is_spam, found in order:
+        if worth_learning(counts, found.tokens, is_spam=is_spam):
+            counts.add(found.tokens, is_spam=is_spam)
             counted += 1
+    steps = linear.train(weights, [(found.tokens, found.grams, is_spam) for is_spam, found in order])
     classifier = Classifier(counts)
     trained = time.process_time() - started
     messages = [(is_spam, path.read_bytes()) for is_spam, path in test]
     size = sum(len(data) for _, data in messages) / len(messages)
     started = time.process_time()
     scores = []
-    probabilities = []
+    logits = []
     for _, data in messages:
         found = features(data)
-        result = classifier.classify(found.tokens)
+        result = _score(classifier, weights, found)
         scores.append(assess(result, rules.message_hits(found, {})).score)
-        probabilities.append(result.probability)
+        logits.append(result.logit)
     spent = time.process_time() - started
     near_10k = [data for _, data in messages if 8 * 1024 <= len(data) <= 12 * 1024]
-    started = time.process_time()
+    parts = [0.0, 0.0, 0.0]  # tokenising, classifying, rules
     for data in near_10k:
+        started = time.process_time()
         found = features(data)
-        assess(classifier.classify(found.tokens), rules.message_hits(found, {}))
-    per_message = (time.process_time() - started) / len(near_10k) * 1000
+        tokenised = time.process_time()
+        result = _score(classifier, weights, found)
+        classified = time.process_time()
+        assess(result, rules.message_hits(found, {}))
+        parts[0] += tokenised - started
+        parts[1] += classified - tokenised
+        parts[2] += time.process_time() - classified
+    per_message = [part / len(near_10k) * 1000 for part in parts]
     print(
-        f"trained on {len(train)} messages ({counted} counted) in {trained:.1f} s CPU ({len(counts.tokens)} tokens);"
+        f"trained on {len(train)} messages in {trained:.1f} s CPU: {counted} counted ({len(counts.tokens)} tokens),"
+        f" {steps} linear steps ({len(weights.words)} word and {len(weights.grams)} 4-gram weights);"
         f" test: {len(messages)} messages, {size / 1024:.1f} KiB on average"
     )
     labels = [label for label, _ in messages]
-    show("pochta (bayes + rules)", figures(labels, scores, JUNK_THRESHOLD), len(scores) / spent)
-    show("pochta (bayes alone)", figures(labels, probabilities, 0.75), None)
-    print(f"{'':28} {per_message:.2f} ms CPU per message of 8-12 KiB ({len(near_10k)} of them)")
+    show("pochta (classifiers + rules)", figures(labels, scores, JUNK_THRESHOLD), len(scores) / spent)
+    show("pochta (classifiers alone)", figures(labels, logits, rules.logit_of_points(JUNK_THRESHOLD)), None)
+    print(
+        f"{'':28} {sum(per_message):.2f} ms CPU per message of 8-12 KiB ({len(near_10k)} of them): tokenising"
+        f" {per_message[0]:.2f}, classifying {per_message[1]:.2f}, rules {per_message[2]:.2f}"
+    )
 
 
 def bogofilter(train: list[tuple[bool, Path]], test: list[tuple[bool, Path]]) -> None:
@@ -136,78 +161,61 @@ def bogofilter(train: list[tuple[bool, Path]], test: list[tuple[bool, Path]]) ->
 # ---- --cv: the alternatives, 5-fold cross-validation on the training half only ----------------------
 
 
-def _fisher(train: list[tuple[bool, set[str]]], test: list[set[str]]) -> list[float]:
-    counts = Counts()
-    for is_spam, tokens in train:
-        counts.add(tokens, is_spam=is_spam)
-    classifier = Classifier(counts)
-    return [classifier.classify(tokens).probability for tokens in test]
-
-
-def _fisher_on_error(train: list[tuple[bool, set[str]]], test: list[set[str]], *, seed: int = 0) -> list[float]:
+def _fisher_on_error(train: list[tuple[bool, Features]], test: list[Features], *, seed: int = 0) -> list[float]:
     counts = Counts()
     order = list(train)
-    random.Random(seed).shuffle(order)  # the order matters: results vary with it, hence three orders
-    for is_spam, tokens in order:
-        if worth_learning(counts, tokens, is_spam=is_spam):
-            counts.add(tokens, is_spam=is_spam)
+    random.Random(seed).shuffle(order)  # the order matters: results vary with it
+    for is_spam, found in order:
+        if worth_learning(counts, found.tokens, is_spam=is_spam):
+            counts.add(found.tokens, is_spam=is_spam)
     classifier = Classifier(counts)
-    return [classifier.classify(tokens).probability for tokens in test]
+    limit = 1e-6
+    probabilities = (min(1 - limit, max(limit, classifier.classify(found.tokens).probability)) for found in test)
+    return [math.log(p / (1 - p)) for p in probabilities]
 
 
-def _logistic(
-    train: list[tuple[bool, set[str]]],
-    test: list[set[str]],
-    *,
-    epochs: int = 20,
-    rate: float = 30.0,
-    margin: float = 4.0,
-) -> list[float]:
-    """Online logistic regression over the same binary features, each vector scaled to unit length; a message
-    already scored right by `margin` (in log-odds) is not trained on (TOE)."""
-    weights: dict[str, float] = {}
-    bias = 0.0
-    order = list(train)
-    shuffle = random.Random(0).shuffle
-    for _ in range(epochs):
-        shuffle(order)
-        for is_spam, tokens in order:
-            norm = 1 / math.sqrt(len(tokens) + 1)
-            z = bias + sum(weights.get(token, 0.0) for token in tokens) * norm
-            if (z if is_spam else -z) > margin:
-                continue
-            error = float(is_spam) - 1 / (1 + math.exp(-max(-30.0, min(30.0, z))))
-            step = rate * error * norm
-            for token in tokens:
-                weights[token] = weights.get(token, 0.0) + step
-            bias += rate * error * 0.01
-    return [bias + sum(weights.get(t, 0.0) for t in tokens) / math.sqrt(len(tokens) + 1) for tokens in test]
+def _linear_blocks(train: list[tuple[bool, Features]], test: list[Features]) -> list[tuple[float, float]]:
+    weights = linear.Weights()
+    linear.train(weights, [(found.tokens, found.grams, is_spam) for is_spam, found in train])
+    return [linear.blocks(weights, found.tokens, found.grams) for found in test]
 
 
-def cross_validate(train: list[tuple[bool, Path]]) -> None:
-    data = [(is_spam, features(path.read_bytes()).tokens) for is_spam, path in train]
+def _folds(
+    data: list[tuple[bool, Features]], method: Callable[[list[tuple[bool, Features]], list[Features]], list[_T]]
+) -> list[_T]:
+    """Each message's score by the model trained on the other four folds."""
     order = list(range(len(data)))
     random.Random(1).shuffle(order)
     folds = [order[k::5] for k in range(5)]
-    methods: dict[str, Callable[[list[tuple[bool, set[str]]], list[set[str]]], list[float]]] = {
-        "fisher chi2, all counted": _fisher,
-        "fisher chi2, TOE (chosen)": _fisher_on_error,
-        "fisher chi2, TOE, order 1": functools.partial(_fisher_on_error, seed=1),
-        "fisher chi2, TOE, order 2": functools.partial(_fisher_on_error, seed=2),
-        "logistic regression": _logistic,
-    }
+    scores: dict[int, _T] = {}
+    for k, fold in enumerate(folds):
+        rest = [data[i] for j, other in enumerate(folds) if j != k for i in other]
+        scores.update(zip(fold, method(rest, [data[i][1] for i in fold]), strict=True))
+    return [scores[i] for i in range(len(data))]
+
+
+def cross_validate(train: list[tuple[bool, Path]]) -> None:
+    data = [(is_spam, features(path.read_bytes())) for is_spam, path in train]
     labels = [is_spam for is_spam, _ in data]
-    for name, method in methods.items():
-        started = time.process_time()
-        scores = [0.0] * len(data)
-        for k, fold in enumerate(folds):
-            rest = [data[i] for j, other in enumerate(folds) if j != k for i in other]
-            for i, score in zip(fold, method(rest, [data[i][1] for i in fold]), strict=True):
-                scores[i] = score
-        threshold = 0.75 if name.startswith("fisher") else 0.0
-        result = figures(labels, scores, threshold)
-        show(f"cv {name}", result, None)
-        print(f"{'':28} ({time.process_time() - started:.0f} s CPU for 5 folds)")
+    started = time.process_time()
+    fisher = _folds(data, _fisher_on_error)
+    blocks = _folds(data, _linear_blocks)
+    print(f"(5 folds of the Fisher classifier and the linear model: {time.process_time() - started:.0f} s CPU)")
+    words = [w for w, _ in blocks]
+    grams = [g for _, g in blocks]
+    show("cv fisher chi2, TOE", figures(labels, fisher, 0.0), None)
+    show("cv linear, words alone", figures(labels, words, 0.0), None)
+    show("cv linear, 4-grams alone", figures(labels, grams, 0.0), None)
+    for gram_share in (0.3, 0.5, 1.0):
+        for fisher_share in (0.0, 0.1, 0.3, 0.5):
+            mixed = [w + gram_share * g + fisher_share * f for w, g, f in zip(words, grams, fisher, strict=True)]
+            chosen = gram_share == linear.GRAM_SHARE and fisher_share == FISHER_SHARE
+            name = f"cv w + {gram_share} g + {fisher_share} F{' (chosen)' if chosen else ''}"
+            show(name, figures(labels, mixed, 0.0), None)
+            if chosen:
+                ham = sorted(z for z, is_spam in zip(mixed, labels, strict=True) if not is_spam)
+                strict = ham[-1 - int(0.001 * len(ham))]
+                print(f"{'':28} log-odds leaving 0.1% of the ham above: {strict:.2f} (rules.LOGIT_SCALE)")
 
 
 def main() -> int:

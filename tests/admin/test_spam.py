@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from pochta.filters.spam import rules
+from pochta.store.sqlite import DATABASE_NAME
 
 from ..conftest import SHARED_DATA, need
 from ..filters.spam.samples import ham, message, spam
@@ -41,8 +43,6 @@ def test_train_from_folders_and_mbox_then_check(pochta: CliRunner, tmp_path: Pat
         pochta, "spam", "train", "--all", "--ham", str(tmp_path / "Maildir"), "--spam", str(tmp_path / "spam.mbox")
     )
     assert output.endswith("learned 20, relearned 0, already known 0, already scored right 0\n")
-    again = ok(pochta, "spam", "train", "--spam", str(maildir / "0.eml"))  # one ham was spam after all
-    assert again.endswith("learned 0, relearned 1, already known 0, already scored right 0\n")
 
     (tmp_path / "new-ham.eml").write_bytes(ham(100))
     (tmp_path / "new-spam.mbox").write_bytes(_mbox([spam(100), spam(101)]))
@@ -65,6 +65,11 @@ def test_train_from_folders_and_mbox_then_check(pochta: CliRunner, tmp_path: Pat
     assert float(fields[0][1]) < 0 < 5 <= float(fields[1][1])
     explained = ok(pochta, "spam", "check", "--explain", str(tmp_path / "new-spam.mbox")).splitlines()[0]
     assert "tests=BAYES_99=" in explained and "clues:" in explained
+
+    again = ok(pochta, "spam", "train", "--spam", str(maildir / "0.eml"))  # one ham was spam after all
+    assert again.endswith("learned 0, relearned 1, already known 0, already scored right 0\n")
+    assert "linear model: 1 steps in 2 passes" in again  # one step moves it over the margin
+    assert ok(pochta, "spam", "check", str(maildir / "0.eml")).split("\t")[2] == "junk\n"
 
 
 def test_users_model_and_lists(pochta: CliRunner, tmp_path: Path) -> None:
@@ -119,3 +124,33 @@ def test_training_on_error_counts_only_what_the_model_gets_wrong(pochta: CliRunn
     (tmp_path / "new-spam.eml").write_bytes(spam(100))
     verdicts = ok(pochta, "spam", "check", str(tmp_path / "new-ham.eml"), str(tmp_path / "new-spam.eml"))
     assert [line.split("\t")[2] for line in verdicts.splitlines()] == ["accept", "junk"]
+
+
+def test_training_again_after_the_upgrade_teaches_the_linear_model(pochta: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "ham").mkdir()
+    (tmp_path / "spam").mkdir()
+    for n in range(15):
+        (tmp_path / "ham" / f"{n}.eml").write_bytes(ham(n))
+        (tmp_path / "spam" / f"{n}.eml").write_bytes(spam(n))
+    folders = ("--ham", str(tmp_path / "ham"), "--spam", str(tmp_path / "spam"))
+    first = ok(pochta, "spam", "train", *folders)
+    database = sqlite3.connect(tmp_path / "data" / DATABASE_NAME)
+    with database:  # as a store from before migration 0010 would be: counts, no weights
+        database.execute("DELETE FROM spam_word_weights")
+        database.execute("DELETE FROM spam_gram_weights")
+    (tmp_path / "new-spam.eml").write_bytes(spam(100))
+    fisher_only = ok(pochta, "spam", "check", "--explain", str(tmp_path / "new-spam.eml"))
+    again = ok(pochta, "spam", "train", *folders)
+    learned = int(first.strip().splitlines()[-1].split(", ")[0].split()[-1])
+    assert again.strip().endswith(
+        f"learned 0, relearned 0, already known {learned}, already scored right {30 - learned}"
+    )
+    steps = int(again.split("linear model: ")[1].split()[0])
+    assert steps > 0
+    (weights,) = database.execute("SELECT count(*) FROM spam_gram_weights").fetchone()
+    database.close()
+    assert weights > 0
+    both = ok(pochta, "spam", "check", "--explain", str(tmp_path / "new-spam.eml"))
+    assert fisher_only.split("\t")[2] == both.split("\t")[2] == "junk"
+    assert fisher_only.split("\t")[1] != both.split("\t")[1]  # the linear model now has its say
+    assert "linear model: 0 steps in 1 passes" in ok(pochta, "spam", "train", *folders)  # nothing left to learn

@@ -65,3 +65,38 @@ def test_a_version_4_database_gets_the_archive_tables(tmp_path: Path) -> None:
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert tables >= {"retention_policies", "deleted_messages", "journal_domains", "journal", "quota_warnings"}
     assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+
+
+def test_a_version_9_spam_filter_keeps_its_counts_and_gets_weight_tables(tmp_path: Path) -> None:
+    from importlib import resources
+
+    conn = sqlite3.connect(tmp_path / DATABASE_NAME, isolation_level=None)
+    folder = resources.files("pochta.store.sqlite").joinpath("migrations")
+    for name in sorted(entry.name for entry in folder.iterdir() if entry.name.endswith(".sql")):
+        if int(name[:4]) <= 9:
+            conn.executescript(folder.joinpath(name).read_text())
+    conn.execute("PRAGMA user_version=9")
+    conn.execute("INSERT INTO domains (name, created) VALUES ('example.test', 0)")
+    conn.execute(
+        "INSERT INTO accounts (address, domain_id, password_hash, created) VALUES ('a@example.test', 1, 'h', 0)"
+    )
+    conn.execute(
+        "INSERT INTO spam_tokens (account_id, token, spam, ham) VALUES (0, 'cheap', 3, 1), (1, 'tulips', 1, 0)"
+    )
+    conn.execute("INSERT INTO spam_totals (account_id, spam, ham, generation) VALUES (0, 3, 4, 12), (1, 1, 0, 1)")
+    conn.execute("INSERT INTO spam_trained (account_id, message, is_spam) VALUES (0, 'm1', 1)")
+    assert migrate(conn) >= 10
+    assert conn.execute("SELECT account_id, token, spam, ham FROM spam_tokens ORDER BY account_id").fetchall() == [
+        (0, "cheap", 3, 1),
+        (1, "tulips", 1, 0),
+    ]
+    assert conn.execute("SELECT spam, ham, generation FROM spam_totals WHERE account_id = 0").fetchone() == (3, 4, 12)
+    assert conn.execute("SELECT * FROM spam_trained").fetchall() == [(0, "m1", 1)]
+    assert conn.execute("SELECT count(*) FROM spam_word_weights").fetchone() == (0,)
+    conn.execute("INSERT INTO spam_word_weights (account_id, token, weight) VALUES (1, 'tulips', 2.5)")
+    conn.execute("INSERT INTO spam_gram_weights (account_id, gram, weight) VALUES (1, 4294967295, -1.0), (0, 5, 1.0)")
+    conn.execute("DELETE FROM accounts WHERE id = 1")  # the account's whole model goes with it, the global stays
+    assert conn.execute("SELECT account_id FROM spam_tokens").fetchall() == [(0,)]
+    assert conn.execute("SELECT count(*) FROM spam_word_weights").fetchone() == (0,)
+    assert conn.execute("SELECT account_id, gram, weight FROM spam_gram_weights").fetchall() == [(0, 5, 1.0)]
+    assert conn.execute("PRAGMA foreign_key_check").fetchall() == []

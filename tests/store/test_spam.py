@@ -49,3 +49,24 @@ async def test_an_accounts_model_and_lists_go_with_it(store: Store) -> None:
     assert (model.tokens, model.spam, model.generation) == ({}, 0, 0)
     assert await store.spam_trained(account.id, ["m"]) == {}
     assert await store.spam_list([account.id]) == []
+
+
+async def test_weight_changes_add_up_and_go_with_the_account(store: Store) -> None:
+    await store.train_spam(
+        SpamTraining(account_id=GLOBAL_MODEL, deltas={}, words={"cheap": 1.5, "meeting": -2.0}, grams={7: 0.25})
+    )
+    generation = await store.train_spam(
+        SpamTraining(account_id=GLOBAL_MODEL, deltas={}, words={"cheap": 0.5}, grams={7: -0.5, 2**32 - 1: 1.0})
+    )
+    model = await store.spam_model(GLOBAL_MODEL)
+    assert generation == model.generation == 2
+    assert model.words == {"cheap": 2.0, "meeting": -2.0} and model.grams == {7: -0.25, 2**32 - 1: 1.0}
+    await store.add_domain("example.test")
+    password_hash, scram = hash_password("secret words here")
+    account = await store.add_account("alice@example.test", password_hash=password_hash, scram=scram)
+    await store.train_spam(SpamTraining(account_id=account.id, deltas={}, words={"cheap": -1.0}, grams={7: 1.0}))
+    assert (await store.spam_model(account.id)).words == {"cheap": -1.0}
+    await store.remove_account("alice@example.test")
+    user = await store.spam_model(account.id)
+    assert (user.words, user.grams) == ({}, {})
+    assert (await store.spam_model(GLOBAL_MODEL)).words == {"cheap": 2.0, "meeting": -2.0}

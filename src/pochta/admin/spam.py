@@ -6,14 +6,14 @@ import hashlib
 import os
 import random
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from pochta.filters.spam import rules
+from pochta.filters.spam import linear, rules
 from pochta.filters.spam.bayes import Counts, worth_learning
 from pochta.filters.spam.check import assess, list_hit, senders
 from pochta.filters.spam.models import Example, Models
@@ -110,11 +110,13 @@ def spam() -> None:
 def spam_train(ctx: click.Context, user: str | None, count_all: bool, paths: tuple[str, ...]) -> None:
     """Train with messages: --ham PATH... --spam PATH... (files, folders such as Maildirs, or mbox files).
 
-    Ham and spam are taken in a shuffled order; by default a message is counted only when the model
-    built so far does not already score it right by a clear margin (training on error, docs/spam.md)."""
+    Ham and spam are taken in a shuffled order. The token counts take a message only when the model built
+    so far does not already score it right by a clear margin (training on error, docs/spam.md); the linear
+    model then goes over all the messages again, up to 10 passes, stepping on each it gets wrong."""
     ham, spam_paths = _split_classes(paths)
     sources = [(path, False) for path in ham] + [(path, True) for path in spam_paths]
     totals = [0, 0, 0, 0]
+    passes = [0, 0]  # passes made, steps taken by the linear model
 
     async def action(store: Store) -> None:
         account_id = await _account_id(store, user)
@@ -122,26 +124,45 @@ def spam_train(ctx: click.Context, user: str | None, count_all: bool, paths: tup
         model = await store.spam_model(account_id)
         working = Counts(tokens=dict(model.tokens), spam=model.spam, ham=model.ham)
         files = [(file, is_spam) for path, is_spam in sources for file in _files(path)]
-        random.Random(0).shuffle(files)  # interleaved classes: training on error needs both as it goes
         with Progress(
             TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
         ) as progress:
-            task = progress.add_task("files", total=len(files))
-            batch: list[Example] = []
-            for file, is_spam in files:
-                for source in _messages(file):
-                    digest = hashlib.sha256(source.data).hexdigest()
-                    batch.append(Example(digest=digest, tokens=features(source.data).tokens, is_spam=is_spam))
-                if len(batch) >= _BATCH:
-                    await _learn(store, models, account_id, working, batch=batch, totals=totals, count_all=count_all)
-                    batch = []
-                progress.advance(task)
-            await _learn(store, models, account_id, working, batch=batch, totals=totals, count_all=count_all)
+            task = progress.add_task("files", total=len(files) * linear.PASSES)
+            for number in range(linear.PASSES):
+                # a new order each pass (interleaved classes: training on error needs both as it goes);
+                # the counts learn in the first pass only
+                random.Random(number).shuffle(files)
+                steps = 0
+                for batch in _batches(files, lambda: progress.advance(task)):
+                    steps += await _learn(
+                        store, models, account_id, working, batch, first=number == 0, totals=totals, count_all=count_all
+                    )
+                passes[0] += 1
+                passes[1] += steps
+                if not steps:
+                    break
+            progress.update(task, completed=len(files) * linear.PASSES)
 
     _run(ctx, action)
+    click.echo(f"linear model: {passes[1]} steps in {passes[0]} passes")
     click.echo(
         f"learned {totals[0]}, relearned {totals[1]}, already known {totals[2]}, already scored right {totals[3]}"
     )
+
+
+def _batches(files: list[tuple[Path, bool]], advance: Callable[[], None]) -> Iterator[list[Example]]:
+    """The messages of the files, read and tokenised, in batches of about _BATCH (whole files)."""
+    batch: list[Example] = []
+    for file, is_spam in files:
+        for source in _messages(file):
+            digest = hashlib.sha256(source.data).hexdigest()
+            batch.append(Example.of(features(source.data), digest=digest, is_spam=is_spam))
+        if len(batch) >= _BATCH:
+            yield batch
+            batch = []
+        advance()
+    if batch:
+        yield batch
 
 
 async def _learn(
@@ -149,13 +170,31 @@ async def _learn(
     models: Models,
     account_id: int,
     working: Counts,
-    *,
     batch: list[Example],
+    *,
+    first: bool,
+    totals: list[int],
+    count_all: bool,
+) -> int:
+    """One batch: in the first pass, counts (on error, or all with --all) and what was taught; in every
+    pass, steps of the linear model on error. Returns the number of steps."""
+    if not batch:
+        return 0
+    if first:
+        await _count(store, models, account_id, working, batch, totals=totals, count_all=count_all)
+    return await models.adjust(account_id, batch)
+
+
+async def _count(
+    store: Store,
+    models: Models,
+    account_id: int,
+    working: Counts,
+    batch: list[Example],
+    *,
     totals: list[int],
     count_all: bool,
 ) -> None:
-    if not batch:
-        return
     known = await store.spam_trained(account_id, [example.digest for example in batch])
     chosen: list[Example] = []
     for example in batch:
@@ -172,7 +211,7 @@ async def _learn(
         known[example.digest] = example.is_spam
         chosen.append(example)
     if chosen:
-        result = await models.learn(account_id, chosen)
+        result = await models.learn(account_id, chosen, step=False)
         totals[0] += result.learned
         totals[1] += result.relearned
         totals[2] += result.skipped
@@ -197,7 +236,7 @@ def spam_check(ctx: click.Context, user: str | None, explain: bool, paths: tuple
                 found = features(source.data)
                 listed = list_hit(entries, senders(found, ""))
                 hits = rules.message_hits(found, {})
-                bayes = await models.classify(found.tokens, account, explain=explain)
+                bayes = await models.classify(found, account, explain=explain)
                 result = assess(bayes, [*hits, listed] if listed else hits)
                 if result.score >= settings.reject_threshold:
                     verdict = "reject"
@@ -209,7 +248,7 @@ def spam_check(ctx: click.Context, user: str | None, explain: bool, paths: tuple
                 if explain:
                     tests = ",".join(f"{hit.name}={hit.points:g}" for hit in result.hits) or "none"
                     clues = " ".join(f"{token!r}={p:.3f}" for token, p in bayes.clues[:10])
-                    line += f"\ttests={tests}\tp={bayes.probability:.4f}\tclues: {clues}"
+                    line += f"\ttests={tests}\tlogit={bayes.logit:.2f}\tp={bayes.probability:.4f}\tclues: {clues}"
                 click.echo(line)
 
     _run(ctx, action)

@@ -466,20 +466,25 @@ GLOBAL_MODEL = 0  # the account id of the model and the allow/block list that ev
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SpamModel:
-    """One classifier model: per token, how many spam and ham messages held it."""
+    """One classifier model: per token, how many spam and ham messages held it, and the linear model's
+    weights (filters/spam/linear.py)."""
 
     tokens: Mapping[str, tuple[int, int]]  # token → (spam, ham)
     spam: int  # messages trained as spam
     ham: int
     generation: int  # raised by every training, so a cached copy knows it is stale
+    words: Mapping[str, float] = field(default_factory=dict)  # word feature → weight
+    grams: Mapping[int, float] = field(default_factory=dict)  # octet 4-gram → weight
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SpamTraining:
-    """Count changes for one model, written in one transaction."""
+    """Count and weight changes for one model, written in one transaction."""
 
     account_id: int  # GLOBAL_MODEL or a user's account
     deltas: Mapping[str, tuple[int, int]]  # token → (spam change, ham change); counts never go below 0
+    words: Mapping[str, float] = field(default_factory=dict)  # word feature → weight change (added)
+    grams: Mapping[int, float] = field(default_factory=dict)  # octet 4-gram → weight change (added)
     spam: int = 0  # change of the number of spam messages
     ham: int = 0
     trained: Mapping[str, bool | None] = field(default_factory=dict)  # message digest → class now (None: forgotten)
@@ -505,7 +510,7 @@ class SpamStore(Protocol):
         ...
 
     async def train_spam(self, training: SpamTraining) -> int:
-        """Apply count changes and record the trained messages; returns the model's new generation."""
+        """Apply count and weight changes and record the trained messages; returns the model's new generation."""
         ...
 
     async def add_spam_list_entry(self, entry: SpamListEntry) -> None: ...

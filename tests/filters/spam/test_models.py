@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pochta.filters.spam import rules
 from pochta.filters.spam.models import REFRESH, Example, Models
 from pochta.filters.spam.tokens import features
 from pochta.store.api import GLOBAL_MODEL, Store
@@ -10,7 +11,7 @@ from .samples import ham, message, spam
 
 
 def _example(data: bytes, *, is_spam: bool, digest: str) -> Example:
-    return Example(digest=digest, tokens=features(data).tokens, is_spam=is_spam)
+    return Example.of(features(data), digest=digest, is_spam=is_spam)
 
 
 async def _train_global(models: Models, count: int = 10) -> None:
@@ -29,7 +30,7 @@ async def test_learning_is_durable_and_counted_once(store: Store) -> None:
     model = await store.spam_model(GLOBAL_MODEL)
     assert (model.spam, model.ham) == (10, 10)
     fresh = Models(store)  # a new process sees the same model
-    assert (await fresh.classify(features(spam(77)).tokens, None)).probability > 0.99
+    assert (await fresh.classify(features(spam(77)), None)).probability > 0.99
 
 
 async def test_a_message_changing_class_is_moved_over(store: Store) -> None:
@@ -39,11 +40,11 @@ async def test_a_message_changing_class_is_moved_over(store: Store) -> None:
     note = message("gardening club newsletter tulips compost")
     first = await models.learn(account, [_example(note, is_spam=True, digest="n1")])
     assert first.learned == 1
-    spammy = (await models.user(account)).tokens["gardening"]
+    spammy = (await models.user(account)).counts.tokens["gardening"]
     assert spammy == (1, 0)
     moved = await models.learn(account, [_example(note, is_spam=False, digest="n1")])
     assert (moved.learned, moved.relearned) == (0, 1)
-    user = await models.user(account)
+    user = (await models.user(account)).counts
     assert (user.spam, user.ham, user.tokens["gardening"]) == (0, 1, (0, 1))
     assert await store.spam_trained(account, ["n1", "other"]) == {"n1": False}
     stored = await store.spam_model(account)
@@ -54,8 +55,8 @@ async def test_another_writers_training_is_seen_after_the_refresh(store: Store) 
     now = [0.0]
     reader = Models(store, clock=lambda: now[0])
     await _train_global(Models(store))
-    newsletter = features(message("gardening club newsletter tulips compost")).tokens
-    before = (await reader.classify(newsletter, 9)).probability
+    newsletter = features(message("gardening club newsletter tulips compost"))
+    before = (await reader.classify(newsletter, 9)).logit
     writer = Models(store)
     await writer.learn(
         9,
@@ -65,7 +66,39 @@ async def test_another_writers_training_is_seen_after_the_refresh(store: Store) 
         ],
     )
     await _train_global(writer, 12)  # the global model moved on too
-    assert (await reader.classify(newsletter, 9)).probability == before  # cached
+    assert (await reader.classify(newsletter, 9)).logit == before  # cached
     now[0] += REFRESH + 1
-    assert (await reader.classify(newsletter, 9)).probability > before
-    assert (await reader.classifier()).model.spam == 12
+    assert (await reader.classify(newsletter, 9)).logit > before
+    assert (await reader.global_model()).counts.spam == 12
+
+
+async def test_the_linear_model_learns_online_and_a_move_steps_the_other_way(store: Store) -> None:
+    models = Models(store)
+    await _train_global(models)
+    assert (await store.spam_model(GLOBAL_MODEL)).grams  # bulk-learned weights are in the store
+    account = 5
+    note = features(message("gardening club newsletter tulips compost seedlings"))
+    before = (await models.classify(note, account)).logit
+    await models.learn(account, [Example.of(note, digest="n1", is_spam=True)])
+    spammy = (await models.classify(note, account)).logit
+    assert spammy > before + 10
+    stored = await store.spam_model(account)
+    assert stored.words and stored.grams and not (await store.spam_model(GLOBAL_MODEL)).words.keys() & {"tulips"}
+    assert (await Models(store).classify(note, account)).logit == spammy  # another process computes the same
+    global_only = (await models.classify(note, None)).logit
+    await models.learn(account, [Example.of(note, digest="n1", is_spam=False)])  # moved out of Junk
+    assert (await models.classify(note, account)).logit < before
+    assert (await models.classify(note, 6)).logit == (await models.classify(note, None)).logit == global_only
+
+
+async def test_without_weights_the_fisher_classifier_alone_decides_as_before(store: Store) -> None:
+    models = Models(store)  # a store trained before the linear model existed: counts only
+    await models.learn(
+        GLOBAL_MODEL,
+        [_example(spam(n), is_spam=True, digest=f"s{n}") for n in range(10)]
+        + [_example(ham(n), is_spam=False, digest=f"h{n}") for n in range(10)],
+        step=False,
+    )
+    result = await Models(store).classify(features(spam(77)), None)
+    hit = rules.bayes_hit(result.logit, is_trained=result.is_trained)
+    assert hit is not None and hit.points == round(rules.BAYES_POINTS * (2 * result.probability - 1), 2)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from pochta.filters.spam import rules
-from pochta.filters.spam.bayes import Result
 from pochta.filters.spam.check import assess, list_hit, senders, status_header
+from pochta.filters.spam.models import Result
 from pochta.filters.spam.tokens import features
 from pochta.store.api import GLOBAL_MODEL, SpamListEntry
 
@@ -51,11 +51,22 @@ def test_spamtest_scale() -> None:
     assert [scale(s) for s in (-20, 0, 1.3, 4.99, 5, 10, 14.9, 15, 1000)] == [1, 1, 2, 4, 5, 7, 9, 10, 10]
 
 
+def test_classifier_points_follow_the_log_odds_within_ten() -> None:
+    points = [hit.points for z in (-1000, -20, -6, 0, 6, 20, 1000) if (hit := rules.bayes_hit(z, is_trained=True))]
+    assert points == sorted(points) and points[0] == -10 and points[-1] == 10 and points[3] == 0
+    for wanted in (-9.5, -5.0, 0.0, 5.0, 9.99):
+        hit = rules.bayes_hit(rules.logit_of_points(wanted), is_trained=True)
+        assert hit is not None and hit.points == wanted
+    assert rules.bayes_hit(3.0, is_trained=False) is None
+
+
 def test_score_and_status_header() -> None:
-    result = assess(Result(probability=0.99), [rules.Hit(name="MISSING_DATE", points=1.0)])
-    assert result.score == 10.8
-    assert status_header(result, junk_threshold=5.0) == "Yes, score=10.8 required=5.0 tests=BAYES_99,MISSING_DATE"
-    untrained = assess(Result(probability=0.5, is_trained=False), [])
+    result = assess(
+        Result(logit=rules.logit_of_points(5.0), probability=0.9), [rules.Hit(name="MISSING_DATE", points=1.0)]
+    )
+    assert result.score == 6.0
+    assert status_header(result, junk_threshold=5.0) == "Yes, score=6.0 required=5.0 tests=BAYES_99,MISSING_DATE"
+    untrained = assess(Result(logit=0.0, probability=0.5, is_trained=False), [])
     assert status_header(untrained, junk_threshold=5.0) == "No, score=0.0 required=5.0 tests=none"
 
 

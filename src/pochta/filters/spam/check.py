@@ -19,9 +19,8 @@ from pochta.proto.smtp.replies import Reply
 from pochta.store.api import GLOBAL_MODEL, SpamListEntry, SpamStore
 
 from . import rules
-from .bayes import Result
 from .dnsbl import Blocklists
-from .models import Models
+from .models import Models, Result
 from .rules import Hit
 from .tokens import Features, features
 
@@ -42,7 +41,7 @@ class Assessment:
 
 def assess(bayes: Result, hits: Iterable[Hit]) -> Assessment:
     """The score of a message: the classifier's points plus every rule's."""
-    all_hits = [hit for hit in (rules.bayes_hit(bayes.probability, is_trained=bayes.is_trained),) if hit]
+    all_hits = [hit for hit in (rules.bayes_hit(bayes.logit, is_trained=bayes.is_trained),) if hit]
     all_hits += hits
     return Assessment(score=round(sum(hit.points for hit in all_hits), 2), hits=tuple(all_hits), bayes=bayes)
 
@@ -117,13 +116,13 @@ class SpamCheck:
         for account in accounts:
             own = [e for e in entries if e.account_id in (GLOBAL_MODEL, account)]
             listed = list_hit(own, addresses)
-            bayes = await self._models.classify(found.tokens, account)
+            bayes = await self._models.classify(found, account)
             scores[account] = assess(bayes, [*hits, listed] if listed else hits)
         if len(scores) == 1:
             shown = next(iter(scores.values()))
         else:
             global_listed = list_hit([e for e in entries if e.account_id == GLOBAL_MODEL], addresses)
-            bayes = await self._models.classify(found.tokens, None)
+            bayes = await self._models.classify(found, None)
             shown = assess(bayes, [*hits, global_listed] if global_listed else hits)
         spamtest = rules.spamtest(
             shown.score, junk_threshold=self.junk_threshold, reject_threshold=self.reject_threshold

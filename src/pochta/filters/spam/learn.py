@@ -3,6 +3,10 @@ this task trains each user's model in the background, so the IMAP command answer
 
 Reports wait in a bounded queue (a flood of them drops the excess with a warning: training is advice,
 not data). Each message is trained once per class: the model remembers what it was taught, by blob id.
+Training counts the message's tokens and takes one step of the user's linear model toward its class
+(on error: a message the user's model already puts far enough on that side leaves the weights alone).
+A message moved from one class to the other is un-counted, counted the other way, and stepped toward
+its new class (models.py, linear.py).
 """
 
 from __future__ import annotations
@@ -69,7 +73,7 @@ class Learner:
         for message in messages:
             data = await self._blobs.read(message.blob_id, 0, min(message.size, MAX_MESSAGE))
             found = await asyncio.to_thread(features, data)
-            examples.append(Example(digest=message.blob_id, tokens=found.tokens, is_spam=report.is_spam))
+            examples.append(Example.of(found, digest=message.blob_id, is_spam=report.is_spam))
         if not examples:
             return
         result = await self._models.learn(report.account_id, examples)

@@ -1,5 +1,10 @@
 """The models in memory, over their durable copy in the store; training goes through here.
 
+A model is two: the token counts of the Fisher classifier (bayes.py) and the weights of the linear model
+(linear.py). A message's log-odds is the linear model's plus :data:`FISHER_SHARE` times the log-odds of
+the Fisher probability (chosen by cross-validation, docs/spam.md); while the linear model has no weights
+(a store from before it, not yet retrained), the Fisher classifier alone decides, as it did before.
+
 The global model is loaded once and kept with its clue table; per-user models are loaded when a
 recipient's mail is first scored (a few hundred kept, least recently used out). A cached model whose
 generation in the store moved on (trained by `pochta spam train` or another node) is reloaded, checked at
@@ -9,33 +14,62 @@ most every :data:`REFRESH` seconds. Training writes the count changes first, the
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence, Set
+from dataclasses import dataclass, field
 
 from pochta.store.api import GLOBAL_MODEL, SpamModel, SpamStore, SpamTraining
 
-from .bayes import Classifier, Counts, Result, deltas
+from . import linear, rules
+from .bayes import Classifier, Counts, deltas
+from .linear import Weights
+from .tokens import Features
 
 REFRESH = 30.0  # seconds between staleness checks of a cached model
 MAX_USERS = 500  # per-user models kept in memory
+FISHER_SHARE = 0.3  # weight of the Fisher classifier's log-odds beside the linear model's
+_FISHER_LIMIT = 1e-6  # Fisher probabilities are taken within [limit, 1 - limit] for their log-odds
+
+
+@dataclass(slots=True)
+class Model:
+    """One model in memory: counts and weights."""
+
+    counts: Counts = field(default_factory=Counts)
+    weights: Weights = field(default_factory=Weights)
 
 
 @dataclass(slots=True)
 class _Cached:
-    counts: Counts
+    model: Model
     generation: int
     checked: float
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Example:
-    """One message to learn: its digest (blob id), its tokens and its class."""
+    """One message to learn: its digest (blob id), its word features, its 4-grams and its class."""
 
     digest: str
-    tokens: Iterable[str]
+    tokens: Set[str]
+    grams: Set[int]
     is_spam: bool
+
+    @classmethod
+    def of(cls, found: Features, *, digest: str, is_spam: bool) -> Example:
+        return cls(digest=digest, tokens=found.tokens, grams=found.grams, is_spam=is_spam)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Result:
+    """The classifiers' judgement of one message."""
+
+    logit: float  # log-odds of spam, combined (0: undecided); rules.bayes_hit turns it into points
+    probability: float  # the Fisher classifier's alone: 0 ham … 1 spam, 0.5 when it does not know
+    clues: tuple[tuple[str, float], ...] = ()  # the Fisher classifier's most telling tokens, for --explain
+    is_trained: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,10 +79,21 @@ class Learned:
     skipped: int  # already taught as this class
 
 
-def _counts(model: SpamModel) -> Counts:
-    # The store hands over a fresh dict: take it as it is rather than copy half a million entries.
-    tokens = model.tokens if isinstance(model.tokens, dict) else dict(model.tokens)
-    return Counts(tokens=tokens, spam=model.spam, ham=model.ham)
+def _model(stored: SpamModel) -> Model:
+    # The store hands over fresh dicts: take them as they are rather than copy half a million entries.
+    tokens = stored.tokens if isinstance(stored.tokens, dict) else dict(stored.tokens)
+    words = stored.words if isinstance(stored.words, dict) else dict(stored.words)
+    grams = stored.grams if isinstance(stored.grams, dict) else dict(stored.grams)
+    return Model(counts=Counts(tokens=tokens, spam=stored.spam, ham=stored.ham), weights=Weights(words, grams))
+
+
+def combine(linear_logit: float, probability: float, *, has_weights: bool) -> float:
+    """The log-odds of a message from the linear model's and the Fisher probability. Without weights, the
+    log-odds that rules.bayes_hit turns into the points the Fisher classifier alone always gave."""
+    p = min(1.0 - _FISHER_LIMIT, max(_FISHER_LIMIT, probability))
+    if not has_weights:
+        return rules.logit_of_points(rules.BAYES_POINTS * (2.0 * p - 1.0))
+    return linear_logit + FISHER_SHARE * math.log(p / (1.0 - p))
 
 
 class Models:
@@ -61,53 +106,73 @@ class Models:
         self._lock = asyncio.Lock()
 
     async def classifier(self) -> Classifier:
+        """The Fisher classifier over the global model (loaded, or reloaded when stale)."""
+        await self.global_model()
+        assert self._classifier is not None
+        return self._classifier
+
+    async def global_model(self) -> Model:
         cached = self._global
         now = self._clock()
         if cached is not None and self._classifier is not None and now - cached.checked < REFRESH:
-            return self._classifier
+            return cached.model
         async with self._lock:
             cached = self._global
             if cached is not None and self._classifier is not None:
                 if now - cached.checked < REFRESH:
-                    return self._classifier
+                    return cached.model
                 cached.checked = now
                 if await self._store.spam_generation(GLOBAL_MODEL) == cached.generation:
-                    return self._classifier
-            model = await self._store.spam_model(GLOBAL_MODEL)
-            counts = _counts(model)
-            classifier = await asyncio.to_thread(Classifier, counts)
-            self._global = _Cached(counts=counts, generation=model.generation, checked=now)
+                    return cached.model
+            stored = await self._store.spam_model(GLOBAL_MODEL)
+            model = _model(stored)
+            classifier = await asyncio.to_thread(Classifier, model.counts)
+            self._global = _Cached(model=model, generation=stored.generation, checked=now)
             self._classifier = classifier
-            return classifier
+            return model
 
-    async def user(self, account_id: int) -> Counts:
+    async def user(self, account_id: int) -> Model:
         now = self._clock()
         cached = self._users.get(account_id)
         if cached is not None:
             self._users.move_to_end(account_id)
             if now - cached.checked < REFRESH:
-                return cached.counts
+                return cached.model
             cached.checked = now
             if await self._store.spam_generation(account_id) == cached.generation:
-                return cached.counts
-        model = await self._store.spam_model(account_id)
-        cached = _Cached(counts=_counts(model), generation=model.generation, checked=now)
+                return cached.model
+        stored = await self._store.spam_model(account_id)
+        cached = _Cached(model=_model(stored), generation=stored.generation, checked=now)
         self._users[account_id] = cached
         self._users.move_to_end(account_id)
         while len(self._users) > MAX_USERS:
             self._users.popitem(last=False)
-        return cached.counts
+        return cached.model
 
-    async def classify(self, tokens: set[str], account_id: int | None, *, explain: bool = False) -> Result:
+    async def classify(self, message: Features, account_id: int | None, *, explain: bool = False) -> Result:
+        """Score a message with the global model plus, given an account, that user's."""
+        model = await self.global_model()
         classifier = await self.classifier()
         user = await self.user(account_id) if account_id is not None else None
-        return classifier.classify(tokens, user, explain=explain)
+        fisher = classifier.classify(message.tokens, user.counts if user else None, explain=explain)
+        weights = user.weights if user is not None and user.weights else None
+        has_weights = bool(model.weights or weights)
+        linear_logit = linear.logit(model.weights, message.tokens, message.grams, weights) if has_weights else 0.0
+        return Result(
+            logit=combine(linear_logit, fisher.probability, has_weights=has_weights),
+            probability=fisher.probability,
+            clues=fisher.clues,
+            is_trained=fisher.is_trained,
+        )
 
-    async def learn(self, account_id: int, examples: Sequence[Example]) -> Learned:
+    async def learn(self, account_id: int, examples: Sequence[Example], *, step: bool = True) -> Learned:
         """Teach a model (GLOBAL_MODEL or a user's): new messages are counted, messages taught the other
-        way before are moved over, messages taught the same way are skipped."""
+        way before are moved over, messages taught the same way are skipped. With `step`, each message
+        counted or moved over also takes a step of the linear model toward its class, on error (a message
+        moved over: the step toward its new class is how the linear model un-learns, see linear.py)."""
         known = await self._store.spam_trained(account_id, [example.digest for example in examples])
         changes: list[tuple[Iterable[str], bool, int]] = []
+        chosen: list[Example] = []
         trained: dict[str, bool | None] = {}
         spam = ham = learned = relearned = skipped = 0
         for example in examples:
@@ -124,28 +189,70 @@ class Models:
             else:
                 learned += 1
             changes.append((tokens, example.is_spam, 1))
+            chosen.append(example)
             spam += example.is_spam
             ham += not example.is_spam
             trained[example.digest] = example.is_spam
         if not changes:
             return Learned(learned=0, relearned=0, skipped=skipped)
         change = deltas(changes)
-        generation = await self._store.train_spam(
-            SpamTraining(account_id=account_id, deltas=change, spam=spam, ham=ham, trained=trained)
+        weights, _ = await self._steps(account_id, chosen) if step else (Weights(), 0)
+        await self._write(
+            SpamTraining(
+                account_id=account_id,
+                deltas=change,
+                words=weights.words,
+                grams=weights.grams,
+                spam=spam,
+                ham=ham,
+                trained=trained,
+            ),
+            counts=change,
         )
-        self._apply(account_id, change, spam=spam, ham=ham, generation=generation)
         return Learned(learned=learned, relearned=relearned, skipped=skipped)
 
-    def _apply(
-        self, account_id: int, change: dict[str, tuple[int, int]], *, spam: int, ham: int, generation: int
-    ) -> None:
+    async def adjust(self, account_id: int, examples: Sequence[Example]) -> int:
+        """Steps of the linear model alone, on error, one per message (a pass of bulk training): nothing is
+        counted or recorded as taught. Returns how many messages changed the weights."""
+        weights, moved = await self._steps(account_id, examples)
+        if moved:
+            await self._write(SpamTraining(account_id=account_id, deltas={}, words=weights.words, grams=weights.grams))
+        return moved
+
+    async def _steps(self, account_id: int, examples: Sequence[Example]) -> tuple[Weights, int]:
+        """Train the cached linear model in place, returning the changes (for the store) and how many
+        messages made one. A user's steps are judged by the global model plus theirs."""
+        base = await self.global_model()
+        if account_id == GLOBAL_MODEL:
+            target, over = base.weights, None
+        else:
+            target, over = (await self.user(account_id)).weights, base.weights
+        change = Weights()
+        moved = 0
+        for example in examples:
+            moved += linear.learn(
+                target, example.tokens, example.grams, is_spam=example.is_spam, base=over, change=change
+            )
+        return change, moved
+
+    async def _write(self, training: SpamTraining, *, counts: dict[str, tuple[int, int]] | None = None) -> None:
+        """Store the changes; the cached copy (its weights already trained in place) takes the counts, or
+        is reloaded on next use when the store refused or someone else trained the model meanwhile."""
+        account_id = training.account_id
         cached = self._global if account_id == GLOBAL_MODEL else self._users.get(account_id)
+        try:
+            generation = await self._store.train_spam(training)
+        except BaseException:
+            if cached is not None:
+                cached.generation, cached.checked = -1, float("-inf")
+            raise
         if cached is None:
             return
         if cached.generation != generation - 1:  # someone else trained it meanwhile: reload on next use
             cached.checked = float("-inf")
             return
-        cached.counts.apply(change, spam=spam, ham=ham)
+        if counts:
+            cached.model.counts.apply(counts, spam=training.spam, ham=training.ham)
+            if account_id == GLOBAL_MODEL and self._classifier is not None:
+                self._classifier.changed()
         cached.generation = generation
-        if account_id == GLOBAL_MODEL and self._classifier is not None:
-            self._classifier.changed()

@@ -9,6 +9,11 @@ word in the subject and the same word in the body count apart. Body words also g
 Every header field gives its name and its words (Received included: relays are good evidence), except
 fields that differ per delivery or carry another filter's opinion: Delivered-To, Return-Path, dates,
 Status and X-Spam-* (another filter's verdict would teach ours to copy it).
+
+Beside the words, :func:`grams` gives the raw octets' 4-grams (headers and body as they are, the same
+fields left out, line ends as LF) of the first :data:`WINDOW` octets, for the linear model (linear.py).
+A 4-gram is its four octets read as a little-endian 32-bit number: exact (no hashing, no collisions) and
+the same in every process and on every machine.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import binascii
 import html
 import itertools
 import re
+import struct
 from dataclasses import dataclass, field
 
 from pochta.mail import mime
@@ -33,6 +39,7 @@ from pochta.mail.headers import (
 MAX_TEXT = 64 * 1024  # characters of decoded text tokenised per message: bounds the cost of huge messages
 MAX_PARTS = 50  # parts looked at
 MAX_PART_OCTETS = 256 * 1024  # encoded octets of one text part decoded
+WINDOW = 3000  # octets of the message (from the top) whose 4-grams are features; chosen by cross-validation
 
 # Prefixes of the headers whose words are read specially; other fields' words get "H<name>:".
 _WORD_HEADERS = {
@@ -65,6 +72,10 @@ _STYLE_SCRIPT = re.compile(r"<(style|script)\b.*?</\1\s*>", re.DOTALL | re.IGNOR
 _URL = re.compile(r"(?:https?|ftp)://([^/\s\"'<>?#:]+)", re.IGNORECASE)
 _ANCHOR = re.compile(r"<a\s[^>]*?href\s*=\s*[\"']?([^\"'\s>]+)[^>]*>(.*?)</a\s*>", re.DOTALL | re.IGNORECASE)
 _HOST_IN_TEXT = re.compile(r"(?:https?://)?((?:[a-z0-9-]+\.)+[a-z]{2,})", re.IGNORECASE)
+_SKIPPED_FIELD = re.compile(
+    rb"^(?:delivered-to|return-path|x-spam|date|x-original-date|status)[^:\n]*:[^\n]*\n(?:[ \t][^\n]*\n)*",
+    re.IGNORECASE | re.MULTILINE,
+)
 _SPACES = re.compile(r"\s+")
 _LONG_WORD = 40
 
@@ -80,6 +91,7 @@ class Features:
     html_parts: int = 0
     link_mismatches: int = 0  # anchors whose visible text names another host than the link
     text: str = ""  # the decoded text (for GTUBE and the like), at most MAX_TEXT characters
+    grams: set[int] = field(default_factory=set)  # octet 4-grams of the first WINDOW octets (see grams())
 
 
 def features(data: mime.Buffer) -> Features:
@@ -112,7 +124,24 @@ def features(data: mime.Buffer) -> Features:
         texts.append(text)
     out.text = "\n".join(texts)
     _text_features(out.text, out)
+    out.grams = grams(data, root.body_start)
     return out
+
+
+def grams(data: mime.Buffer, body_start: int) -> set[int]:
+    """The 4-grams of the first WINDOW octets of a message whose body starts at `body_start`, without the
+    fields the word features skip too (our own X-Spam-* on a stored copy would give away the verdict)."""
+    head = bytes(data[: min(body_start, 16 * WINDOW)]).replace(b"\r\n", b"\n")
+    window = _SKIPPED_FIELD.sub(b"", head)[:WINDOW]
+    if len(window) < WINDOW:
+        body = bytes(data[body_start : body_start + 2 * WINDOW]).replace(b"\r\n", b"\n")
+        window += body[: WINDOW - len(window)]
+    found: set[int] = set()
+    for offset in range(4):  # four runs of whole 32-bit words, each shifted by one octet, cover every 4-gram
+        words = (len(window) - offset) // 4
+        if words > 0:
+            found.update(struct.unpack_from(f"<{words}I", window, offset))
+    return found
 
 
 def _header_features(block: bytes, out: Features) -> None:

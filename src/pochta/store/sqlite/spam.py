@@ -24,8 +24,12 @@ class SqliteSpam:
             ).fetchone()
             rows = conn.execute("SELECT token, spam, ham FROM spam_tokens WHERE account_id = ?", (account_id,))
             tokens = {token: (spam, ham) for token, spam, ham in rows}
+            words = dict(
+                conn.execute("SELECT token, weight FROM spam_word_weights WHERE account_id = ?", (account_id,))
+            )
+            grams = dict(conn.execute("SELECT gram, weight FROM spam_gram_weights WHERE account_id = ?", (account_id,)))
             spam, ham, generation = totals or (0, 0, 0)
-            return SpamModel(tokens=tokens, spam=spam, ham=ham, generation=generation)
+            return SpamModel(tokens=tokens, spam=spam, ham=ham, generation=generation, words=words, grams=grams)
 
         return await self._db.read(run)
 
@@ -61,6 +65,15 @@ class SqliteSpam:
                 " SET spam = max(0, spam + ?), ham = max(0, ham + ?)",
                 ((account_id, token, spam, ham, spam, ham) for token, (spam, ham) in training.deltas.items()),
             )
+            for table, column, changes in (
+                ("spam_word_weights", "token", training.words),
+                ("spam_gram_weights", "gram", training.grams),
+            ):
+                conn.executemany(
+                    f"INSERT INTO {table} (account_id, {column}, weight) VALUES (?, ?, ?)"
+                    f" ON CONFLICT (account_id, {column}) DO UPDATE SET weight = weight + excluded.weight",
+                    ((account_id, key, change) for key, change in changes.items()),
+                )
             if any(spam < 0 or ham < 0 for spam, ham in training.deltas.values()):
                 conn.execute("DELETE FROM spam_tokens WHERE account_id = ? AND spam = 0 AND ham = 0", (account_id,))
             conn.execute(
