@@ -103,6 +103,7 @@ async def test_a_small_blob_carried_by_an_append_is_a_row_of_its_commit(store: S
     assert await blobs.read(blob_id, len(content) + 5, len(content) + 9) == b""
     with blobs.open(blob_id) as handle:
         assert handle.read() == content
+    assert blobs.size(blob_id) == len(content)
     assert list(blobs.ids()) == [blob_id]
     # the same octets again (another recipient, a retry) are stored once
     again = blobs.create()
@@ -129,6 +130,7 @@ async def test_a_large_blob_carried_by_an_append_is_a_file(store: Store, blobs: 
     await store.append([_new(account_id, inbox_id, writer)], blobs=[writer])
     assert _row_ids(blobs) == set()
     assert Path(blobs.path(writer.ref.id)).read_bytes() == content
+    assert blobs.size(writer.ref.id) == len(content)
     assert await blobs.read(writer.ref.id, 1, 4) == b"yyy"
 
 

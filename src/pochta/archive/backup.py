@@ -193,7 +193,6 @@ async def verify(store: Store, blobs: Blobs, *, progress: Progress | None = None
 
 def _stat_size(blobs: Blobs, blob_id: str) -> int:
     try:
-        with blobs.open(blob_id) as handle:
-            return handle.seek(0, os.SEEK_END)
+        return blobs.size(blob_id)
     except NotFound:
         return 0

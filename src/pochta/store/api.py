@@ -358,6 +358,10 @@ class Blobs(Protocol):
         for large blobs)."""
         ...
 
+    def size(self, blob_id: str) -> int:
+        """The blob's length in octets, without reading it (blocking, like `open`)."""
+        ...
+
     def path(self, blob_id: str) -> str:
         """The local file of a blob kept as a file (every blob larger than the inline limit, or one
         committed on its own), for memory-mapped reads; small blobs may have none: use `open`."""

@@ -248,6 +248,17 @@ class FileBlobs:
         except FileNotFoundError as exc:
             raise NotFound(f"no blob {blob_id}") from exc
 
+    def size(self, blob_id: str) -> int:
+        _check_id(blob_id)
+        if self.database is not None:
+            row = self._reader().execute("SELECT length(data) FROM blobs WHERE id = ?", (blob_id,)).fetchone()
+            if row is not None:
+                return int(row[0])
+        try:
+            return os.stat(self.file_of(blob_id)).st_size
+        except FileNotFoundError as exc:
+            raise NotFound(f"no blob {blob_id}") from exc
+
     def path(self, blob_id: str) -> str:
         """The file of a blob kept as a file: every blob over `inline_limit`, or one committed on its own."""
         return str(self.file_of(blob_id))
