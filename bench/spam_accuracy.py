@@ -29,6 +29,7 @@ from pochta.filters.spam import linear, rules
 from pochta.filters.spam.bayes import Classifier, Counts, worth_learning
 from pochta.filters.spam.check import assess
 from pochta.filters.spam.models import FISHER_SHARE, Result, combine
+from pochta.filters.spam.table import string_keys
 from pochta.filters.spam.tokens import Features, features
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "spam" / "spamassassin"
@@ -68,8 +69,9 @@ def show(name: str, result: dict[str, float], rate: float | None) -> None:
 
 def _score(classifier: Classifier, weights: linear.Weights, found: Features) -> Result:
     """What Models.classify gives, without a store."""
-    fisher = classifier.classify(found.tokens)
-    z = linear.logit(weights, found.tokens, found.grams)
+    keys = string_keys(found.tokens)
+    fisher = classifier.classify(found.tokens, keys=keys)
+    z = linear.logit(weights, found.tokens, found.grams, keys=keys)
     return Result(
         logit=combine(z, fisher.probability, has_weights=True),
         probability=fisher.probability,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -17,8 +18,10 @@ from .samples import ham, message, spam
 def test_grams_are_the_octets_read_as_little_endian_numbers() -> None:
     data = b"Subject: hi\n\nabcdef"
     expected = {int.from_bytes(data[i : i + 4], "little") for i in range(len(data) - 3)}
-    assert grams(data, data.index(b"\n\n") + 2) == expected
-    assert grams(b"", 0) == set() and grams(b"abc", 0) == set()
+    found = grams(data, data.index(b"\n\n") + 2)
+    assert found.tolist() == sorted(expected)  # ascending, each once
+    assert grams(b"", 0).tolist() == [] and grams(b"abc", 0).tolist() == []
+    assert grams(b"aaaaaaaa", 0).tolist() == [int.from_bytes(b"aaaa", "little")]
 
 
 def test_grams_ignore_line_ends_and_the_fields_we_write() -> None:
@@ -26,13 +29,14 @@ def test_grams_ignore_line_ends_and_the_fields_we_write() -> None:
     stored = b"X-Spam-Status: Yes, score=9.0 required=5.0\r\nX-Spam-Score: 9.0\r\n" + plain.replace(
         b"\n", b"\r\n"
     ).replace(b"Subject: hi\r\n", b"Subject: hi\r\nDate: Fri, 27 Nov 2026\r\n\tfolded\r\n")
-    assert features(stored).grams == features(plain).grams
+    assert features(stored).grams.tolist() == features(plain).grams.tolist()
 
 
 def test_grams_look_at_the_first_window_only() -> None:
     head = b"Subject: long\n\n"
     data = head + b"a" * (WINDOW - len(head)) + b"the tail after the window"
-    assert features(data).grams == {int.from_bytes(b"aaaa", "little"), *grams(head + b"aaa", len(head))}
+    expected = {int.from_bytes(b"aaaa", "little"), *grams(head + b"aaa", len(head)).tolist()}
+    assert features(data).grams.tolist() == sorted(expected)
 
 
 def _trained() -> Weights:
@@ -44,6 +48,22 @@ def _trained() -> Weights:
         word_part, gram_part = linear.blocks(model, words, found)
         assert min(word_part, gram_part) > linear.MARGIN if is_spam else max(word_part, gram_part) < -linear.MARGIN
     return model
+
+
+def test_scoring_from_the_sorted_copy_gives_what_training_sees() -> None:
+    model = _trained()
+    user = Weights()
+    note = features(spam(300))
+    linear.learn(user, note.tokens, note.grams, is_spam=False, base=model)
+    for found in (note, features(ham(300)), features(message("nothing known here at all"))):
+        for mine in (None, user):
+            word_part, gram_part = linear.blocks(model, found.tokens, found.grams, mine)
+            expected = word_part + linear.GRAM_SHARE * gram_part
+            assert abs(linear.logit(model, found.tokens, found.grams, mine) - expected) < 1e-9
+    before = linear.logit(model, note.tokens, note.grams)
+    model.add(Weights(grams={int(note.grams[0]): 100.0}))  # a change drops the sorted copy
+    moved = linear.GRAM_SHARE * 100.0 / math.sqrt(len(note.grams) + 1)
+    assert abs(linear.logit(model, note.tokens, note.grams) - before - moved) < 1e-9
 
 
 def test_training_tells_new_spam_from_ham() -> None:

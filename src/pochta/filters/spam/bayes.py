@@ -21,6 +21,10 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from .table import Keys, Rows, distinct, string_keys, total
+
 # Chosen by 5-fold cross-validation on the training half (bench/spam_accuracy.py --cv and the commit
 # message): s=0.45/x=0.5/min 0.2/150 clues (SpamBayes' defaults) gave FN 13.4% at FP <= 0.1% and 1-ROCA
 # 0.139%; these (close to bogofilter's) gave 8.1% and 0.083%.
@@ -136,8 +140,8 @@ class Classifier:
     """Scores token sets against a global model and, optionally, a user's model.
 
     The global model's clues (tokens far enough from 0.5) and their logarithms are computed once into
-    tables, so scoring a message is a set intersection and two sums in C; call :meth:`changed` after the
-    global model is trained.
+    arrays (table.Rows), so scoring a message is one lookup of all its tokens and two sums in C; call
+    :meth:`changed` after the global model is trained.
     """
 
     def __init__(self, model: Counts) -> None:
@@ -145,6 +149,8 @@ class Classifier:
         self._clues: dict[str, float] = {}
         self._log_spam: dict[str, float] = {}  # ln f
         self._log_ham: dict[str, float] = {}  # ln (1 - f)
+        self._rows: Rows | None = None  # of the clues; None when two share a hash (then the dicts are used)
+        self._logs = np.zeros((2, 1))  # ln f and ln (1 - f) by row, and zeros for "not a clue"
         self.changed()
 
     def changed(self) -> None:
@@ -158,8 +164,16 @@ class Classifier:
         self._clues = clues
         self._log_spam = {token: math.log(f) for token, f in clues.items()}
         self._log_ham = {token: math.log(1.0 - f) for token, f in clues.items()}
+        keys = string_keys(list(clues))
+        self._rows = Rows(keys) if distinct(keys) else None
+        self._logs = np.zeros((2, len(clues) + 1))
+        self._logs[0, :-1] = list(self._log_spam.values())
+        self._logs[1, :-1] = list(self._log_ham.values())
 
-    def classify(self, tokens: set[str], user: Counts | None = None, *, explain: bool = False) -> Result:
+    def classify(
+        self, tokens: set[str], user: Counts | None = None, *, explain: bool = False, keys: Keys | None = None
+    ) -> Result:
+        """`keys`: table.string_keys(tokens), when the caller has them already."""
         model = self.model
         spam_total = model.spam
         ham_total = model.ham
@@ -170,43 +184,40 @@ class Classifier:
             user = None
         if spam_total < MIN_TRAINED or ham_total < MIN_TRAINED:
             return Result(probability=0.5, is_trained=False)
-        global_clues = self._clues
-        personal: list[float] = []
-        if user is None:
-            shared = tokens & global_clues.keys()
-        else:
+        personal: list[tuple[float, str]] = []  # the user's clues: tokens the user's counts speak for
+        mine: set[str] = set()
+        if user is not None:
             mine = tokens & user.tokens.keys()
-            shared = (tokens - mine) & global_clues.keys()
             table = model.tokens
             for token in mine:
                 user_spam, user_ham = user.tokens[token]
                 spam, ham = table.get(token, (0, 0))
                 f = _probability(spam + USER_WEIGHT * user_spam, ham + USER_WEIGHT * user_ham, spam_total, ham_total)
                 if abs(f - 0.5) >= MIN_DISTANCE:
-                    personal.append(f)
-        count = len(shared) + len(personal)
+                    personal.append((f, token))
+        rows = self._rows
+        if rows is None or explain:
+            return self._classify_listed((tokens - mine) & self._clues.keys(), personal, explain=explain)
+        if keys is None:
+            keys = string_keys(tokens)
+        found = rows.find(keys)
+        if mine:
+            found[np.isin(keys, string_keys(mine))] = rows.size
+        found = found[found != rows.size]
+        count = len(found) + len(personal)
         if count == 0:
             return Result(probability=0.5)
-        if count > MAX_CLUES or explain:
-            return self._classify_listed(tokens, shared, user, spam_total, ham_total, explain=explain)
-        # fsum is exact, so the score does not depend on the order of the set
-        log_spam = math.fsum(map(self._log_spam.__getitem__, shared)) + math.fsum(map(math.log, personal))
-        log_ham = math.fsum(map(self._log_ham.__getitem__, shared)) + math.fsum(math.log(1.0 - f) for f in personal)
+        if count > MAX_CLUES:
+            return self._classify_listed((tokens - mine) & self._clues.keys(), personal, explain=False)
+        log_spam = total(self._logs[0, found]) + math.fsum(math.log(f) for f, _ in personal)
+        log_ham = total(self._logs[1, found]) + math.fsum(math.log(1.0 - f) for f, _ in personal)
         return Result(probability=_combine(log_spam, log_ham, count))
 
-    def _classify_listed(
-        self, tokens: set[str], shared: set[str], user: Counts | None, spam_total: int, ham_total: int, *, explain: bool
-    ) -> Result:
+    def _classify_listed(self, shared: set[str], personal: list[tuple[float, str]], *, explain: bool) -> Result:
         """The slow path: every clue with its token, the strongest MAX_CLUES of them, for --explain."""
-        found = [(self._clues[token], token) for token in shared]
-        if user is not None:
-            table = self.model.tokens
-            for token in tokens & user.tokens.keys():
-                user_spam, user_ham = user.tokens[token]
-                spam, ham = table.get(token, (0, 0))
-                f = _probability(spam + USER_WEIGHT * user_spam, ham + USER_WEIGHT * user_ham, spam_total, ham_total)
-                if abs(f - 0.5) >= MIN_DISTANCE:
-                    found.append((f, token))
+        found = [(self._clues[token], token) for token in shared] + personal
+        if not found:
+            return Result(probability=0.5)
         found.sort(key=_strength, reverse=True)
         del found[MAX_CLUES:]
         log_spam = math.fsum(math.log(f) for f, _ in found)

@@ -25,7 +25,8 @@ from pochta.store.api import GLOBAL_MODEL, SpamModel, SpamStore, SpamTraining
 from . import linear, rules
 from .bayes import Classifier, Counts, deltas
 from .linear import Weights
-from .tokens import Features
+from .table import string_keys
+from .tokens import Features, Grams
 
 REFRESH = 30.0  # seconds between staleness checks of a cached model
 MAX_USERS = 500  # per-user models kept in memory
@@ -54,7 +55,7 @@ class Example:
 
     digest: str
     tokens: Set[str]
-    grams: Set[int]
+    grams: Grams
     is_spam: bool
 
     @classmethod
@@ -85,6 +86,12 @@ def _model(stored: SpamModel) -> Model:
     words = stored.words if isinstance(stored.words, dict) else dict(stored.words)
     grams = stored.grams if isinstance(stored.grams, dict) else dict(stored.grams)
     return Model(counts=Counts(tokens=tokens, spam=stored.spam, ham=stored.ham), weights=Weights(words, grams))
+
+
+def _prepare(model: Model) -> Classifier:
+    """The tables scoring with the global model uses, built once (a tenth of a second on a big model)."""
+    model.weights.index()
+    return Classifier(model.counts)
 
 
 def combine(linear_logit: float, probability: float, *, has_weights: bool) -> float:
@@ -126,7 +133,7 @@ class Models:
                     return cached.model
             stored = await self._store.spam_model(GLOBAL_MODEL)
             model = _model(stored)
-            classifier = await asyncio.to_thread(Classifier, model.counts)
+            classifier = await asyncio.to_thread(_prepare, model)
             self._global = _Cached(model=model, generation=stored.generation, checked=now)
             self._classifier = classifier
             return model
@@ -154,10 +161,13 @@ class Models:
         model = await self.global_model()
         classifier = await self.classifier()
         user = await self.user(account_id) if account_id is not None else None
-        fisher = classifier.classify(message.tokens, user.counts if user else None, explain=explain)
+        keys = string_keys(message.tokens)  # looked up by both classifiers
+        fisher = classifier.classify(message.tokens, user.counts if user else None, explain=explain, keys=keys)
         weights = user.weights if user is not None and user.weights else None
         has_weights = bool(model.weights or weights)
-        linear_logit = linear.logit(model.weights, message.tokens, message.grams, weights) if has_weights else 0.0
+        linear_logit = (
+            linear.logit(model.weights, message.tokens, message.grams, weights, keys=keys) if has_weights else 0.0
+        )
         return Result(
             logit=combine(linear_logit, fisher.probability, has_weights=has_weights),
             probability=fisher.probability,

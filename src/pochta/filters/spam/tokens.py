@@ -13,7 +13,8 @@ Status and X-Spam-* (another filter's verdict would teach ours to copy it).
 Beside the words, :func:`grams` gives the raw octets' 4-grams (headers and body as they are, the same
 fields left out, line ends as LF) of the first :data:`WINDOW` octets, for the linear model (linear.py).
 A 4-gram is its four octets read as a little-endian 32-bit number: exact (no hashing, no collisions) and
-the same in every process and on every machine.
+the same in every process and on every machine. They come as a sorted array without repeats (numpy: built
+and looked up in C, where a Python set of 1,700 ints per message cost more than everything else about them).
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ import binascii
 import html
 import itertools
 import re
-import struct
 from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
 
 from pochta.mail import mime
 from pochta.mail.headers import (
@@ -79,6 +82,15 @@ _SKIPPED_FIELD = re.compile(
 _SPACES = re.compile(r"\s+")
 _LONG_WORD = 40
 
+Grams = npt.NDArray[np.uint32]  # distinct octet 4-grams, in ascending order
+
+
+_8, _16, _24 = np.uint32(8), np.uint32(16), np.uint32(24)  # shifts that keep the type
+
+
+def no_grams() -> Grams:
+    return np.empty(0, dtype=np.uint32)
+
 
 @dataclass(slots=True)
 class Features:
@@ -91,7 +103,7 @@ class Features:
     html_parts: int = 0
     link_mismatches: int = 0  # anchors whose visible text names another host than the link
     text: str = ""  # the decoded text (for GTUBE and the like), at most MAX_TEXT characters
-    grams: set[int] = field(default_factory=set)  # octet 4-grams of the first WINDOW octets (see grams())
+    grams: Grams = field(default_factory=no_grams)  # octet 4-grams of the first WINDOW octets (see grams())
 
 
 def features(data: mime.Buffer) -> Features:
@@ -128,7 +140,7 @@ def features(data: mime.Buffer) -> Features:
     return out
 
 
-def grams(data: mime.Buffer, body_start: int) -> set[int]:
+def grams(data: mime.Buffer, body_start: int) -> Grams:
     """The 4-grams of the first WINDOW octets of a message whose body starts at `body_start`, without the
     fields the word features skip too (our own X-Spam-* on a stored copy would give away the verdict)."""
     head = bytes(data[: min(body_start, 16 * WINDOW)]).replace(b"\r\n", b"\n")
@@ -136,12 +148,15 @@ def grams(data: mime.Buffer, body_start: int) -> set[int]:
     if len(window) < WINDOW:
         body = bytes(data[body_start : body_start + 2 * WINDOW]).replace(b"\r\n", b"\n")
         window += body[: WINDOW - len(window)]
-    found: set[int] = set()
-    for offset in range(4):  # four runs of whole 32-bit words, each shifted by one octet, cover every 4-gram
-        words = (len(window) - offset) // 4
-        if words > 0:
-            found.update(struct.unpack_from(f"<{words}I", window, offset))
-    return found
+    if len(window) < 4:
+        return no_grams()
+    octets = np.frombuffer(window, dtype=np.uint8).astype(np.uint32)
+    found: Grams = octets[:-3] | octets[1:-2] << _8 | octets[2:-1] << _16 | octets[3:] << _24
+    found.sort()
+    first = np.empty(len(found), dtype=bool)  # np.unique does the same several times slower
+    first[0] = True
+    np.not_equal(found[1:], found[:-1], out=first[1:])
+    return found[first]
 
 
 def _header_features(block: bytes, out: Features) -> None:

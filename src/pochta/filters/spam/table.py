@@ -1,0 +1,84 @@
+"""Row numbers of features, looked up many at a time in C: what scoring a message against a big model costs.
+
+Scoring a message looks up about 900 word features and 1,700 4-grams in models of 100,000-200,000 entries.
+One dictionary lookup per feature costs about 100 ns in CPython (the table, the entry, the key and the
+value are four cache misses), a third of a millisecond per message. :class:`Rows` keeps the model's keys
+in one open-addressing table of plain integers (linear probing, at most a quarter full) and looks up a
+whole array of keys with a few numpy operations; the weights sit in arrays indexed by row.
+
+Keys are 64-bit integers: a 4-gram's value, or a word's ``hash()`` (Python's string hash: the same for
+the same string within a process, which is where a table is built and used; it is never stored).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Set
+
+import numpy as np
+import numpy.typing as npt
+
+Keys = npt.NDArray[np.uint64]
+Found = npt.NDArray[np.intp]
+
+_SPREAD = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: the top bits of key × this pick the slot
+_EMPTY = -1
+
+
+class Rows:
+    """An exact map from distinct 64-bit keys to their positions 0..n-1 in the array it was built from."""
+
+    def __init__(self, keys: Keys) -> None:
+        self.size = len(keys)
+        bits = max(4, (4 * self.size).bit_length())
+        self._shift = np.uint64(64 - bits)
+        self._mask = (1 << bits) - 1
+        self._keys: Keys = np.zeros(1 << bits, dtype=np.uint64)
+        self._rows: Found = np.full(1 << bits, _EMPTY, dtype=np.intp)
+        pending = np.arange(self.size, dtype=np.intp)
+        slot = self._slots(keys)
+        while len(pending):  # each round places, in every free slot wanted, the first key wanting it
+            free = np.flatnonzero(self._rows[slot] == _EMPTY)
+            _, first = np.unique(slot[free], return_index=True)
+            placed = free[first]
+            self._rows[slot[placed]] = pending[placed]
+            self._keys[slot[placed]] = keys[pending[placed]]
+            waiting = np.ones(len(pending), dtype=bool)
+            waiting[placed] = False
+            pending, slot = pending[waiting], (slot[waiting] + 1) & self._mask
+
+    def find(self, keys: Keys) -> Found:
+        """The row of each key, or :attr:`size` for a key not in the table (give the weight arrays one
+        extra zero at the end and the result indexes them directly)."""
+        found: Found = np.full(len(keys), self.size, dtype=np.intp)
+        pending = np.arange(len(keys), dtype=np.intp)
+        slot = self._slots(keys)
+        while len(pending):
+            rows = self._rows[slot]
+            taken = rows != _EMPTY
+            hit = taken & (self._keys[slot] == keys[pending])
+            found[pending[hit]] = rows[hit]
+            going = taken & ~hit  # a key moves on past a taken slot; an empty one ends its search
+            pending, slot = pending[going], (slot[going] + 1) & self._mask
+        return found
+
+    def _slots(self, keys: Keys) -> Found:
+        with np.errstate(over="ignore"):  # the product wraps around by design
+            return ((keys * _SPREAD) >> self._shift).astype(np.intp)
+
+
+def total(values: npt.NDArray[np.float64]) -> float:
+    """The sum of values looked up for a set (sorted first: a set's order differs between processes, and
+    the sum must not), in place."""
+    values.sort()
+    return float(values.sum())
+
+
+def string_keys(strings: Set[str] | list[str]) -> Keys:
+    """The keys of strings for :class:`Rows`: their hashes (cached in each string once computed)."""
+    return np.array(list(map(hash, strings)), dtype=np.int64).view(np.uint64)
+
+
+def distinct(keys: Keys) -> bool:
+    """Whether no two keys are equal: two of a model's strings with one 64-bit hash (about one chance in
+    10^9 for a model of 200,000) would share a row, so such a model is scored without the table."""
+    return len(np.unique(keys)) == len(keys)

@@ -1,0 +1,36 @@
+"""The row lookup table: exact for keys in it, `size` for keys not in it, whatever the keys look like."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pochta.filters.spam.table import Rows, distinct, string_keys, total
+
+_KEYS = st.lists(st.integers(min_value=0, max_value=2**64 - 1), unique=True, max_size=300)
+
+
+@given(_KEYS, st.lists(st.integers(min_value=0, max_value=2**64 - 1), max_size=100))
+def test_every_key_finds_its_row_and_others_find_none(keys: list[int], others: list[int]) -> None:
+    rows = Rows(np.array(keys, dtype=np.uint64))
+    asked = keys[::-1] + others
+    expected = [keys.index(key) if key in keys else len(keys) for key in asked]
+    assert rows.find(np.array(asked, dtype=np.uint64)).tolist() == expected
+
+
+def test_many_keys_of_one_pattern() -> None:
+    keys = np.arange(0, 40_000, dtype=np.uint64) * np.uint64(1 << 40)  # differing in their high bits only
+    rows = Rows(keys)
+    assert rows.find(keys).tolist() == list(range(len(keys)))
+    assert rows.find(keys + np.uint64(1)).tolist() == [len(keys)] * len(keys)
+    assert Rows(np.empty(0, dtype=np.uint64)).find(keys[:3]).tolist() == [0, 0, 0]
+
+
+def test_string_keys_and_an_order_free_sum() -> None:
+    words = {"cheap", "pills", "meeting"}
+    keys = string_keys(words)
+    assert distinct(keys) and not distinct(np.concatenate([keys, keys[:1]]))
+    assert keys.tolist() == [hash(word) % 2**64 for word in words]
+    values = [0.1, 0.2, 0.3, 1e16, -1e16]
+    assert total(np.array(values)) == total(np.array(values[::-1]))
