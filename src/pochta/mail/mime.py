@@ -20,7 +20,6 @@ The parser never raises on message content. Its rules for broken input:
 
 from __future__ import annotations
 
-import functools
 import json
 import mmap
 import re
@@ -141,11 +140,41 @@ def _content_fields(header: bytes) -> tuple[str | None, bytes, bytes]:
     return content_type, boundary, encoding
 
 
-@functools.lru_cache(maxsize=256)
-def _delimiters(boundary: bytes) -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
-    """Patterns for a delimiter line at the body's first octet, and after a line break."""
-    tail = re.escape(boundary) + rb"(--)?[ \t]*(?:\r?\n|\Z)"
-    return re.compile(rb"--" + tail), re.compile(rb"\n--" + tail)
+_DASHES_AFTER_BREAK = re.compile(rb"\n--")
+_Delimiter: TypeAlias = tuple[int, int, bool]  # where it starts (its line break), where it ends, whether it closes
+
+
+def _delimiter(buf: Buffer, boundary: bytes, pos: int, end: int, *, here: bool = False) -> _Delimiter | None:
+    """The first delimiter line of `boundary` in ``buf[pos:end]`` after a line break, or (`here`) one at
+    `pos` itself. Searched for rather than matched by a pattern per boundary: every message has its own
+    boundary, and compiling two patterns for each cost as much as the rest of the parse."""
+    size = len(boundary)
+    while True:
+        if here:
+            start, name = pos, pos + 2
+            if buf[pos:name] != b"--":
+                return None
+        else:
+            found = _DASHES_AFTER_BREAK.search(buf, pos, end)
+            if found is None:
+                return None
+            start, name = found.span()
+        at = name + size
+        if at <= end and buf[name:at] == boundary:
+            closes = buf[at : at + 2] == b"--" and at + 2 <= end
+            if closes:
+                at += 2
+            while at < end and buf[at : at + 1] in (b" ", b"\t"):
+                at += 1
+            if at == end:
+                return start, at, closes
+            if buf[at : at + 1] == b"\n":
+                return start, at + 1, closes
+            if buf[at : at + 2] == b"\r\n" and at + 2 <= end:
+                return start, at + 2, closes
+        if here:
+            return None
+        pos = start + 1
 
 
 def _parse_children(
@@ -153,17 +182,16 @@ def _parse_children(
 ) -> tuple[Part, ...]:
     if not boundary:
         return ()
-    at_start, after_break = _delimiters(boundary)
-    delimiter = at_start.match(buf, start, end) or after_break.search(buf, start, end)
+    delimiter = _delimiter(buf, boundary, start, end, here=True) or _delimiter(buf, boundary, start, end)
     children: list[Part] = []
-    while delimiter is not None and not delimiter.group(1):
-        part_start = delimiter.end()
+    while delimiter is not None and not delimiter[2]:
+        part_start = delimiter[1]
         # The line break that ends one delimiter may be the one that starts the next (empty part).
-        delimiter = after_break.search(buf, max(part_start - 1, start), end)
+        delimiter = _delimiter(buf, boundary, max(part_start - 1, start), end)
         if delimiter is None:  # no close delimiter: the last part runs to the end of the parent
             part_end = end
         else:
-            part_end = delimiter.start()
+            part_end = delimiter[0]
             if part_end > part_start and buf[part_end - 1 : part_end] == b"\r":
                 part_end -= 1
             part_end = max(part_end, part_start)
