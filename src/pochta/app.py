@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 
 LOCAL_DOMAIN = "localhost"
 LOCAL_USER = "me@localhost"
+SWITCH_INTERVAL = 0.0005  # seconds a thread holds the GIL while another waits for it (see _shorten_switch_interval)
 
 
 async def open_store(config: Config) -> Store:
@@ -396,6 +397,7 @@ async def _serve(config: Config) -> int:
         print(f"pochta: {exc.strerror or exc}", file=sys.stderr)
         return 1
     _settle_garbage_collector()
+    _shorten_switch_interval()
     log.info("pochta started hostname=%s data_dir=%s", config.hostname, config.data_dir)
     await stop.wait()
     log.info("stopping: no new connections, %.0f s for open sessions", config.limits.shutdown_grace)
@@ -413,6 +415,15 @@ def _settle_garbage_collector() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(10_000, 20, 20)
+
+
+def _shorten_switch_interval() -> None:
+    """The store's writer thread gives up the GIL around every SQLite call, and the event loop takes
+    it; with the default switch interval (5 ms) the writer then waits up to 5 ms to get it back, for
+    each of the dozen statements a delivery makes, and every session waiting for its 250 waits with
+    it. At 0.5 ms, bench/smtp_in.sh with one connection per message went from 800-840 to 945 msg/s
+    (several per connection: the same, 1,340); 0.2 ms was no better than 0.5 ms."""
+    sys.setswitchinterval(SWITCH_INTERVAL)
 
 
 def run_server(config: Config) -> int:
