@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from pochta.store.api import NotFound
 from pochta.store.sqlite import DATABASE_NAME, SqliteStore
-from pochta.store.sqlite.engine import Engine
+from pochta.store.sqlite.engine import Engine, WriteResult
 
 
 async def test_a_quick_read_sees_the_last_commit(tmp_path: Path) -> None:
@@ -79,3 +81,44 @@ async def test_commits_are_copied_back_into_the_database_file_by_the_checkpointe
     finally:
         await store.close()
     assert not (tmp_path / (DATABASE_NAME + "-wal")).exists()  # the last connection checkpointed the rest
+
+
+async def test_a_failed_write_leaves_nothing_alone_or_in_a_batch(tmp_path: Path) -> None:
+    engine = Engine(tmp_path / DATABASE_NAME, fsync=False, on_commit=lambda _: None)
+
+    def add(name: str, *, fails: bool = False) -> Callable[[sqlite3.Connection], WriteResult[str]]:
+        def run(conn: sqlite3.Connection) -> WriteResult[str]:
+            conn.execute("INSERT INTO domains (name, created) VALUES (?, 0)", (name,))
+            if fails:
+                raise NotFound(f"{name} fails after its insert")
+            return WriteResult(name)
+
+        return run
+
+    def names(conn: sqlite3.Connection) -> list[str]:
+        return [row[0] for row in conn.execute("SELECT name FROM domains ORDER BY name")]
+
+    try:
+        with pytest.raises(NotFound):
+            await engine.write(add("alone.test", fails=True))
+        assert await engine.write(add("next.test")) == "next.test"
+
+        def hold(conn: sqlite3.Connection) -> WriteResult[str]:
+            time.sleep(0.3)  # the writer is busy while the next four queue up: they form one batch
+            return WriteResult("held")
+
+        held = asyncio.ensure_future(engine.write(hold))
+        await asyncio.sleep(0.1)
+        commits = engine.commits
+        results = await asyncio.gather(
+            *(engine.write(add(f"{n}.test", fails=n == 2)) for n in range(4)), return_exceptions=True
+        )
+        assert await held == "held" and engine.commits == commits + 2
+        assert isinstance(results[2], NotFound) and [r for r in results if isinstance(r, str)] == [
+            "0.test",
+            "1.test",
+            "3.test",
+        ]
+        assert await engine.read(names) == ["0.test", "1.test", "3.test", "next.test"]
+    finally:
+        await engine.close()

@@ -131,14 +131,21 @@ def _bump_modseq(conn: sqlite3.Connection, mailbox_id: int) -> tuple[int, int]:
 
 
 def _charge(conn: sqlite3.Connection, account_id: int, size: int) -> None:
-    """Add `size` octets to the account's usage, refusing what would pass its quota."""
+    """Add `size` octets to the account's usage, refusing what would pass its quota. One statement in the
+    common case: every statement of a delivery is a hand-over of the GIL between the writer thread and
+    the event loop, so the check is in the UPDATE and the SELECT only says why it changed nothing."""
+    changed = conn.execute(
+        "UPDATE accounts SET used_bytes = max(0, used_bytes + ?)"
+        " WHERE id = ? AND (? <= 0 OR quota_bytes = 0 OR used_bytes + ? <= quota_bytes) RETURNING id",
+        (size, account_id, size, size),
+    ).fetchone()
+    if changed is not None:
+        return
     row = conn.execute("SELECT quota_bytes, used_bytes FROM accounts WHERE id = ?", (account_id,)).fetchone()
     if row is None:
         raise NotFound(f"no account {account_id}")
     quota, used = row
-    if size > 0 and quota and used + size > quota:
-        raise OverQuota(account_id, quota=quota, used=used, size=size)
-    conn.execute("UPDATE accounts SET used_bytes = max(0, used_bytes + ?) WHERE id = ?", (size, account_id))
+    raise OverQuota(account_id, quota=quota, used=used, size=size)
 
 
 def _count(conn: sqlite3.Connection, mailbox_id: int, *, messages: int, unseen: int, size: int) -> None:
@@ -150,19 +157,27 @@ def _count(conn: sqlite3.Connection, mailbox_id: int, *, messages: int, unseen: 
 
 def _insert_messages(
     conn: sqlite3.Connection, mailbox_id: int, rows: Sequence[tuple[str, int, int, int, str, bytes, bytes | None]]
-) -> tuple[list[int], int, int]:
+) -> tuple[list[int], int, int, int]:
     """Insert (flags, internal_date, save_date, size, blob_id, structure, envelope) rows.
 
-    Returns the new UIDs, their MODSEQ and the mailbox's account."""
-    first_uid, modseq, account_id = _allocate(conn, mailbox_id, uids=len(rows))
+    Returns the new UIDs, their MODSEQ, the mailbox's account and its UIDVALIDITY. The UIDs, the MODSEQ
+    and the counts are taken in one UPDATE (see _charge for why statements are worth saving)."""
+    unseen = sum(1 for row in rows if SEEN not in _flags(row[0]))
+    found = conn.execute(
+        "UPDATE mailboxes SET uidnext = uidnext + ?, highestmodseq = highestmodseq + 1, messages = messages + ?,"
+        " unseen = unseen + ?, size = size + ? WHERE id = ? RETURNING uidnext - ?, highestmodseq, account_id,"
+        " uidvalidity",
+        (len(rows), len(rows), unseen, sum(row[3] for row in rows), mailbox_id, len(rows)),
+    ).fetchone()
+    if found is None:
+        raise NotFound(f"no mailbox {mailbox_id}")
+    first_uid, modseq, account_id, uidvalidity = (int(value) for value in found)
     conn.executemany(
         "INSERT INTO messages (mailbox_id, uid, modseq, flags, internal_date, save_date, size, blob_id,"
         " structure, envelope) VALUES (?,?,?,?,?,?,?,?,?,?)",
         [(mailbox_id, first_uid + i, modseq, *row) for i, row in enumerate(rows)],
     )
-    unseen = sum(1 for row in rows if SEEN not in _flags(row[0]))
-    _count(conn, mailbox_id, messages=len(rows), unseen=unseen, size=sum(row[3] for row in rows))
-    return [first_uid + i for i in range(len(rows))], modseq, account_id
+    return [first_uid + i for i in range(len(rows))], modseq, account_id, uidvalidity
 
 
 def _delete_messages(
@@ -235,7 +250,7 @@ def _copy_rows(
     target_account = int(_mailbox_row(conn, target_id)[1])
     _charge(conn, target_account, sum(row[6] for row in source))
     now = int(time.time())
-    new_uids, _, account_id = _insert_messages(
+    new_uids, _, account_id, _ = _insert_messages(
         conn, target_id, [(row[3], row[4], now, row[6], row[7], row[8], row[9]) for row in source]
     )
     return [(row[1], uid) for row, uid in zip(source, new_uids, strict=True)], {account_id}
@@ -266,12 +281,7 @@ def append_rows(conn: sqlite3.Connection, messages: Sequence[NewMessage]) -> tup
     now = int(time.time())
     results: list[Appended] = []
     for message in messages:
-        row = conn.execute(
-            "SELECT account_id, uidvalidity FROM mailboxes WHERE id = ?", (message.mailbox_id,)
-        ).fetchone()
-        if row is None or row[0] != message.account_id:
-            raise NotFound(f"no mailbox {message.mailbox_id} for account {message.account_id}")
-        (uid,), modseq, _ = _insert_messages(
+        (uid,), modseq, account_id, uidvalidity = _insert_messages(
             conn,
             message.mailbox_id,
             [
@@ -286,7 +296,9 @@ def append_rows(conn: sqlite3.Connection, messages: Sequence[NewMessage]) -> tup
                 )
             ],
         )
-        results.append(Appended(mailbox_id=message.mailbox_id, uid=uid, modseq=modseq, uidvalidity=row[1]))
+        if account_id != message.account_id:  # raising undoes the insert with the rest of the write
+            raise NotFound(f"no mailbox {message.mailbox_id} for account {message.account_id}")
+        results.append(Appended(mailbox_id=message.mailbox_id, uid=uid, modseq=modseq, uidvalidity=uidvalidity))
     return results, set(per_account)
 
 
