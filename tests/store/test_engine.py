@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pochta.store.api import NotFound
+from pochta.store.api import NotFound, StoreError
 from pochta.store.sqlite import DATABASE_NAME, SqliteStore
 from pochta.store.sqlite.engine import Engine, WriteResult
 
@@ -120,5 +120,114 @@ async def test_a_failed_write_leaves_nothing_alone_or_in_a_batch(tmp_path: Path)
             "3.test",
         ]
         assert await engine.read(names) == ["0.test", "1.test", "3.test", "next.test"]
+    finally:
+        await engine.close()
+
+
+def _insert(name: str, threads: list[int] | None = None) -> Callable[[sqlite3.Connection], WriteResult[str]]:
+    def run(conn: sqlite3.Connection) -> WriteResult[str]:
+        if threads is not None:
+            threads.append(threading.get_ident())
+        conn.execute("INSERT INTO domains (name, created) VALUES (?, 0)", (name,))
+        return WriteResult(name)
+
+    return run
+
+
+def _count_domains(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT count(*) FROM domains").fetchone()[0])
+
+
+async def test_quick_writes_run_on_the_loop_and_commit_together(tmp_path: Path) -> None:
+    engine = Engine(tmp_path / DATABASE_NAME, fsync=True, on_commit=lambda _: None)
+    threads: list[int] = []
+    try:
+        commits = engine.commits
+        names = await asyncio.gather(*(engine.write(_insert(f"{n}.test", threads), is_quick=True) for n in range(5)))
+        assert names == [f"{n}.test" for n in range(5)]
+        assert threads == [threading.get_ident()] * 5  # the statements ran here
+        assert engine.commits == commits + 1  # and the five shared one commit
+        assert await engine.read(_count_domains) == 5
+    finally:
+        await engine.close()
+
+
+async def test_quick_writes_go_to_the_writer_thread_while_it_holds_the_connection(tmp_path: Path) -> None:
+    engine = Engine(tmp_path / DATABASE_NAME, fsync=False, on_commit=lambda _: None)
+    threads: list[int] = []
+
+    def hold(conn: sqlite3.Connection) -> WriteResult[None]:
+        time.sleep(0.3)
+        return WriteResult(None)
+
+    try:
+        held = asyncio.ensure_future(engine.write(hold))
+        await asyncio.sleep(0.1)
+        assert await engine.write(_insert("a.test", threads), is_quick=True) == "a.test"
+        await held
+        assert threads and threads[0] != threading.get_ident()
+    finally:
+        await engine.close()
+
+
+async def test_a_quick_write_never_waits_on_the_loop_for_another_process(tmp_path: Path) -> None:
+    engine = Engine(tmp_path / DATABASE_NAME, fsync=False, on_commit=lambda _: None)
+    other = sqlite3.connect(tmp_path / DATABASE_NAME, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process is writing
+        write = asyncio.ensure_future(engine.write(_insert("a.test"), is_quick=True))
+        ticks = 0
+        for _ in range(10):  # the loop goes on meanwhile
+            await asyncio.sleep(0.02)
+            ticks += 1
+        assert ticks == 10 and not write.done()
+        other.execute("COMMIT")
+        assert await write == "a.test"  # the writer thread waited for the lock and committed it
+        assert await engine.read(_count_domains) == 1
+    finally:
+        other.close()
+        await engine.close()
+
+
+async def test_a_failed_commit_fails_every_quick_write_in_it(tmp_path: Path) -> None:
+    engine = Engine(tmp_path / DATABASE_NAME, fsync=False, on_commit=lambda _: None)
+
+    def orphan(conn: sqlite3.Connection) -> WriteResult[None]:
+        conn.execute("PRAGMA defer_foreign_keys=ON")  # the broken reference fails at COMMIT, not here
+        conn.execute(
+            "INSERT INTO accounts (address, domain_id, password_hash, created) VALUES ('x@nowhere.test', 999, 'h', 0)"
+        )
+        return WriteResult(None)
+
+    try:
+        results = await asyncio.gather(
+            engine.write(_insert("a.test"), is_quick=True), engine.write(orphan, is_quick=True), return_exceptions=True
+        )
+        assert all(isinstance(result, StoreError) for result in results)
+        assert await engine.read(_count_domains) == 0  # nothing of that commit is left
+        assert await engine.write(_insert("b.test"), is_quick=True) == "b.test"  # and the next one works
+    finally:
+        await engine.close()
+
+
+async def test_a_broken_transaction_on_the_loop_answers_every_write(tmp_path: Path) -> None:
+    engine = Engine(tmp_path / DATABASE_NAME, fsync=False, on_commit=lambda _: None)
+
+    def breaks(conn: sqlite3.Connection) -> WriteResult[None]:
+        conn.execute("ROLLBACK")  # a job that ends the transaction under the engine's feet
+        return WriteResult(None)
+
+    try:
+        results = await asyncio.wait_for(
+            asyncio.gather(
+                engine.write(_insert("a.test"), is_quick=True),
+                engine.write(breaks, is_quick=True),
+                return_exceptions=True,
+            ),
+            timeout=5,
+        )
+        assert all(isinstance(result, StoreError) for result in results)
+        assert await engine.write(_insert("b.test"), is_quick=True) == "b.test"
+        assert await engine.read(_count_domains) == 1
     finally:
         await engine.close()

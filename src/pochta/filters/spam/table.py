@@ -75,7 +75,7 @@ def total(values: npt.NDArray[np.float64]) -> float:
 
 def string_keys(strings: Set[str] | list[str]) -> Keys:
     """The keys of strings for :class:`Rows`: their hashes (cached in each string once computed)."""
-    return np.array(list(map(hash, strings)), dtype=np.int64).view(np.uint64)
+    return np.fromiter(map(hash, strings), dtype=np.int64, count=len(strings)).view(np.uint64)
 
 
 def distinct(keys: Keys) -> bool:

@@ -1,9 +1,21 @@
-"""SQLite off the event loop: one writer thread that group-commits, a small pool of reader threads.
+"""SQLite and the event loop: group commits of one writer connection, a small pool of reader threads.
 
-Why a writer thread of our own: SQLite allows one writer at a time, and each durable commit costs an fsync.
-Concurrent writes queue here; the writer takes every job waiting, runs each inside its own SAVEPOINT (so
-one failing job does not undo the others) and commits them all with one fsync. A job's caller is answered
-only after that commit, so "returned" always means "durable".
+SQLite allows one writer at a time, and each durable commit costs an fsync. Concurrent writes queue here
+and are committed together: each job inside its own SAVEPOINT (so one failing job does not undo the
+others), all of them with one fsync. A job's caller is answered only after that commit, so "returned"
+always means "durable".
+
+Two ways in to the one writer connection, which a lock hands to one at a time:
+
+* the writer thread takes any job: a big one (a STORE over 100,000 messages, an import batch) runs
+  there without holding up the event loop;
+* a quick job (``is_quick``: the few rows of a delivery, asked for every message) runs its statements
+  on the event loop, and only its COMMIT, which waits for the disk, goes to a thread. In the writer
+  thread each of a delivery's statements handed the GIL to the event loop and waited to get it back;
+  on the loop they take tens of microseconds from the page cache. Measured with bench/smtp_in.sh: CPU
+  per message 1.34-1.44 -> 1.04-1.09 ms (one connection per message) and 0.87 -> 0.64 ms (several).
+  While the writer thread holds the connection, or another process the database, quick jobs go to the
+  writer thread too: the loop never waits for a lock.
 """
 
 from __future__ import annotations
@@ -27,6 +39,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _MAX_BATCH = 512
+QUICK_ROWS = 32  # messages a write may add and still be quick (run on the event loop): a few ms at most
+_WRITER_BUSY_MS = 30_000  # how long the writer thread waits for another process's write to end
 _MAX_READ_BATCH = 64
 _CHECKPOINT_SECONDS = 0.5  # at most this often the WAL is copied back into the database file
 _WAL_SIZE_LIMIT = 64 * 2**20  # octets the WAL file is cut back to when it restarts
@@ -118,6 +132,13 @@ class Engine:
         # 7-11 ms). A thread of its own copies the WAL back while the writer goes on.
         writer_conn.execute("PRAGMA wal_autocheckpoint=0")
         writer_conn.execute(f"PRAGMA journal_size_limit={_WAL_SIZE_LIMIT}")  # the WAL file shrinks after a reset
+        writer_conn.execute("PRAGMA busy_timeout=0")  # the loop must not wait; the writer thread sets its own
+        self._conn = writer_conn
+        self._conn_lock = threading.Lock()  # who uses the writer connection: the writer thread or a loop
+        self._home: asyncio.AbstractEventLoop | None = None  # the loop that commits quick jobs
+        self._loop_jobs: list[_Job] = []
+        self._loop_commits: asyncio.Task[None] | None = None
+        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-commit")
         self._checkpointer = _Checkpointer(path, fsync=fsync)
         self._jobs: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
         self._writer = threading.Thread(target=self._write_loop, args=(writer_conn,), name="sqlite-writer")
@@ -142,11 +163,17 @@ class Engine:
     # ---- writes ----
 
     async def write(
-        self, run: Callable[[sqlite3.Connection], WriteResult[T]], *, blobs: Sequence[BlobWriter] = ()
+        self,
+        run: Callable[[sqlite3.Connection], WriteResult[T]],
+        *,
+        blobs: Sequence[BlobWriter] = (),
+        is_quick: bool = False,
     ) -> T:
         """Run `run` in the next group commit, with the `blobs` its rows name made durable in the same round
         trip: small ones as rows of the same transaction (store/blobs.py), the others as files first, on the
-        writer's side; if one fails, `run` does not run."""
+        writer's side; if one fails, `run` does not run. `is_quick`: a write of a few rows, whose
+        statements may run on the event loop (see the module's comment); one with blobs stored as files
+        goes to the writer thread all the same."""
         if self._closed:
             raise StoreError("store is closed")
         rows: list[tuple[str, bytes]] = []
@@ -159,14 +186,83 @@ class Engine:
                 rows.append((blob.ref.id, content))
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._jobs.put(_Job(run=run, loop=loop, future=future, prepare=prepare, rows=rows))
+        job = _Job(run=run, loop=loop, future=future, prepare=prepare, rows=rows)
+        if is_quick and not prepare and (self._home is None or self._home is loop):
+            self._home = loop
+            self._loop_jobs.append(job)
+            if self._loop_commits is None or self._loop_commits.done():
+                self._loop_commits = loop.create_task(self._commit_on_loop())
+        else:
+            self._jobs.put(job)
         return await future
+
+    async def _commit_on_loop(self) -> None:
+        """Group-commit the quick jobs: their statements here, the COMMIT in a thread; jobs that come
+        meanwhile make the next commit."""
+        loop = asyncio.get_running_loop()
+        while self._loop_jobs:
+            await asyncio.sleep(0)  # sessions already woken add their jobs to this commit
+            batch, self._loop_jobs = self._loop_jobs[:_MAX_BATCH], self._loop_jobs[_MAX_BATCH:]
+            if not self._conn_lock.acquire(blocking=False):
+                self._to_writer(batch)  # the writer thread is at work: it takes these next
+                continue
+            conn = self._conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")  # busy_timeout 0: raises when another process writes
+            except sqlite3.Error:
+                self._conn_lock.release()
+                self._to_writer(batch)  # which waits for that process
+                continue
+            try:
+                outcomes, touched = _run_jobs(conn, batch, {})
+            except Exception as exc:  # not a job's own failure (those are outcomes): the transaction's
+                log.exception("store write failed; %d writes refused", len(batch))
+                _rollback(conn)
+                self._conn_lock.release()
+                outcomes, touched = [(False, None)] * len(batch), set()
+                committed: Exception | None = exc
+            else:
+                # The commit thread releases the connection, whatever becomes of this task meanwhile.
+                committed = await loop.run_in_executor(self._committer, self._commit_and_release, conn)
+            self._done(batch, outcomes, touched, committed)
+            _settle_all([(job.future, ok, value) for job, (ok, value) in zip(batch, outcomes, strict=True)])
+            if touched:
+                self._on_commit(touched)
+
+    def _to_writer(self, batch: list[_Job]) -> None:
+        for job in batch:
+            self._jobs.put(job)
+
+    def _commit_and_release(self, conn: sqlite3.Connection) -> Exception | None:
+        """COMMIT the open transaction (on a thread: it waits for the fsync); its failure, if any."""
+        try:
+            conn.execute("COMMIT")
+        except Exception as exc:
+            log.exception("store commit failed")
+            _rollback(conn)
+            return exc
+        finally:
+            self._conn_lock.release()
+        return None
+
+    def _done(
+        self, batch: list[_Job], outcomes: list[tuple[bool, Any]], touched: set[int], failure: Exception | None
+    ) -> None:
+        """Count a commit; a failed one fails every job of it."""
+        if failure is None:
+            self.commits += 1
+            self.jobs += len(batch)
+            self._checkpointer.wake()
+            return
+        outcomes[:] = [(False, StoreError(f"commit failed: {failure}"))] * len(batch)
+        touched.clear()
 
     def _write_loop(self, conn: sqlite3.Connection) -> None:
         while True:
             first = self._jobs.get()
             if first is _STOP:
-                conn.close()
+                with self._conn_lock:
+                    conn.close()
                 return
             batch: list[_Job] = [first]  # type: ignore[list-item]
             stop_after = False
@@ -181,7 +277,8 @@ class Engine:
                 batch.append(item)  # type: ignore[arg-type]
             self._run_batch(conn, batch)
             if stop_after:
-                conn.close()
+                with self._conn_lock:
+                    conn.close()
                 return
 
     def _prepare(self, batch: list[_Job]) -> dict[int, BaseException]:
@@ -196,38 +293,24 @@ class Engine:
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
         failures = self._prepare(batch) if any(job.prepare for job in batch) else {}
-        outcomes: list[tuple[bool, Any]] = []
+        outcomes: list[tuple[bool, Any]] = [(False, None)] * len(batch)
         touched: set[int] = set()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            for index, job in enumerate(batch):
-                if index in failures:
-                    outcomes.append((False, failures[index]))
-                    continue
-                conn.execute("SAVEPOINT job")
+        failure: Exception | None = None
+        with self._conn_lock:
+            try:
+                # This thread may wait for another process's write (the loop never does: see write()).
+                conn.execute(f"PRAGMA busy_timeout={_WRITER_BUSY_MS}")
                 try:
-                    if job.rows:
-                        conn.executemany("INSERT OR IGNORE INTO blobs (id, data) VALUES (?, ?)", job.rows)
-                    result = job.run(conn)
-                except Exception as exc:  # the job's own failure; the others still commit
-                    conn.execute("ROLLBACK TO job")
-                    conn.execute("RELEASE job")
-                    outcomes.append((False, exc))
-                else:
-                    conn.execute("RELEASE job")
-                    outcomes.append((True, result.value))
-                    touched |= result.touched
-            conn.execute("COMMIT")
-            self.commits += 1
-            self.jobs += len(batch)
-            self._checkpointer.wake()
-        except Exception as exc:
-            log.exception("store commit failed; %d writes refused", len(batch))
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            failure = StoreError(f"commit failed: {exc}")
-            outcomes = [(False, failure)] * len(batch)
-            touched = set()
+                    conn.execute("BEGIN IMMEDIATE")
+                finally:
+                    conn.execute("PRAGMA busy_timeout=0")
+                outcomes, touched = _run_jobs(conn, batch, failures)
+                conn.execute("COMMIT")
+            except Exception as exc:
+                log.exception("store commit failed; %d writes refused", len(batch))
+                _rollback(conn)
+                failure = exc
+        self._done(batch, outcomes, touched, failure)
         _settle_batch([(job.loop, job.future, ok, value) for job, (ok, value) in zip(batch, outcomes, strict=True)])
         if touched:
             batch[0].loop.call_soon_threadsafe(self._on_commit, touched)
@@ -293,6 +376,9 @@ class Engine:
         if self._closed:
             return
         self._closed = True
+        if self._loop_commits is not None and self._home is asyncio.get_running_loop():
+            with contextlib.suppress(Exception):
+                await self._loop_commits  # the quick jobs already asked for still commit
         self._jobs.put(_STOP)
         await asyncio.to_thread(self._writer.join)
         await asyncio.to_thread(self._checkpointer.stop)
@@ -301,6 +387,7 @@ class Engine:
         for thread in self._reader_threads:
             await asyncio.to_thread(thread.join)
         self._prepare_pool.shutdown(wait=True)
+        self._committer.shutdown(wait=True)
         with self._quick_lock:
             for conn in self._quick_connections:
                 conn.close()
@@ -355,6 +442,39 @@ def _run_read(conn: sqlite3.Connection, run: Callable[[sqlite3.Connection], Any]
         return False, exc
     finally:
         conn.execute("COMMIT")
+
+
+def _run_jobs(
+    conn: sqlite3.Connection, batch: list[_Job], failures: dict[int, BaseException]
+) -> tuple[list[tuple[bool, Any]], set[int]]:
+    """Each job of `batch` in a savepoint of the open transaction: a job's failure undoes it alone.
+    Returns each job's (ok, value or exception) and the accounts touched."""
+    outcomes: list[tuple[bool, Any]] = []
+    touched: set[int] = set()
+    for index, job in enumerate(batch):
+        if index in failures:
+            outcomes.append((False, failures[index]))
+            continue
+        conn.execute("SAVEPOINT job")
+        try:
+            if job.rows:
+                conn.executemany("INSERT OR IGNORE INTO blobs (id, data) VALUES (?, ?)", job.rows)
+            result = job.run(conn)
+        except Exception as exc:  # the job's own failure; the others still commit
+            conn.execute("ROLLBACK TO job")
+            conn.execute("RELEASE job")
+            outcomes.append((False, exc))
+        else:
+            conn.execute("RELEASE job")
+            outcomes.append((True, result.value))
+            touched |= result.touched
+    return outcomes, touched
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
 
 
 def _settle_batch(outcomes: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], bool, Any]]) -> None:

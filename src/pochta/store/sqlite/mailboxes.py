@@ -32,7 +32,7 @@ from pochta.store.api import (
     OverQuota,
     SpecialUse,
 )
-from pochta.store.sqlite.engine import Engine, WriteResult
+from pochta.store.sqlite.engine import QUICK_ROWS, Engine, WriteResult
 
 SEEN = "\\Seen"
 _MAILBOX_COLUMNS = (
@@ -415,7 +415,7 @@ class SqliteMailboxes:
             results, touched = append_rows(conn, messages)
             return WriteResult(results, touched=touched)
 
-        return await self._db.write(run, blobs=blobs)
+        return await self._db.write(run, blobs=blobs, is_quick=len(messages) <= QUICK_ROWS)
 
     async def messages(
         self, mailbox_id: int, *, uids: Sequence[int] | None = None, with_structure: bool = False

@@ -18,7 +18,7 @@ from pochta.store.api import (
     QueueRecipient,
     RecipientState,
 )
-from pochta.store.sqlite.engine import Engine, WriteResult
+from pochta.store.sqlite.engine import QUICK_ROWS, Engine, WriteResult
 from pochta.store.sqlite.mailboxes import append_rows
 
 _COLUMNS = (
@@ -109,7 +109,7 @@ class SqliteQueue:
                 ids.append(queue_id)
             return WriteResult(ids, touched=touched)
 
-        return await self._db.write(run, blobs=blobs)
+        return await self._db.write(run, blobs=blobs, is_quick=len(items) + len(local) <= QUICK_ROWS)
 
     async def queue_entries(self) -> list[QueueEntry]:
         return await self._db.read(lambda conn: _entries(conn, "ORDER BY next_attempt, id", ()))
