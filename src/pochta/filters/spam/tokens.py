@@ -70,9 +70,11 @@ _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _WORD = re.compile(r"[^\s\"'`<>()\[\]{},;:|*=]{2,40}")
 _HEADER_WORD = re.compile(r"[^\s\"'<>()\[\],;:]{1,60}")
 _TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)([^>]*)>|<!--.*?-->", re.DOTALL)
-_HREF = re.compile(r"""href\s*=\s*["']?([^"'\s>]+)""", re.IGNORECASE)
+_HREF = re.compile(r"""href\s*=\s*["']?([^"'\s>]+)""")  # in lowercased HTML
 _STYLE_SCRIPT = re.compile(r"<(style|script)\b.*?</\1\s*>", re.DOTALL | re.IGNORECASE)
-_URL = re.compile(r"(?:https?|ftp)://([^/\s\"'<>?#:]+)", re.IGNORECASE)
+# Searched in lowercased text: a pattern with IGNORECASE cannot use the fast search for its literal
+# prefix, and measured 3-4 times slower (82 against 25 µs for the text of a 10 KiB message).
+_URL = re.compile(r"(?:https?|ftp)://([^/\s\"'<>?#:]+)")
 _ANCHOR = re.compile(r"<a\s[^>]*?href\s*=\s*[\"']?([^\"'\s>]+)[^>]*>(.*?)</a\s*>", re.DOTALL | re.IGNORECASE)
 _HOST_IN_TEXT = re.compile(r"(?:https?://)?((?:[a-z0-9-]+\.)+[a-z]{2,})", re.IGNORECASE)
 _SKIPPED_FIELD = re.compile(
@@ -236,18 +238,18 @@ def _html_text(source: str, out: Features) -> str:
     """HTML reduced to its visible text; links and anchors are noted on the way."""
     tokens = out.tokens
     for href, label in _ANCHOR.findall(source):
-        link = _URL.match(href)
+        link = _URL.match(href.lower())
         shown = _HOST_IN_TEXT.search(_TAG.sub("", label))
-        if link and shown and not _same_site(link.group(1).lower(), shown.group(1).lower()):
+        if link and shown and not _same_site(link.group(1), shown.group(1).lower()):
             out.link_mismatches += 1
-    for href in _HREF.findall(source):
+    for href in _HREF.findall(source.lower()):
         host = _URL.match(href)
         if host is not None:
-            out.hosts.add(host.group(1).lower())
-    source = _STYLE_SCRIPT.sub(" ", source)
-    for tag in {match[1].lower() for match in _TAG.findall(source) if match[1]}:
-        tokens.add("tag:" + tag)
-    return html.unescape(_TAG.sub(" ", source))
+            out.hosts.add(host.group(1))
+    # One pass for both: split() gives the text between tags and each tag's three groups.
+    pieces = _TAG.split(_STYLE_SCRIPT.sub(" ", source))
+    tokens.update({"tag:" + name.lower() for name in pieces[2::4] if name})
+    return html.unescape(" ".join(pieces[::4]))
 
 
 def _same_site(a: str, b: str) -> bool:
@@ -256,14 +258,14 @@ def _same_site(a: str, b: str) -> bool:
 
 def _text_features(text: str, out: Features) -> None:
     tokens = out.tokens
-    for host in _URL.findall(text):
-        out.hosts.add(host.lower())
+    lowered = text.lower()
+    out.hosts.update(_URL.findall(lowered))
     for host in out.hosts:
         labels = host.split(".")
         tokens.add("u:" + host)
         if len(labels) > 2:
             tokens.add("u:" + ".".join(labels[-2:]))
-    words = _WORD.findall(text.lower())
+    words = _WORD.findall(lowered)
     tokens.update(words)
     tokens.update(map(" ".join, itertools.pairwise(words)))
     if not words:
