@@ -27,6 +27,18 @@ def test_many_keys_of_one_pattern() -> None:
     assert Rows(np.empty(0, dtype=np.uint64)).find(keys[:3]).tolist() == [0, 0, 0]
 
 
+def test_keys_with_one_first_slot_line_up_after_it() -> None:
+    probe = Rows(np.arange(200, dtype=np.uint64))  # the same size of table as below
+    candidates = np.random.default_rng(7).integers(0, 2**63, size=200_000, dtype=np.uint64)
+    slots = probe._slots(candidates)
+    crowded = candidates[slots == slots[0]][:12]  # twelve keys wanting one slot
+    keys = np.concatenate([np.arange(188, dtype=np.uint64) * np.uint64(7919), crowded])
+    rows = Rows(keys)
+    assert len(rows._further) >= 11
+    assert rows.find(keys).tolist() == list(range(len(keys)))
+    assert rows.find(crowded + np.uint64(1)).tolist() == [len(keys)] * len(crowded)
+
+
 def test_string_keys_and_an_order_free_sum() -> None:
     words = {"cheap", "pills", "meeting"}
     keys = string_keys(words)
