@@ -102,3 +102,16 @@ async def test_without_weights_the_fisher_classifier_alone_decides_as_before(sto
     result = await Models(store).classify(features(spam(77)), None)
     hit = rules.bayes_hit(result.logit, is_trained=result.is_trained)
     assert hit is not None and hit.points == round(rules.BAYES_POINTS * (2 * result.probability - 1), 2)
+
+
+async def test_a_message_for_many_is_judged_for_each_as_alone(store: Store) -> None:
+    models = Models(store)
+    await _train_global(models)
+    note = features(message("gardening club newsletter tulips compost seedlings"))
+    await models.learn(5, [Example.of(note, digest="n1", is_spam=True)])  # 5 has a model of their own
+    await models.learn(7, [Example.of(note, digest="n1", is_spam=False)])  # and 7 the other way
+    each = await models.classify_each(note, [5, 6, 7, 8, None])
+    alone = {account: await Models(store).classify(note, account) for account in (5, 6, 7, 8, None)}
+    assert each == alone
+    assert each[6] is each[8] is each[None]  # no model of their own: the global judgement, computed once
+    assert each[5].logit > each[None].logit > each[7].logit

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .table import Keys, Rows, distinct, string_keys, total
+from .table import Found, Keys, Rows, distinct, string_keys, total
 
 # Chosen by 5-fold cross-validation on the training half (bench/spam_accuracy.py --cv and the commit
 # message): s=0.45/x=0.5/min 0.2/150 clues (SpamBayes' defaults) gave FN 13.4% at FP <= 0.1% and 1-ROCA
@@ -170,10 +170,21 @@ class Classifier:
         self._logs[0, :-1] = list(self._log_spam.values())
         self._logs[1, :-1] = list(self._log_ham.values())
 
+    def clue_rows(self, keys: Keys) -> Found | None:
+        """The rows of the global clue table for a message's token keys (table.string_keys): what does not
+        depend on the recipient, so a message for many is looked up once; None without a table."""
+        return None if self._rows is None else self._rows.find(keys)
+
     def classify(
-        self, tokens: set[str], user: Counts | None = None, *, explain: bool = False, keys: Keys | None = None
+        self,
+        tokens: set[str],
+        user: Counts | None = None,
+        *,
+        explain: bool = False,
+        keys: Keys | None = None,
+        rows: Found | None = None,
     ) -> Result:
-        """`keys`: table.string_keys(tokens), when the caller has them already."""
+        """`keys`: table.string_keys(tokens), and `rows`: clue_rows(keys), when the caller has them already."""
         model = self.model
         spam_total = model.spam
         ham_total = model.ham
@@ -195,15 +206,15 @@ class Classifier:
                 f = _probability(spam + USER_WEIGHT * user_spam, ham + USER_WEIGHT * user_ham, spam_total, ham_total)
                 if abs(f - 0.5) >= MIN_DISTANCE:
                     personal.append((f, token))
-        rows = self._rows
-        if rows is None or explain:
+        index = self._rows
+        if index is None or explain:
             return self._classify_listed((tokens - mine) & self._clues.keys(), personal, explain=explain)
         if keys is None:
             keys = string_keys(tokens)
-        found = rows.find(keys)
-        if mine:
-            found[np.isin(keys, string_keys(mine))] = rows.size
-        found = found[found != rows.size]
+        found = index.find(keys) if rows is None else rows
+        if mine:  # the user's counts speak for these
+            found = np.where(np.isin(keys, string_keys(mine)), index.size, found)
+        found = found[found != index.size]
         count = len(found) + len(personal)
         if count == 0:
             return Result(probability=0.5)

@@ -112,18 +112,17 @@ class SpamCheck:
         accounts: Sequence[int | None] = message.account_ids or (None,)
         entries = await self._store.spam_list([GLOBAL_MODEL, *message.account_ids])
         addresses = senders(found, message.envelope.mail_from)
+        judged = await self._models.classify_each(found, [*accounts, None] if len(accounts) > 1 else accounts)
         scores: dict[int | None, Assessment] = {}
         for account in accounts:
             own = [e for e in entries if e.account_id in (GLOBAL_MODEL, account)]
             listed = list_hit(own, addresses)
-            bayes = await self._models.classify(found, account)
-            scores[account] = assess(bayes, [*hits, listed] if listed else hits)
+            scores[account] = assess(judged[account], [*hits, listed] if listed else hits)
         if len(scores) == 1:
             shown = next(iter(scores.values()))
         else:
             global_listed = list_hit([e for e in entries if e.account_id == GLOBAL_MODEL], addresses)
-            bayes = await self._models.classify(found, None)
-            shown = assess(bayes, [*hits, global_listed] if global_listed else hits)
+            shown = assess(judged[None], [*hits, global_listed] if global_listed else hits)
         spamtest = rules.spamtest(
             shown.score, junk_threshold=self.junk_threshold, reject_threshold=self.reject_threshold
         )

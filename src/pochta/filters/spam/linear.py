@@ -97,24 +97,39 @@ def _column(values: Collection[float]) -> npt.NDArray[np.float64]:
     return np.fromiter(itertools.chain(values, (0.0,)), dtype=np.float64, count=len(values) + 1)
 
 
-def logit(
-    model: Weights, words: Set[str], grams: Grams, user: Weights | None = None, *, keys: Keys | None = None
-) -> float:
-    """The model's log-odds that the message is spam (0: undecided). `keys`: table.string_keys(words),
+def global_sums(model: Weights, words: Set[str], grams: Grams, *, keys: Keys | None = None) -> tuple[float, float]:
+    """The summed weights of a message's words and of its 4-grams in `model` (a global model): what does
+    not depend on the recipient, so a message for many is looked up once. `keys`: table.string_keys(words),
     when the caller has them already."""
     index = model.index()
-    mine = user.words if user else None
-    if index.words is None or not words:
-        word_part = _word_block(words, model.words, mine)
+    if index.words is None:
+        word_total = math.fsum(map(model.words.get, words, repeat(0.0)))
+    elif words:
+        word_total = total(index.word_weights[index.words.find(string_keys(words) if keys is None else keys)])
     else:
-        found = index.words.find(string_keys(words) if keys is None else keys)
-        word_part = (total(index.word_weights[found]) + _user_sum(words, mine)) / math.sqrt(len(words) + 1)
-    gram_part = 0.0
-    if len(grams):
-        summed = total(index.gram_weights[index.grams.find(grams.astype(np.uint64))])
-        if user and user.grams:
-            summed += sum(map(user.grams.get, grams.tolist(), repeat(0.0)))
-        gram_part = summed / math.sqrt(len(grams) + 1)
+        word_total = 0.0
+    gram_total = total(index.gram_weights[index.grams.find(grams.astype(np.uint64))]) if len(grams) else 0.0
+    return word_total, gram_total
+
+
+def logit(
+    model: Weights,
+    words: Set[str],
+    grams: Grams,
+    user: Weights | None = None,
+    *,
+    keys: Keys | None = None,
+    sums: tuple[float, float] | None = None,
+) -> float:
+    """The model's log-odds that the message is spam (0: undecided), with a user's weights added when
+    given. `sums`: global_sums() of the message, when the caller has them already."""
+    word_total, gram_total = sums if sums is not None else global_sums(model, words, grams, keys=keys)
+    if user:
+        word_total += _user_sum(words, user.words)
+        if user.grams and len(grams):
+            gram_total += sum(map(user.grams.get, grams.tolist(), repeat(0.0)))
+    word_part = word_total / math.sqrt(len(words) + 1) if words else 0.0
+    gram_part = gram_total / math.sqrt(len(grams) + 1) if len(grams) else 0.0
     return word_part + GRAM_SHARE * gram_part
 
 

@@ -158,22 +158,44 @@ class Models:
 
     async def classify(self, message: Features, account_id: int | None, *, explain: bool = False) -> Result:
         """Score a message with the global model plus, given an account, that user's."""
+        return (await self.classify_each(message, [account_id], explain=explain))[account_id]
+
+    async def classify_each(
+        self, message: Features, account_ids: Sequence[int | None], *, explain: bool = False
+    ) -> dict[int | None, Result]:
+        """Score a message for each of its recipients (None: the global model alone). The global model's
+        part is looked up once (a message for a list of 50 cost 50 lookups of every feature before);
+        a recipient without a model of their own gets the global judgement."""
         model = await self.global_model()
         classifier = await self.classifier()
-        user = await self.user(account_id) if account_id is not None else None
-        keys = string_keys(message.tokens)  # looked up by both classifiers
-        fisher = classifier.classify(message.tokens, user.counts if user else None, explain=explain, keys=keys)
-        weights = user.weights if user is not None and user.weights else None
-        has_weights = bool(model.weights or weights)
-        linear_logit = (
-            linear.logit(model.weights, message.tokens, message.grams, weights, keys=keys) if has_weights else 0.0
-        )
-        return Result(
-            logit=combine(linear_logit, fisher.probability, has_weights=has_weights),
-            probability=fisher.probability,
-            clues=fisher.clues,
-            is_trained=fisher.is_trained,
-        )
+        keys = string_keys(message.tokens)
+        rows = classifier.clue_rows(keys)
+        sums = linear.global_sums(model.weights, message.tokens, message.grams, keys=keys)
+        results: dict[int | None, Result] = {}
+        plain: Result | None = None
+        for account_id in account_ids:
+            user = await self.user(account_id) if account_id is not None else None
+            if user is not None and not (user.counts.spam or user.counts.ham or user.weights):
+                user = None
+            if user is None and plain is not None:
+                results[account_id] = plain
+                continue
+            counts = user.counts if user is not None else None
+            fisher = classifier.classify(message.tokens, counts, explain=explain, keys=keys, rows=rows)
+            weights = user.weights if user is not None and user.weights else None
+            has_weights = bool(model.weights or weights)
+            linear_logit = (
+                linear.logit(model.weights, message.tokens, message.grams, weights, sums=sums) if has_weights else 0.0
+            )
+            results[account_id] = Result(
+                logit=combine(linear_logit, fisher.probability, has_weights=has_weights),
+                probability=fisher.probability,
+                clues=fisher.clues,
+                is_trained=fisher.is_trained,
+            )
+            if user is None:
+                plain = results[account_id]
+        return results
 
     async def learn(self, account_id: int, examples: Sequence[Example], *, step: bool = True) -> Learned:
         """Teach a model (GLOBAL_MODEL or a user's): new messages are counted, messages taught the other
