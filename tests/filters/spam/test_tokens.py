@@ -57,6 +57,25 @@ def test_trace_fields_and_other_filters_verdicts_are_not_features() -> None:
     assert {"hello", "there", "hello there"} <= found.tokens
 
 
+def test_signatures_give_their_signer_only() -> None:
+    plain = b"From: a@b.example\r\nSubject: hello\r\n\r\nsee you at noon\r\n"
+    signed = (
+        b"ARC-Seal: i=1; a=rsa-sha256; t=1700000000; cv=none; d=relay.example;\r\n"
+        b"\tb=Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZXWFla\r\n"
+        b"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=B.example; s=sel;\r\n"
+        b"\th=from:subject; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=;\r\n"
+        b"\tb=dGhpcyBpcyBub3QgYSByZWFsIHNpZ25hdHVyZSBidXQgaXQgbG9va3MgbGlrZSBvbmU=\r\n" + plain
+    )
+    found, unsigned = features(signed), features(plain)
+    assert found.grams.tolist() == unsigned.grams.tolist()  # signatures take no room in the 4-gram window
+    assert found.tokens - unsigned.tokens == {
+        "h:dkim-signature",
+        "Hdkim-signatu:d=b.example",
+        "h:arc-seal",
+        "Harc-seal:d=relay.example",
+    }
+
+
 def test_a_message_without_text_says_so() -> None:
     found = features(b"From: a@b.example\r\nContent-Type: image/png\r\n\r\niVBORw0KGgo=\r\n")
     assert {"x:no-words", "ct:image/png"} <= found.tokens

@@ -8,7 +8,8 @@ word in the subject and the same word in the body count apart. Body words also g
 
 Every header field gives its name and its words (Received included: relays are good evidence), except
 fields that differ per delivery or carry another filter's opinion: Delivered-To, Return-Path, dates,
-Status and X-Spam-* (another filter's verdict would teach ours to copy it).
+Status and X-Spam-* (another filter's verdict would teach ours to copy it). A DKIM, ARC or DomainKeys
+signature gives its name and signing domain only.
 
 Beside the words, :func:`grams` gives the raw octets' 4-grams (headers and body as they are, the same
 fields left out, line ends as LF) of the first :data:`WINDOW` octets, for the linear model (linear.py).
@@ -64,6 +65,13 @@ _WORD_HEADERS = {
     "message-id": "i:",
 }
 _SKIPPED_HEADERS = ("delivered-to", "return-path", "x-spam", "date", "x-original-date", "status")
+# Signatures are random by design (base64 of a hash, new for every message): their words would be
+# tokens seen once and never again, and their octets would fill the 4-gram window of a message signed
+# a few times (DKIM, ARC: 2-4 KB of a modern message's top). Only the signing domain is a feature.
+_SIGNATURES = frozenset(
+    {"dkim-signature", "x-google-dkim-signature", "domainkey-signature", "arc-seal", "arc-message-signature"}
+)
+_SIGNING_DOMAIN = re.compile(r"(?:^|;)\s*d\s*=\s*([^;\s]+)")
 _TEXT_FIELD = re.compile(r"^([^\x00-\x20\x7f:]+)[ \t]*:([^\n]*(?:\n[ \t][^\n]*)*)", re.MULTILINE)
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 
@@ -78,7 +86,9 @@ _URL = re.compile(r"(?:https?|ftp)://([^/\s\"'<>?#:]+)")
 _ANCHOR = re.compile(r"<a\s[^>]*?href\s*=\s*[\"']?([^\"'\s>]+)[^>]*>(.*?)</a\s*>", re.DOTALL | re.IGNORECASE)
 _HOST_IN_TEXT = re.compile(r"(?:https?://)?((?:[a-z0-9-]+\.)+[a-z]{2,})", re.IGNORECASE)
 _SKIPPED_FIELD = re.compile(
-    rb"^(?:delivered-to|return-path|x-spam|date|x-original-date|status)[^:\n]*:[^\n]*\n(?:[ \t][^\n]*\n)*",
+    rb"^(?:delivered-to|return-path|x-spam|date|x-original-date|status)[^:\n]*:[^\n]*\n(?:[ \t][^\n]*\n)*"
+    rb"|^(?:dkim-signature|x-google-dkim-signature|domainkey-signature|arc-seal|arc-message-signature)"
+    rb"[ \t]*:[^\n]*\n(?:[ \t][^\n]*\n)*",  # the _SIGNATURES
     re.IGNORECASE | re.MULTILINE,
 )
 _SPACES = re.compile(r"\s+")
@@ -177,6 +187,11 @@ def _header_features(block: bytes, out: Features) -> None:
             continue
         tokens.add("h:" + name)
         prefix = _WORD_HEADERS.get(name) or "H" + name[:12] + ":"
+        if name in _SIGNATURES:
+            signer = _SIGNING_DOMAIN.search(value)
+            if signer is not None:
+                tokens.add(prefix + "d=" + signer.group(1).lower())
+            continue
         if name == "message-id":
             tokens.add("i:" + value.rpartition("@")[2].strip("> ").lower())
             continue
