@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Soak (run by hand): smtp-source delivers while another process (`pochta import`) writes to the same
+# store. The server's quick writes find the database locked by the importer and go to the writer thread,
+# which waits for the lock; nothing may be lost on either side. Needs Debian's postfix (smtp-source) and
+# ../shared/peers from the project root.
+#
+#   bench/smtp_with_import.sh [COUNT=5000] [IMPORTED=3000]      REUSE=1: several messages per connection
+set -euo pipefail
+COUNT=${1:-5000} IMPORTED=${2:-3000}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PEERS=${PEERS:-$ROOT/../shared/peers}
+PORT=${POCHTA_PORT:-12626}
+WORK=$(mktemp -d /tmp/pochta-soak.XXXXXX)
+POCHTA="$ROOT/.venv/bin/pochta --config $WORK/pochta.toml"
+[ -x "$ROOT/.venv/bin/pochta" ] || { echo "run ./run-tests once to make .venv" >&2; exit 1; }
+cat > "$WORK/pochta.toml" <<EOT
+hostname = "mx.example.test"
+data_dir = "$WORK/data"
+[listen]
+smtp = ["127.0.0.1:$PORT"]
+submission = []
+submissions = []
+imap = []
+imaps = []
+pop3 = []
+pop3s = []
+managesieve = []
+http = []
+[limits]
+max_connections_per_ip = 1000
+[log]
+level = "WARNING"
+[auth]
+enabled = false
+[spam]
+enabled = false
+EOT
+pid=""
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$WORK"; }
+trap cleanup EXIT
+python3 "$PEERS/gen-mbox.py" "$WORK/import.mbox" "$IMPORTED" 7 >/dev/null
+$POCHTA domain add example.test >/dev/null
+for user in bench archive; do echo "bench-password" | $POCHTA user add "$user@example.test" --password-stdin >/dev/null; done
+$POCHTA alias add @example.test bench@example.test >/dev/null
+$POCHTA serve 2>"$WORK/pochta.log" &
+pid=$!
+for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
+started=$(date +%s.%N)
+( $POCHTA import archive@example.test "$WORK/import.mbox" >"$WORK/import.log" 2>&1; status=$?; date +%s.%N >"$WORK/import.end"; exit $status ) &
+importer=$!
+bash "$PEERS/smtp-bench.sh" 127.0.0.1 "$PORT" "$COUNT" 20 10240 | tail -1
+wait "$importer" || { echo "import failed:" >&2; cat "$WORK/import.log" >&2; exit 1; }
+echo "import of $IMPORTED messages: $(python3 -c "print(f'{$(cat "$WORK/import.end") - $started:.1f}')") s, alongside"
+stored() { $POCHTA mailbox list "$1" --json | python3 -c 'import json,sys; print(sum(m["messages"] for m in json.load(sys.stdin)))'; }
+delivered=$(stored bench@example.test) imported=$(stored archive@example.test)
+echo "stored: $delivered of $COUNT delivered, $imported of $IMPORTED imported"
+if grep -q -i "traceback\|error" "$WORK/pochta.log"; then echo "server log has errors:" >&2; grep -i "error" "$WORK/pochta.log" | head >&2; exit 1; fi
+[ "$delivered" = "$COUNT" ] && [ "$imported" = "$IMPORTED" ] || { echo "LOST MESSAGES" >&2; exit 1; }
+echo "ok: nothing lost"
