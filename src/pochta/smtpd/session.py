@@ -403,10 +403,17 @@ class Session:
         received = (
             f"Received: from {helo} ([{stream.peer_host}])\r\n"
             f"\tby {self.settings.hostname} (Pochta) with {protocol} id {transaction.id}{recipients}"
-            f"{tls_comment};\r\n\t{format_datetime(transaction.started)}\r\n"
+            f"{tls_comment};\r\n\t{_date_text(transaction.started.replace(microsecond=0))}\r\n"
         )
         return_path = f"Return-Path: {reverse_path}\r\n" if self.policy.adds_return_path else ""
         return f"{return_path}{received}".encode()
+
+
+@functools.lru_cache(maxsize=8)
+def _date_text(moment: datetime) -> str:
+    """RFC 5322 date of a whole second: the same for every message of that second (2% of the event
+    loop's time with one connection per message when formatted each time)."""
+    return format_datetime(moment)
 
 
 def _path_text(mail: MailFrom) -> str:
