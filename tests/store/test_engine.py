@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 import time
@@ -229,5 +230,45 @@ async def test_a_broken_transaction_on_the_loop_answers_every_write(tmp_path: Pa
         assert all(isinstance(result, StoreError) for result in results)
         assert await engine.write(_insert("b.test"), is_quick=True) == "b.test"
         assert await engine.read(_count_domains) == 1
+    finally:
+        await engine.close()
+
+
+async def test_a_cancelled_close_still_answers_the_quick_writes_committing(tmp_path: Path) -> None:
+    engine = Engine(tmp_path / DATABASE_NAME, fsync=True, on_commit=lambda _: None)
+    engine._committer.submit(time.sleep, 0.3)  # a slow disk: the COMMIT waits its turn
+    write = asyncio.ensure_future(engine.write(_insert("a.test"), is_quick=True))
+    await asyncio.sleep(0.05)  # its COMMIT is on its way
+    closing = asyncio.ensure_future(engine.close())
+    await asyncio.sleep(0)
+    closing.cancel()
+    assert await asyncio.wait_for(write, timeout=5) == "a.test"  # answered all the same: no retry, no duplicate
+    with contextlib.suppress(asyncio.CancelledError):
+        await closing
+
+
+async def test_a_failing_watcher_does_not_hold_up_later_writes(tmp_path: Path) -> None:
+    failures = [RuntimeError("a watcher broke")]
+
+    def on_commit(touched: set[int]) -> None:
+        if failures:
+            raise failures.pop()
+
+    engine = Engine(tmp_path / DATABASE_NAME, fsync=False, on_commit=on_commit)
+
+    def touching(name: str) -> Callable[[sqlite3.Connection], WriteResult[str]]:
+        def run(conn: sqlite3.Connection) -> WriteResult[str]:
+            conn.execute("INSERT INTO domains (name, created) VALUES (?, 0)", (name,))
+            return WriteResult(name, touched={1})
+
+        return run
+
+    try:
+        engine._committer.submit(time.sleep, 0.3)  # the first COMMIT waits: the second write comes meanwhile
+        first = asyncio.ensure_future(engine.write(touching("a.test"), is_quick=True))
+        await asyncio.sleep(0.05)
+        second = asyncio.ensure_future(engine.write(touching("b.test"), is_quick=True))
+        assert await asyncio.wait_for(asyncio.gather(first, second), timeout=5) == ["a.test", "b.test"]
+        assert not failures
     finally:
         await engine.close()

@@ -168,13 +168,15 @@ class Models:
         a recipient without a model of their own gets the global judgement."""
         model = await self.global_model()
         classifier = await self.classifier()
+        users = {account_id: await self.user(account_id) for account_id in account_ids if account_id is not None}
+        # From here on nothing awaits: the global tables cannot change under the rows found in them.
         keys = string_keys(message.tokens)
         rows = classifier.clue_rows(keys)
         sums = linear.global_sums(model.weights, message.tokens, message.grams, keys=keys)
         results: dict[int | None, Result] = {}
         plain: Result | None = None
         for account_id in account_ids:
-            user = await self.user(account_id) if account_id is not None else None
+            user = users.get(account_id) if account_id is not None else None
             if user is not None and not (user.counts.spam or user.counts.ham or user.weights):
                 user = None
             if user is None and plain is not None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import queue
 import sqlite3
@@ -136,6 +137,7 @@ class Engine:
         self._conn = writer_conn
         self._conn_lock = threading.Lock()  # who uses the writer connection: the writer thread or a loop
         self._home: asyncio.AbstractEventLoop | None = None  # the loop that commits quick jobs
+        self._home_lock = threading.Lock()
         self._loop_jobs: list[_Job] = []
         self._loop_commits: asyncio.Task[None] | None = None
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-commit")
@@ -187,14 +189,22 @@ class Engine:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         job = _Job(run=run, loop=loop, future=future, prepare=prepare, rows=rows)
-        if is_quick and not prepare and (self._home is None or self._home is loop):
-            self._home = loop
+        if is_quick and not prepare and self._is_home(loop):
             self._loop_jobs.append(job)
             if self._loop_commits is None or self._loop_commits.done():
                 self._loop_commits = loop.create_task(self._commit_on_loop())
         else:
             self._jobs.put(job)
         return await future
+
+    def _is_home(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Whether quick jobs asked for on `loop` run there: on the first loop to ask (the server's one);
+        another loop's go to the writer thread."""
+        if self._home is None:
+            with self._home_lock:
+                if self._home is None:
+                    self._home = loop
+        return self._home is loop
 
     async def _commit_on_loop(self) -> None:
         """Group-commit the quick jobs: their statements here, the COMMIT in a thread; jobs that come
@@ -209,25 +219,52 @@ class Engine:
             conn = self._conn
             try:
                 conn.execute("BEGIN IMMEDIATE")  # busy_timeout 0: raises when another process writes
-            except sqlite3.Error:
+            except BaseException as exc:
                 self._conn_lock.release()
+                if not isinstance(exc, sqlite3.Error):
+                    raise
                 self._to_writer(batch)  # which waits for that process
                 continue
             try:
                 outcomes, touched = _run_jobs(conn, batch, {})
-            except Exception as exc:  # not a job's own failure (those are outcomes): the transaction's
+                # The commit thread releases the connection and the callback answers the callers,
+                # whatever becomes of this task meanwhile (a cancelled close(), a loop shutting down).
+                commit = loop.run_in_executor(self._committer, self._commit_and_release, conn)
+            except BaseException as exc:  # not a job's own failure (those are outcomes): the transaction's
                 log.exception("store write failed; %d writes refused", len(batch))
                 _rollback(conn)
                 self._conn_lock.release()
-                outcomes, touched = [(False, None)] * len(batch), set()
-                committed: Exception | None = exc
-            else:
-                # The commit thread releases the connection, whatever becomes of this task meanwhile.
-                committed = await loop.run_in_executor(self._committer, self._commit_and_release, conn)
-            self._done(batch, outcomes, touched, committed)
-            _settle_all([(job.future, ok, value) for job, (ok, value) in zip(batch, outcomes, strict=True)])
-            if touched:
+                self._finish(batch, [(False, None)] * len(batch), set(), exc)
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            commit.add_done_callback(functools.partial(self._committed, batch, outcomes, touched))
+            await asyncio.shield(commit)
+
+    def _committed(
+        self,
+        batch: list[_Job],
+        outcomes: list[tuple[bool, Any]],
+        touched: set[int],
+        commit: asyncio.Future[Exception | None],
+    ) -> None:
+        if commit.cancelled():  # only when the executor was shut down under it
+            failure: BaseException | None = StoreError("commit cancelled")
+        else:
+            failure = commit.exception() or commit.result()
+        self._finish(batch, outcomes, touched, failure)
+
+    def _finish(
+        self, batch: list[_Job], outcomes: list[tuple[bool, Any]], touched: set[int], failure: BaseException | None
+    ) -> None:
+        """Answer the callers of a commit made from the loop (`failure`: the COMMIT's, if any)."""
+        self._done(batch, outcomes, touched, failure)
+        _settle_all([(job.future, ok, value) for job, (ok, value) in zip(batch, outcomes, strict=True)])
+        if touched:
+            try:
                 self._on_commit(touched)
+            except Exception:  # a watcher's failure must not hold up the next commits
+                log.exception("waking watchers after a commit failed")
 
     def _to_writer(self, batch: list[_Job]) -> None:
         for job in batch:
@@ -246,7 +283,7 @@ class Engine:
         return None
 
     def _done(
-        self, batch: list[_Job], outcomes: list[tuple[bool, Any]], touched: set[int], failure: Exception | None
+        self, batch: list[_Job], outcomes: list[tuple[bool, Any]], touched: set[int], failure: BaseException | None
     ) -> None:
         """Count a commit; a failed one fails every job of it."""
         if failure is None:
@@ -378,7 +415,9 @@ class Engine:
         self._closed = True
         if self._loop_commits is not None and self._home is asyncio.get_running_loop():
             with contextlib.suppress(Exception):
-                await self._loop_commits  # the quick jobs already asked for still commit
+                await asyncio.shield(self._loop_commits)  # the quick jobs already asked for still commit
+        self._to_writer(self._loop_jobs)  # any left (their task was cancelled): the writer takes them
+        self._loop_jobs = []
         self._jobs.put(_STOP)
         await asyncio.to_thread(self._writer.join)
         await asyncio.to_thread(self._checkpointer.stop)
