@@ -146,10 +146,8 @@ class Classifier:
 
     def __init__(self, model: Counts) -> None:
         self.model = model
-        self._clues: dict[str, float] = {}
-        self._log_spam: dict[str, float] = {}  # ln f
-        self._log_ham: dict[str, float] = {}  # ln (1 - f)
-        self._rows: Rows | None = None  # of the clues; None when two share a hash (then the dicts are used)
+        self._clues: dict[str, float] = {}  # token → f, for --explain and the slow path
+        self._rows: Rows | None = None  # of the clues; None when two share a hash (then _clues is used)
         self._logs = np.zeros((2, 1))  # ln f and ln (1 - f) by row, and zeros for "not a clue"
         self.changed()
 
@@ -162,13 +160,12 @@ class Classifier:
             if abs(f - 0.5) >= MIN_DISTANCE:
                 clues[token] = f
         self._clues = clues
-        self._log_spam = {token: math.log(f) for token, f in clues.items()}
-        self._log_ham = {token: math.log(1.0 - f) for token, f in clues.items()}
         keys = string_keys(list(clues))
         self._rows = Rows(keys) if distinct(keys) else None
+        probabilities = np.fromiter(clues.values(), dtype=np.float64, count=len(clues))
         self._logs = np.zeros((2, len(clues) + 1))
-        self._logs[0, :-1] = list(self._log_spam.values())
-        self._logs[1, :-1] = list(self._log_ham.values())
+        self._logs[0, :-1] = np.log(probabilities)
+        self._logs[1, :-1] = np.log1p(-probabilities)
 
     def clue_rows(self, keys: Keys) -> Found | None:
         """The rows of the global clue table for a message's token keys (table.string_keys): what does not
