@@ -108,7 +108,8 @@ def global_sums(model: Weights, words: Set[str], grams: Grams, *, keys: Keys | N
         word_total = total(index.word_weights[index.words.find(string_keys(words) if keys is None else keys)])
     else:
         word_total = 0.0
-    gram_total = total(index.gram_weights[index.grams.find(grams.astype(np.uint64))]) if len(grams) else 0.0
+    # 4-grams come in ascending order: the plain sum adds them in the same order in every process
+    gram_total = float(index.gram_weights[index.grams.find(grams.astype(np.uint64))].sum()) if len(grams) else 0.0
     return word_total, gram_total
 
 
