@@ -233,6 +233,13 @@ async def test_multi_recipient_append_is_all_or_none(store: Store) -> None:
     with pytest.raises(NotFound):
         await store.append([_message(alice, await _inbox(store, alice)), _message(alice, 999999)])
     assert await store.messages(await _inbox(store, alice)) == []
+    bobs_inbox = await _inbox(store, bob)
+    before = await store.get_mailbox(bob, "INBOX")
+    used = (await store.get_account_by_id(alice)).used_bytes  # type: ignore[union-attr]
+    with pytest.raises(NotFound):  # a mailbox of another account: nothing lands there, no count moves
+        await store.append([_message(alice, bobs_inbox, size=10)])
+    assert await store.messages(bobs_inbox) == [] and await store.get_mailbox(bob, "INBOX") == before
+    assert (await store.get_account_by_id(alice)).used_bytes == used  # type: ignore[union-attr]
     # and a failed job does not disturb a concurrent good one (each job its own savepoint)
     good, bad = await asyncio.gather(
         store.append([_message(alice, await _inbox(store, alice))]),
