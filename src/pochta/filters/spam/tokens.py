@@ -177,7 +177,7 @@ def _header_features(block: bytes, out: Features) -> None:
     # Latin-1 keeps every octet; RFC 2047 words and UTF-8 values (RFC 6532) are decoded per field.
     for written, raw in _TEXT_FIELD.findall(block.decode("latin-1")):
         name = written.lower()
-        value = _FOLD.sub("", raw).strip()
+        value = (_FOLD.sub("", raw) if "\n" in raw else raw).strip()
         if "=?" in value:
             value = decode_words(value)
         elif not value.isascii():
