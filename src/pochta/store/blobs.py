@@ -29,7 +29,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from pochta.store.api import BlobRef, NotFound, StoreError
 
@@ -38,6 +38,15 @@ _SHARDS = tuple(f"{i:02x}" for i in range(256))
 _STRAY_AGE = 3600.0  # seconds since a temp file was last written before it counts as left by a crash
 _SPILL = 256 * 1024  # octets a writer keeps in memory before it streams to its temp file
 INLINE_LIMIT = 128 * 1024  # octets up to which a blob stored with its rows lives in the database
+
+
+@contextlib.contextmanager
+def _file_of_blob(blob_id: str) -> Iterator[None]:
+    """Reading a blob's file: its absence is the blob's (NotFound)."""
+    try:
+        yield
+    except FileNotFoundError as exc:
+        raise NotFound(f"no blob {blob_id}") from exc
 
 
 def _check_id(blob_id: str) -> None:
@@ -220,44 +229,31 @@ class FileBlobs:
 
     def read_sync(self, blob_id: str, start: int = 0, end: int | None = None) -> bytes:
         _check_id(blob_id)
-        if self.database is not None:
-            # substr() counts a BLOB's octets from 1 and stops at its end
-            args: tuple[object, ...] = (
-                (start + 1, blob_id) if end is None else (start + 1, max(0, end - start), blob_id)
-            )
-            sql = f"SELECT substr(data, ?{'' if end is None else ', ?'}) FROM blobs WHERE id = ?"
-            row = self._reader().execute(sql, args).fetchone()
-            if row is not None:
-                return bytes(row[0] or b"")  # substr() of an empty BLOB is NULL
-        try:
-            with open(self.file_of(blob_id), "rb") as handle:
-                handle.seek(start)
-                return handle.read() if end is None else handle.read(max(0, end - start))
-        except FileNotFoundError as exc:
-            raise NotFound(f"no blob {blob_id}") from exc
+        # substr() counts a BLOB's octets from 1 and stops at its end
+        args: tuple[object, ...] = (start + 1, blob_id) if end is None else (start + 1, max(0, end - start), blob_id)
+        row = self._row(f"SELECT substr(data, ?{'' if end is None else ', ?'}) FROM blobs WHERE id = ?", args)
+        if row is not None:
+            return bytes(row[0] or b"")  # substr() of an empty BLOB is NULL
+        with _file_of_blob(blob_id), open(self.file_of(blob_id), "rb") as handle:
+            handle.seek(start)
+            return handle.read() if end is None else handle.read(max(0, end - start))
 
     def open(self, blob_id: str) -> BinaryIO:
         """The blob for reading from the start, wherever it lives."""
         _check_id(blob_id)
-        if self.database is not None:
-            row = self._reader().execute("SELECT data FROM blobs WHERE id = ?", (blob_id,)).fetchone()
-            if row is not None:
-                return io.BytesIO(row[0])
-        try:
+        row = self._row("SELECT data FROM blobs WHERE id = ?", (blob_id,))
+        if row is not None:
+            return io.BytesIO(row[0])
+        with _file_of_blob(blob_id):
             return open(self.file_of(blob_id), "rb")
-        except FileNotFoundError as exc:
-            raise NotFound(f"no blob {blob_id}") from exc
 
     def size(self, blob_id: str) -> int:
         _check_id(blob_id)
-        if self.database is not None:
-            row = self._reader().execute("SELECT length(data) FROM blobs WHERE id = ?", (blob_id,)).fetchone()
-            if row is not None:
-                return int(row[0])
-        try:
+        row = self._row("SELECT length(data) FROM blobs WHERE id = ?", (blob_id,))
+        if row is not None:
+            return int(row[0])
+        with _file_of_blob(blob_id):
             return os.stat(self.file_of(blob_id)).st_size
-        except FileNotFoundError as exc:
-            raise NotFound(f"no blob {blob_id}") from exc
 
     def path(self, blob_id: str) -> str:
         """The file of a blob kept as a file: every blob over `inline_limit`, or one committed on its own."""
@@ -277,11 +273,15 @@ class FileBlobs:
 
     async def exists(self, blob_id: str) -> bool:
         _check_id(blob_id)
-        is_row = (
-            self.database is not None
-            and self._reader().execute("SELECT 1 FROM blobs WHERE id = ?", (blob_id,)).fetchone()
-        )
-        return bool(is_row) or self.file_of(blob_id).exists()
+        is_row = self._row("SELECT 1 FROM blobs WHERE id = ?", (blob_id,)) is not None
+        return is_row or self.file_of(blob_id).exists()
+
+    def _row(self, sql: str, args: tuple[object, ...]) -> tuple[Any, ...] | None:
+        """The row `sql` selects from the blobs table; None when it has none, or there is no database."""
+        if self.database is None:
+            return None
+        row: tuple[Any, ...] | None = self._reader().execute(sql, args).fetchone()
+        return row
 
     def ids(self) -> Iterator[str]:
         if self.database is not None:
