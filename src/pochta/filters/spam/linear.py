@@ -103,7 +103,7 @@ def global_sums(model: Weights, words: Set[str], grams: Grams, *, keys: Keys | N
     when the caller has them already."""
     index = model.index()
     if index.words is None:
-        word_total = math.fsum(map(model.words.get, words, repeat(0.0)))
+        word_total = _word_sum(words, model.words)
     elif words:
         word_total = total(index.word_weights[index.words.find(string_keys(words) if keys is None else keys)])
     else:
@@ -126,43 +126,35 @@ def logit(
     given. `sums`: global_sums() of the message, when the caller has them already."""
     word_total, gram_total = sums if sums is not None else global_sums(model, words, grams, keys=keys)
     if user:
-        word_total += _user_sum(words, user.words)
+        word_total += _word_sum(words, user.words)
         if user.grams and len(grams):
-            gram_total += sum(map(user.grams.get, grams.tolist(), repeat(0.0)))
-    word_part = word_total / math.sqrt(len(words) + 1) if words else 0.0
-    gram_part = gram_total / math.sqrt(len(grams) + 1) if len(grams) else 0.0
-    return word_part + GRAM_SHARE * gram_part
-
-
-def _user_sum(words: Set[str], table: Mapping[str, float] | None) -> float:
-    return math.fsum(map(table.get, words, repeat(0.0))) if table else 0.0
+            gram_total += _gram_sum(grams.tolist(), user.grams)
+    return _scaled(word_total, len(words)) + GRAM_SHARE * _scaled(gram_total, len(grams))
 
 
 def blocks(model: Weights, words: Set[str], grams: Grams, user: Weights | None = None) -> tuple[float, float]:
     """The log-odds of each block, (words, grams), while training: features looked up one by one in the
     dictionaries, as the weights change after every step (logit() gives the same from the arrays)."""
-    return (
-        _word_block(words, model.words, user.words if user else None),
-        _gram_block(grams.tolist(), model.grams, user.grams if user else None),
-    )
+    listed = grams.tolist()
+    word_total = _word_sum(words, model.words) + (_word_sum(words, user.words) if user else 0.0)
+    gram_total = _gram_sum(listed, model.grams) + (_gram_sum(listed, user.grams) if user else 0.0)
+    return _scaled(word_total, len(words)), _scaled(gram_total, len(listed))
 
 
-def _word_block(words: Set[str], table: Mapping[str, float], user: Mapping[str, float] | None) -> float:
-    if not words:
-        return 0.0
+def _word_sum(words: Set[str], table: Mapping[str, float]) -> float:
     # One lookup per feature (an intersection with the table first measured 3 times slower). The order of a
     # set of strings differs between processes (hash randomisation), so the sum is exact (fsum) to come out
     # the same in all of them.
-    return (math.fsum(map(table.get, words, repeat(0.0))) + _user_sum(words, user)) / math.sqrt(len(words) + 1)
+    return math.fsum(map(table.get, words, repeat(0.0))) if table else 0.0
 
 
-def _gram_block(grams: list[int], table: Mapping[int, float], user: Mapping[int, float] | None) -> float:
-    if not grams:
-        return 0.0
-    total = sum(map(table.get, grams, repeat(0.0)))  # in ascending order: the same sum everywhere
-    if user:
-        total += sum(map(user.get, grams, repeat(0.0)))
-    return total / math.sqrt(len(grams) + 1)
+def _gram_sum(grams: list[int], table: Mapping[int, float]) -> float:
+    return sum(map(table.get, grams, repeat(0.0))) if table else 0.0  # in ascending order: the same everywhere
+
+
+def _scaled(total: float, size: int) -> float:
+    """A block's log-odds: its summed weights over the length of its binary vector (0 for no features)."""
+    return total / math.sqrt(size + 1) if size else 0.0
 
 
 def learn(
