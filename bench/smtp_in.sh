@@ -20,29 +20,11 @@ POCHTA="$ROOT/.venv/bin/pochta --config $WORK/pochta.toml"
 [ -x "$ROOT/.venv/bin/pochta" ] || { echo "run ./run-tests once to make .venv" >&2; exit 1; }
 command -v smtp-source >/dev/null || [ -x /usr/sbin/smtp-source ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postfix >/dev/null
 
-cat > "$WORK/pochta.toml" <<EOF
-hostname = "mx.example.test"
-data_dir = "$WORK/data"
-[listen]
-smtp = ["127.0.0.1:$PORT"]
-submission = []
-submissions = []
-imap = []
-imaps = []
-pop3 = []
-pop3s = []
-managesieve = []
-http = []
-[limits]
-max_connections_per_ip = 1000
-[log]
-level = "WARNING"
-EOF
+# shellcheck source=bench/smtp_setup.sh
+. "$ROOT/bench/smtp_setup.sh"
 # The Postfix peer runs no sender-authentication, virus or spam checks, so by default neither does Pochta;
-# CHECKS=1 keeps Pochta's default checks (they ask the machine's resolver about the sender's domain).
-if [ "${CHECKS:-0}" != 1 ]; then
-    printf '[auth]\nenabled = false\n[spam]\nenabled = false\n' >>"$WORK/pochta.toml"
-fi
+# CHECKS=1 keeps Pochta's default checks.
+write_smtp_config "$WORK/pochta.toml" "$WORK/data" "$PORT" "${CHECKS:-0}"
 
 pochta_pid=""
 cleanup() {
@@ -55,9 +37,7 @@ trap cleanup EXIT
 start_pochta() {
     [ -n "$pochta_pid" ] && kill "$pochta_pid" && wait "$pochta_pid" 2>/dev/null || true
     rm -rf "$WORK/data"
-    $POCHTA domain add example.test >/dev/null
-    echo "bench-password" | $POCHTA user add bench@example.test --password-stdin >/dev/null
-    $POCHTA alias add @example.test bench@example.test >/dev/null  # smtp-source numbers each recipient
+    seed_bench_store "$POCHTA"
     $POCHTA serve 2>"$WORK/pochta.log" &
     pochta_pid=$!
     for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return; sleep 0.1; done

@@ -13,35 +13,14 @@ PORT=${POCHTA_PORT:-12626}
 WORK=$(mktemp -d /tmp/pochta-soak.XXXXXX)
 POCHTA="$ROOT/.venv/bin/pochta --config $WORK/pochta.toml"
 [ -x "$ROOT/.venv/bin/pochta" ] || { echo "run ./run-tests once to make .venv" >&2; exit 1; }
-cat > "$WORK/pochta.toml" <<EOT
-hostname = "mx.example.test"
-data_dir = "$WORK/data"
-[listen]
-smtp = ["127.0.0.1:$PORT"]
-submission = []
-submissions = []
-imap = []
-imaps = []
-pop3 = []
-pop3s = []
-managesieve = []
-http = []
-[limits]
-max_connections_per_ip = 1000
-[log]
-level = "WARNING"
-[auth]
-enabled = false
-[spam]
-enabled = false
-EOT
+# shellcheck source=bench/smtp_setup.sh
+. "$ROOT/bench/smtp_setup.sh"
+write_smtp_config "$WORK/pochta.toml" "$WORK/data" "$PORT"
 pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
 python3 "$PEERS/gen-mbox.py" "$WORK/import.mbox" "$IMPORTED" 7 >/dev/null
-$POCHTA domain add example.test >/dev/null
-for user in bench archive; do echo "bench-password" | $POCHTA user add "$user@example.test" --password-stdin >/dev/null; done
-$POCHTA alias add @example.test bench@example.test >/dev/null
+seed_bench_store "$POCHTA" archive
 $POCHTA serve 2>"$WORK/pochta.log" &
 pid=$!
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done

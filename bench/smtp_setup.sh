@@ -1,0 +1,39 @@
+# Sourced by the SMTP benchmarks (smtp_in.sh, smtp_with_import.sh): a Pochta that listens for SMTP only.
+
+# write_smtp_config FILE DATA_DIR PORT [CHECKS]: the config; CHECKS=1 keeps the sender-authentication and
+# spam checks (they ask the machine's resolver about the sender's domain), which the Postfix peer lacks.
+write_smtp_config() {
+    cat >"$1" <<EOF
+hostname = "mx.example.test"
+data_dir = "$2"
+[listen]
+smtp = ["127.0.0.1:$3"]
+submission = []
+submissions = []
+imap = []
+imaps = []
+pop3 = []
+pop3s = []
+managesieve = []
+http = []
+[limits]
+max_connections_per_ip = 1000
+[log]
+level = "WARNING"
+EOF
+    if [ "${4:-0}" != 1 ]; then
+        printf '[auth]\nenabled = false\n[spam]\nenabled = false\n' >>"$1"
+    fi
+}
+
+# seed_bench_store POCHTA_COMMAND [USER...]: example.test with bench@ (and USER@ for each name given),
+# every other address of the domain an alias of bench@ (smtp-source numbers each recipient).
+seed_bench_store() {
+    local pochta=$1
+    shift
+    $pochta domain add example.test >/dev/null
+    for user in bench "$@"; do
+        echo "bench-password" | $pochta user add "$user@example.test" --password-stdin >/dev/null
+    done
+    $pochta alias add @example.test bench@example.test >/dev/null
+}
