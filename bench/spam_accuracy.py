@@ -28,8 +28,7 @@ from typing import TypeVar
 from pochta.filters.spam import linear, rules
 from pochta.filters.spam.bayes import Classifier, Counts, worth_learning
 from pochta.filters.spam.check import assess
-from pochta.filters.spam.models import FISHER_SHARE, Result, combine
-from pochta.filters.spam.table import string_keys
+from pochta.filters.spam.models import FISHER_SHARE, judge
 from pochta.filters.spam.tokens import Features, features
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "spam" / "spamassassin"
@@ -67,18 +66,6 @@ def show(name: str, result: dict[str, float], rate: float | None) -> None:
     )
 
 
-def _score(classifier: Classifier, weights: linear.Weights, found: Features) -> Result:
-    """What Models.classify gives, without a store."""
-    keys = string_keys(found.tokens)
-    fisher = classifier.classify(found.tokens, keys=keys)
-    z = linear.logit(weights, found.tokens, found.grams, keys=keys)
-    return Result(
-        logit=combine(z, fisher.probability, has_weights=True),
-        probability=fisher.probability,
-        is_trained=fisher.is_trained,
-    )
-
-
 def pochta(train: list[tuple[bool, Path]], test: list[tuple[bool, Path]]) -> None:
     counts = Counts()
     weights = linear.Weights()
@@ -100,7 +87,7 @@ def pochta(train: list[tuple[bool, Path]], test: list[tuple[bool, Path]]) -> Non
     logits = []
     for _, data in messages:
         found = features(data)
-        result = _score(classifier, weights, found)
+        result = judge(classifier, weights, found)
         scores.append(assess(result, rules.message_hits(found, {})).score)
         logits.append(result.logit)
     spent = time.process_time() - started
@@ -110,7 +97,7 @@ def pochta(train: list[tuple[bool, Path]], test: list[tuple[bool, Path]]) -> Non
         started = time.process_time()
         found = features(data)
         tokenised = time.process_time()
-        result = _score(classifier, weights, found)
+        result = judge(classifier, weights, found)
         classified = time.process_time()
         assess(result, rules.message_hits(found, {}))
         parts[0] += tokenised - started

@@ -25,7 +25,7 @@ from pochta.store.api import GLOBAL_MODEL, SpamModel, SpamStore, SpamTraining
 from . import linear, rules
 from .bayes import Classifier, Counts, deltas
 from .linear import Weights
-from .table import string_keys
+from .table import Found, Keys, string_keys
 from .tokens import Features, Grams
 
 REFRESH = 30.0  # seconds between staleness checks of a cached model
@@ -92,6 +92,38 @@ def _prepare(model: Model) -> Classifier:
     """The tables scoring with the global model uses, built once (a tenth of a second on a big model)."""
     model.weights.index()
     return Classifier(model.counts)
+
+
+def judge(
+    classifier: Classifier,
+    weights: Weights,
+    message: Features,
+    user: Model | None = None,
+    *,
+    explain: bool = False,
+    keys: Keys | None = None,
+    rows: Found | None = None,
+    sums: tuple[float, float] | None = None,
+) -> Result:
+    """A message scored by the global model (its Fisher classifier and linear `weights`) plus, given one,
+    a user's model; no store involved (bench/spam_accuracy.py scores this way too). `keys`, `rows`,
+    `sums`: what the classifiers look up in the global model, when the caller has it already."""
+    if keys is None:
+        keys = string_keys(message.tokens)  # for both classifiers
+    fisher = classifier.classify(
+        message.tokens, user.counts if user is not None else None, explain=explain, keys=keys, rows=rows
+    )
+    own = user.weights if user is not None and user.weights else None
+    has_weights = bool(weights or own)
+    linear_logit = (
+        linear.logit(weights, message.tokens, message.grams, own, keys=keys, sums=sums) if has_weights else 0.0
+    )
+    return Result(
+        logit=combine(linear_logit, fisher.probability, has_weights=has_weights),
+        probability=fisher.probability,
+        clues=fisher.clues,
+        is_trained=fisher.is_trained,
+    )
 
 
 def combine(linear_logit: float, probability: float, *, has_weights: bool) -> float:
@@ -182,18 +214,8 @@ class Models:
             if user is None and plain is not None:
                 results[account_id] = plain
                 continue
-            counts = user.counts if user is not None else None
-            fisher = classifier.classify(message.tokens, counts, explain=explain, keys=keys, rows=rows)
-            weights = user.weights if user is not None and user.weights else None
-            has_weights = bool(model.weights or weights)
-            linear_logit = (
-                linear.logit(model.weights, message.tokens, message.grams, weights, sums=sums) if has_weights else 0.0
-            )
-            results[account_id] = Result(
-                logit=combine(linear_logit, fisher.probability, has_weights=has_weights),
-                probability=fisher.probability,
-                clues=fisher.clues,
-                is_trained=fisher.is_trained,
+            results[account_id] = judge(
+                classifier, model.weights, message, user, explain=explain, keys=keys, rows=rows, sums=sums
             )
             if user is None:
                 plain = results[account_id]
