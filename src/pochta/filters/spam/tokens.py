@@ -85,10 +85,10 @@ _STYLE_SCRIPT = re.compile(r"<(style|script)\b.*?</\1\s*>", re.DOTALL | re.IGNOR
 _URL = re.compile(r"(?:https?|ftp)://([^/\s\"'<>?#:]+)")
 _ANCHOR = re.compile(r"<a\s[^>]*?href\s*=\s*[\"']?([^\"'\s>]+)[^>]*>(.*?)</a\s*>", re.DOTALL | re.IGNORECASE)
 _HOST_IN_TEXT = re.compile(r"(?:https?://)?((?:[a-z0-9-]+\.)+[a-z]{2,})", re.IGNORECASE)
+# The octets of those fields, for the 4-gram window: names starting with a skipped one, the signatures'.
 _SKIPPED_FIELD = re.compile(
-    rb"^(?:delivered-to|return-path|x-spam|date|x-original-date|status)[^:\n]*:[^\n]*\n(?:[ \t][^\n]*\n)*"
-    rb"|^(?:dkim-signature|x-google-dkim-signature|domainkey-signature|arc-seal|arc-message-signature)"
-    rb"[ \t]*:[^\n]*\n(?:[ \t][^\n]*\n)*",  # the _SIGNATURES
+    b"^(?:(?:%s)[^:\\n]*|(?:%s)[ \\t]*):[^\\n]*\\n(?:[ \\t][^\\n]*\\n)*"
+    % tuple("|".join(map(re.escape, names)).encode() for names in (_SKIPPED_HEADERS, sorted(_SIGNATURES))),
     re.IGNORECASE | re.MULTILINE,
 )
 _SPACES = re.compile(r"\s+")
