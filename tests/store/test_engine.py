@@ -84,25 +84,32 @@ async def test_commits_are_copied_back_into_the_database_file_by_the_checkpointe
     assert not (tmp_path / (DATABASE_NAME + "-wal")).exists()  # the last connection checkpointed the rest
 
 
+def _insert(
+    name: str, threads: list[int] | None = None, *, fails: bool = False, touched: frozenset[int] = frozenset()
+) -> Callable[[sqlite3.Connection], WriteResult[str]]:
+    """A write job adding domain `name` (noting its thread in `threads`), failing after the insert if told."""
+
+    def run(conn: sqlite3.Connection) -> WriteResult[str]:
+        if threads is not None:
+            threads.append(threading.get_ident())
+        conn.execute("INSERT INTO domains (name, created) VALUES (?, 0)", (name,))
+        if fails:
+            raise NotFound(f"{name} fails after its insert")
+        return WriteResult(name, touched=set(touched))
+
+    return run
+
+
 async def test_a_failed_write_leaves_nothing_alone_or_in_a_batch(tmp_path: Path) -> None:
     engine = Engine(tmp_path / DATABASE_NAME, fsync=False, on_commit=lambda _: None)
-
-    def add(name: str, *, fails: bool = False) -> Callable[[sqlite3.Connection], WriteResult[str]]:
-        def run(conn: sqlite3.Connection) -> WriteResult[str]:
-            conn.execute("INSERT INTO domains (name, created) VALUES (?, 0)", (name,))
-            if fails:
-                raise NotFound(f"{name} fails after its insert")
-            return WriteResult(name)
-
-        return run
 
     def names(conn: sqlite3.Connection) -> list[str]:
         return [row[0] for row in conn.execute("SELECT name FROM domains ORDER BY name")]
 
     try:
         with pytest.raises(NotFound):
-            await engine.write(add("alone.test", fails=True))
-        assert await engine.write(add("next.test")) == "next.test"
+            await engine.write(_insert("alone.test", fails=True))
+        assert await engine.write(_insert("next.test")) == "next.test"
 
         def hold(conn: sqlite3.Connection) -> WriteResult[str]:
             time.sleep(0.3)  # the writer is busy while the next four queue up: they form one batch
@@ -112,7 +119,7 @@ async def test_a_failed_write_leaves_nothing_alone_or_in_a_batch(tmp_path: Path)
         await asyncio.sleep(0.1)
         commits = engine.commits
         results = await asyncio.gather(
-            *(engine.write(add(f"{n}.test", fails=n == 2)) for n in range(4)), return_exceptions=True
+            *(engine.write(_insert(f"{n}.test", fails=n == 2)) for n in range(4)), return_exceptions=True
         )
         assert await held == "held" and engine.commits == commits + 2
         assert isinstance(results[2], NotFound) and [r for r in results if isinstance(r, str)] == [
@@ -123,16 +130,6 @@ async def test_a_failed_write_leaves_nothing_alone_or_in_a_batch(tmp_path: Path)
         assert await engine.read(names) == ["0.test", "1.test", "3.test", "next.test"]
     finally:
         await engine.close()
-
-
-def _insert(name: str, threads: list[int] | None = None) -> Callable[[sqlite3.Connection], WriteResult[str]]:
-    def run(conn: sqlite3.Connection) -> WriteResult[str]:
-        if threads is not None:
-            threads.append(threading.get_ident())
-        conn.execute("INSERT INTO domains (name, created) VALUES (?, 0)", (name,))
-        return WriteResult(name)
-
-    return run
 
 
 def _count_domains(conn: sqlite3.Connection) -> int:
@@ -256,18 +253,11 @@ async def test_a_failing_watcher_does_not_hold_up_later_writes(tmp_path: Path) -
 
     engine = Engine(tmp_path / DATABASE_NAME, fsync=False, on_commit=on_commit)
 
-    def touching(name: str) -> Callable[[sqlite3.Connection], WriteResult[str]]:
-        def run(conn: sqlite3.Connection) -> WriteResult[str]:
-            conn.execute("INSERT INTO domains (name, created) VALUES (?, 0)", (name,))
-            return WriteResult(name, touched={1})
-
-        return run
-
     try:
         engine._committer.submit(time.sleep, 0.3)  # the first COMMIT waits: the second write comes meanwhile
-        first = asyncio.ensure_future(engine.write(touching("a.test"), is_quick=True))
+        first = asyncio.ensure_future(engine.write(_insert("a.test", touched=frozenset({1})), is_quick=True))
         await asyncio.sleep(0.05)
-        second = asyncio.ensure_future(engine.write(touching("b.test"), is_quick=True))
+        second = asyncio.ensure_future(engine.write(_insert("b.test", touched=frozenset({1})), is_quick=True))
         assert await asyncio.wait_for(asyncio.gather(first, second), timeout=5) == ["a.test", "b.test"]
         assert not failures
     finally:
