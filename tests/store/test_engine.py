@@ -187,6 +187,43 @@ async def test_a_quick_write_never_waits_on_the_loop_for_another_process(tmp_pat
         await engine.close()
 
 
+async def test_two_engines_on_one_database_take_turns_through_the_lock_file(tmp_path: Path) -> None:
+    # Two engines in one process hold the lock file open twice, so their flocks conflict as two processes' do.
+    first = Engine(tmp_path / DATABASE_NAME, fsync=False, on_commit=lambda _: None)
+    second = Engine(tmp_path / DATABASE_NAME, fsync=False, on_commit=lambda _: None)
+    order: list[str] = []
+
+    def hold(conn: sqlite3.Connection) -> WriteResult[None]:
+        conn.execute("INSERT INTO domains (name, created) VALUES ('held.test', 0)")
+        time.sleep(0.3)  # the first engine's transaction, with the lock file taken
+        order.append("held")
+        return WriteResult(None)
+
+    def after(conn: sqlite3.Connection) -> WriteResult[int]:
+        order.append("after")
+        return WriteResult(_count_domains(conn))  # it runs on a snapshot that has the held row
+
+    try:
+        held = asyncio.ensure_future(first.write(hold))
+        await asyncio.sleep(0.1)
+        write = asyncio.ensure_future(second.write(after, is_quick=True))
+        ticks = 0
+        for _ in range(5):  # the second engine's loop is not held up while it waits
+            await asyncio.sleep(0.02)
+            ticks += 1
+        assert ticks == 5 and not write.done()
+        await held
+        assert await write == 1
+        assert order == ["held", "after"]
+        # and with the lock file free again, the next quick write runs on the loop once more
+        threads: list[int] = []
+        assert await second.write(_insert("c.test", threads), is_quick=True) == "c.test"
+        assert threads == [threading.get_ident()]
+    finally:
+        await first.close()
+        await second.close()
+
+
 async def test_a_failed_commit_fails_every_quick_write_in_it(tmp_path: Path) -> None:
     engine = Engine(tmp_path / DATABASE_NAME, fsync=False, on_commit=lambda _: None)
 
