@@ -10,7 +10,7 @@ hierarchical names with ``/`` as the separator, ``INBOX`` spelled exactly so.
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import BinaryIO, Protocol
@@ -301,7 +301,17 @@ class Changes(Protocol):
         ...
 
     def watch(self, account_id: int) -> AsyncIterator[None]:
-        """Yields once after each commit that touched the account (coalesced); never ends by itself."""
+        """Yields once after each commit that touched the account (coalesced), made by this process or, once
+        :meth:`hear_others` was called, by any other on the same store; never ends by itself."""
+        ...
+
+    def hear_others(self, on_queued: Callable[[], None]) -> None:
+        """From now on, commits by other processes (or nodes) on this store wake this one's watchers, and
+        `on_queued` is called when one of them queued mail (:meth:`announce_queued`)."""
+        ...
+
+    def announce_queued(self) -> None:
+        """Tell the process that runs the queue, wherever it is, that this one queued mail."""
         ...
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from pochta.store.sqlite.archive import SqliteArchive
@@ -15,6 +15,7 @@ from pochta.store.sqlite.queue import SqliteQueue
 from pochta.store.sqlite.retention import SqliteRetention
 from pochta.store.sqlite.sieve import SqliteSieve
 from pochta.store.sqlite.spam import SqliteSpam
+from pochta.store.sqlite.wakes import Wakes
 
 DATABASE_NAME = "pochta.sqlite3"
 
@@ -24,7 +25,8 @@ class SqliteStore(
 ):
     def __init__(self, path: Path, *, fsync: bool = True) -> None:
         self._watchers: defaultdict[int, set[asyncio.Event]] = defaultdict(set)
-        self._db = Engine(path, fsync=fsync, on_commit=self._wake)
+        self._wakes = Wakes(path.parent / "wake")
+        self._db = Engine(path, fsync=fsync, on_commit=self._committed)
 
     @classmethod
     async def open(cls, data_dir: Path, *, fsync: bool = True) -> SqliteStore:
@@ -34,13 +36,22 @@ class SqliteStore(
 
         return await asyncio.to_thread(make)
 
+    def _committed(self, accounts: set[int]) -> None:
+        self._wake(accounts)
+        self._wakes.announce(accounts)
+
     def _wake(self, accounts: set[int]) -> None:
         for account_id in accounts:
             for event in self._watchers.get(account_id, ()):
                 event.set()
 
+    def hear_others(self, on_queued: Callable[[], None]) -> None:
+        self._wakes.listen(self._wake, on_queued)
+
+    def announce_queued(self) -> None:
+        self._wakes.announce((), queued=True)
+
     async def watch(self, account_id: int) -> AsyncIterator[None]:
-        # Only commits made by this process wake watchers; the PostgreSQL backend uses LISTEN/NOTIFY.
         event = asyncio.Event()
         self._watchers[account_id].add(event)
         try:
@@ -55,3 +66,4 @@ class SqliteStore(
 
     async def close(self) -> None:
         await self._db.close()
+        self._wakes.close()

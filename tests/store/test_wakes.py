@@ -1,0 +1,126 @@
+"""Wake-ups between processes on one SQLite store: a commit in one wakes the watchers of another."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+import textwrap
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from pochta.store.sqlite import SqliteStore
+from pochta.store.sqlite.wakes import Wakes
+
+
+async def _next(watch: AsyncIterator[None]) -> None:
+    await asyncio.wait_for(anext(watch), 10)
+
+
+async def test_a_commit_in_one_store_wakes_the_watchers_of_another_on_the_same_folder(tmp_path: Path) -> None:
+    writer, listener = await SqliteStore.open(tmp_path), await SqliteStore.open(tmp_path)
+    queued = asyncio.Event()
+    try:
+        await writer.add_domain("example.test")
+        account = await writer.add_account("a@example.test", password_hash="x", scram=None)
+        listener.hear_others(queued.set)
+        watch = listener.watch(account.id)
+        waiting = asyncio.ensure_future(_next(watch))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        await writer.create_mailbox(account.id, "Projects")
+        await waiting  # woken by the other store's commit
+        writer.announce_queued()
+        await asyncio.wait_for(queued.wait(), 10)
+        await watch.aclose()  # type: ignore[attr-defined]
+    finally:
+        await writer.close()
+        await listener.close()
+    assert list((tmp_path / "wake").iterdir()) == []  # each listener removed its socket
+
+
+async def test_another_process_commit_wakes_a_watcher(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path)
+    try:
+        await store.add_domain("example.test")
+        account = await store.add_account("a@example.test", password_hash="x", scram=None)
+        store.hear_others(lambda: None)
+        watch = store.watch(account.id)
+        waiting = asyncio.ensure_future(_next(watch))
+        child = textwrap.dedent(
+            f"""
+            import asyncio, sys
+            from pathlib import Path
+            from pochta.store.sqlite import SqliteStore
+
+            async def main():
+                store = await SqliteStore.open(Path(sys.argv[1]))
+                await store.create_mailbox({account.id}, "Made elsewhere")
+                await store.close()
+
+            asyncio.run(main())
+            """
+        )
+        process = await asyncio.create_subprocess_exec(sys.executable, "-c", child, str(tmp_path))
+        assert await process.wait() == 0
+        await waiting
+        await watch.aclose()  # type: ignore[attr-defined]
+    finally:
+        await store.close()
+
+
+async def test_many_accounts_arrive_in_several_datagrams(tmp_path: Path) -> None:
+    sender, receiver = Wakes(tmp_path), Wakes(tmp_path)
+    heard: set[int] = set()
+    try:
+        receiver.listen(heard.update, lambda: None)
+        sender.announce(range(100_000, 102_000))  # 14,000 octets of ids: four datagrams
+        for _ in range(100):
+            if len(heard) == 2000:
+                break
+            await asyncio.sleep(0.01)
+        assert heard == set(range(100_000, 102_000))
+    finally:
+        sender.close()
+        receiver.close()
+
+
+async def test_the_socket_of_a_process_that_died_is_removed_by_the_next_sender(tmp_path: Path) -> None:
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    dead.bind(str(tmp_path / "999999-dead.sock"))
+    dead.close()  # a crash: the file stays, nobody listens
+    sender = Wakes(tmp_path)
+    try:
+        sender.announce([1])
+    finally:
+        sender.close()
+    assert not (tmp_path / "999999-dead.sock").exists()
+
+
+async def test_a_data_folder_too_long_for_a_socket_address_still_works(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    sender, receiver = Wakes(deep), Wakes(deep)
+    heard: set[int] = set()
+    try:
+        receiver.listen(heard.update, lambda: None)
+        sender.announce([7])
+        for _ in range(100):
+            if heard:
+                break
+            await asyncio.sleep(0.01)
+        assert heard == {7}
+    finally:
+        sender.close()
+        receiver.close()
+
+
+async def test_a_listener_does_not_hear_itself(tmp_path: Path) -> None:
+    wakes = Wakes(tmp_path)
+    heard: set[int] = set()
+    try:
+        wakes.listen(heard.update, lambda: None)
+        wakes.announce([1])
+        await asyncio.sleep(0.05)
+    finally:
+        wakes.close()
+    assert heard == set()
