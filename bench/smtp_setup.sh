@@ -2,6 +2,8 @@
 
 # write_smtp_config FILE DATA_DIR PORT [CHECKS]: the config; CHECKS=1 keeps the sender-authentication and
 # spam checks (they ask the machine's resolver about the sender's domain), which the Postfix peer lacks.
+# Port 25 is served by one process per core, as Postfix's smtpd processes use every core (PROCESSES=N
+# to choose).
 write_smtp_config() {
     cat >"$1" <<EOF
 hostname = "mx.example.test"
@@ -16,6 +18,8 @@ pop3 = []
 pop3s = []
 managesieve = []
 http = []
+[smtp]
+processes = ${PROCESSES:-$(nproc)}
 [limits]
 max_connections_per_ip = 1000
 [log]

@@ -47,6 +47,7 @@ def test_file_from_env_and_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         ({"limits": {"idle_timeout": "soon"}}, "limits.idle_timeout: must be a non-negative number"),
         ({"limits": {"max_connections_per_ip": -1}}, "limits.max_connections_per_ip: must be a non-negative"),
         ({"smtp": {"max_recipients": 10}}, "smtp.max_recipients: RFC 5321"),
+        ({"smtp": {"processes": 0}}, "smtp.processes: must be from 1 to 64"),
         ({"storage": {"fsync": "yes"}}, "storage.fsync: must be true or false"),
         ({"tls": {"cert": "/nonexistent.pem"}}, "tls.cert: cert and key must be given together"),
         ({"tls": {"cert": "/nonexistent.pem", "key": "/k"}}, "tls.cert: no such file"),

@@ -57,6 +57,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "filters",
         "archive",
     ),  # spam, sieve
+    "mx_processes": ("config",),  # starts and watches processes; knows the config, nothing else
     "app": ("",),
 }
 PURE_FORBIDDEN = {"asyncio", "socket", "ssl", "logging", "selectors"}

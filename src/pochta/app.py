@@ -9,9 +9,10 @@ import logging
 import random
 import secrets
 import signal
+import socket
 import ssl
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,7 @@ from pochta.filters.spam.dnsbl import Blocklists
 from pochta.filters.spam.learn import Learner
 from pochta.filters.spam.models import Models
 from pochta.imapd.service import handlers as imap_handlers
+from pochta.mx_processes import MxProcesses, inherited_sockets, read_config, stop_when_parent_goes
 from pochta.net import Handler, Listener, Refusal, Stream
 from pochta.outbound.connections import CacheLimits
 from pochta.outbound.deliver import Relay
@@ -115,7 +117,8 @@ def _unavailable(name: str) -> Handler:
 
 
 class Server:
-    """Every configured listener in one process, over one store."""
+    """Every configured listener in one process, over one store; with `mx_sockets`, one of the extra MX
+    processes instead (mx_processes.py): port 25 on those sockets, and nothing else."""
 
     def __init__(
         self,
@@ -124,8 +127,10 @@ class Server:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         new_id: Callable[[], str] | None = None,  # transaction ids; smtpd.session.transaction_ids() by default
         auth_failure_delay: float = 1.0,
+        mx_sockets: Sequence[socket.socket] | None = None,
     ) -> None:
         self.config = config
+        self._mx_sockets = mx_sockets
         self._auth_failure_delay = auth_failure_delay  # seconds before a failed login is answered
         self._now = now
         self._new_id = new_id or transaction_ids()
@@ -139,6 +144,11 @@ class Server:
         self._learner_task: asyncio.Task[None] | None = None
         self.archiving: Archiving | None = None  # journal, quota warnings, the retention task
         self._retention_task: asyncio.Task[None] | None = None
+        self.mx_processes: MxProcesses | None = None
+
+    @property
+    def is_mx_process(self) -> bool:
+        return self._mx_sockets is not None
 
     async def start(self) -> None:
         config = self.config
@@ -146,26 +156,25 @@ class Server:
         self.blobs = open_blobs(config)
         tls = await asyncio.to_thread(tls_context, config)
         handlers = self._handlers(tls)
+        if self._mx_sockets is not None:
+            listener = self._listener("smtp", handlers["smtp"], tls)
+            await listener.adopt(self._mx_sockets)
+            return
         try:
-            for name, service in _SERVICES.items():
+            for name in _SERVICES:
                 addresses = getattr(config.listen, name)
                 if not addresses:
                     continue
-                listener = Listener(
-                    name,
-                    handlers.get(name) or _unavailable(name),
-                    tls=tls if service.implicit_tls else None,
-                    idle_timeout=config.limits.idle_timeout,
-                    max_per_ip=config.limits.max_connections_per_ip,
-                    max_total=config.limits.max_connections,
-                    refuse=service.refuse,
-                )
-                self.listeners[name] = listener
+                listener = self._listener(name, handlers.get(name) or _unavailable(name), tls)
                 await listener.bind(addresses)
         except OSError:
             await self.stop()
             raise
         assert self.runner is not None
+        self.store.hear_others(self.runner.wake)  # the MX processes, `pochta import`, the admin CLI
+        if config.smtp.processes > 1 and "smtp" in self.listeners:
+            self.mx_processes = MxProcesses(config, self.listeners["smtp"].sockets, count=config.smtp.processes)
+            self.mx_processes.start()
         self._runner_task = asyncio.ensure_future(self.runner.run())
         if self.archiving is not None:
             self._retention_task = asyncio.ensure_future(self.archiving.task.run())
@@ -174,6 +183,20 @@ class Server:
         missing = [name for name in self.listeners if name not in handlers]
         if missing:
             log.warning("not built yet, answering 'unavailable': %s", ", ".join(missing))
+
+    def _listener(self, name: str, handler: Handler, tls: ssl.SSLContext) -> Listener:
+        service, limits = _SERVICES[name], self.config.limits
+        listener = Listener(
+            name,
+            handler,
+            tls=tls if service.implicit_tls else None,
+            idle_timeout=limits.idle_timeout,
+            max_per_ip=limits.max_connections_per_ip,
+            max_total=limits.max_connections,
+            refuse=service.refuse,
+        )
+        self.listeners[name] = listener
+        return listener
 
     def _handlers(self, tls: ssl.SSLContext) -> dict[str, Handler]:
         store, blobs, config = self.store, self.blobs, self.config
@@ -186,12 +209,13 @@ class Server:
         )
         delivery = LocalDelivery(store, queue=store)
         self.runner = runner = self._queue_runner(store, blobs, delivery)
-        delivery.on_queued = runner.wake
+        # An MX process runs no queue: the main process's runner hears of what it queued through the store.
+        delivery.on_queued = store.announce_queued if self.is_mx_process else runner.wake
         self.archiving = archived = archiving(config, store, blobs, now=self._now)
         delivery.journal = archived.journal
         delivery.on_stored = archived.warnings.on_stored
         self.spam_models = Models(store)
-        if config.spam.enabled:
+        if config.spam.enabled and not self.is_mx_process:  # training comes from IMAP, in the main process
             self.spam_learner = Learner(models=self.spam_models, mailboxes=store, blobs=blobs)
         inbound, outgoing = self._pipelines(store)
         sieving = Sieving(
@@ -281,7 +305,10 @@ class Server:
         runner: QueueRunner
 
         def wake() -> None:
-            runner.wake()
+            if self.is_mx_process:
+                store.announce_queued()
+            else:
+                runner.wake()
 
         verified_tls = ssl.create_default_context(cafile=config.outbound.ca_file or None)
         if config.outbound.ca_file:
@@ -337,6 +364,8 @@ class Server:
         for listener in self.listeners.values():
             listener.stop_accepting()
         stopping = [listener.finish(grace) for listener in self.listeners.values()]
+        if self.mx_processes is not None:
+            stopping.append(self.mx_processes.stop(grace))
         if self.runner is not None:
             stopping.append(self.runner.stop(grace))
         if self.archiving is not None:
@@ -406,6 +435,26 @@ async def _serve(config: Config) -> int:
     return 0
 
 
+async def _serve_mx(config: Config, sockets: Sequence[socket.socket]) -> int:
+    """One extra MX process (mx_processes.py): until the main process closes our standard input."""
+    server = Server(config, mx_sockets=sockets)
+    stop = asyncio.Event()
+    stop_when_parent_goes(asyncio.get_running_loop(), stop)
+    await server.start()
+    _settle_garbage_collector()
+    _shorten_switch_interval()
+    await stop.wait()
+    await server.stop()
+    return 0
+
+
+def run_mx_process(fds: Sequence[int]) -> int:
+    """The entry of `pochta mx-process`, started by the main process only."""
+    config = read_config(sys.stdin.fileno())
+    log_setup.setup(config.log.level, trace=config.log.trace)
+    return _run(_serve_mx(config, inherited_sockets(fds)))
+
+
 def _settle_garbage_collector() -> None:
     """What start-up made (modules, classes, config, compiled patterns: some 60 000 objects) lives as
     long as the process: freeze it out of the collector's passes, so an occasional full pass looks at
@@ -429,11 +478,15 @@ def _shorten_switch_interval() -> None:
 
 def run_server(config: Config) -> int:
     log_setup.setup(config.log.level, trace=config.log.trace)
+    return _run(_serve(config))
+
+
+def _run(main: Coroutine[None, None, int]) -> int:
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency; keep working without it
-        return asyncio.run(_serve(config))
-    return int(uvloop.run(_serve(config)))
+        return asyncio.run(main)
+    return int(uvloop.run(main))
 
 
 async def seed_local_account(store: Store, config: Config, *, echo: Callable[[str], None]) -> None:

@@ -62,9 +62,12 @@ class Tls:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
     max_connections_per_ip: int = field(
-        default=50, metadata=_doc("open connections one client IP may hold, per protocol")
+        default=50,
+        metadata=_doc("open connections one client IP may hold, per protocol (on port 25, per MX process)"),
     )
-    max_connections: int = field(default=10000, metadata=_doc("open connections in all, per protocol"))
+    max_connections: int = field(
+        default=10000, metadata=_doc("open connections in all, per protocol (on port 25, per MX process)")
+    )
     idle_timeout: float = field(
         default=300.0, metadata=_doc("seconds a session may stay silent (RFC 5321 §4.5.3.2.7: 5 min)")
     )
@@ -81,6 +84,13 @@ class Smtp:
     )
     max_errors: int = field(default=20, metadata=_doc("bad commands before a session is closed with 421"))
     max_header_size: int = field(default=1 * 2**20, metadata=_doc("largest header block in octets"))
+    processes: int = field(
+        default=1,
+        metadata=_doc(
+            "processes that accept on the MX port (listen.smtp): 1 is the main process alone; each one more "
+            "is a process of its own on another core, for more messages per second (see README)"
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -359,6 +369,8 @@ def _check(config: Config) -> None:
         raise ConfigError("sieve: max_script_size must be positive, max_scripts and max_redirects not negative")
     if config.limits.max_connections_per_ip < 1:
         raise ConfigError("limits.max_connections_per_ip: must be at least 1")
+    if not 1 <= config.smtp.processes <= 64:
+        raise ConfigError("smtp.processes: must be from 1 to 64")
     for server in config.dns.nameservers:
         try:
             parse_host_port(server if server.rpartition(":")[2].isdigit() else f"{server}:53")

@@ -1,4 +1,5 @@
-"""Logging: one key=value line per event on stderr; protocol transcripts under `pochta.trace.<protocol>`."""
+"""Logging: one key=value line per event on stderr, naming the process (port 25 may have several: see
+mx_processes.py); protocol transcripts under `pochta.trace.<protocol>`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ TRACE = "pochta.trace"
 
 def setup(level: str, *, trace: Sequence[str] = ()) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s[%(process)d] %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -334,6 +335,17 @@ class Listener:
                 raise OSError(exc.errno, f"{self.name}: cannot listen on {address}: {exc.strerror}") from exc
             self._servers.append(server)
             log.info("listening protocol=%s address=%s tls=%s", self.name, address, self._tls is not None)
+
+    async def adopt(self, sockets: Sequence[socket.socket]) -> None:
+        """Accept on listening sockets another process bound (an MX process, on the main one's port 25)."""
+        loop = asyncio.get_running_loop()
+        for sock in sockets:
+            server = await loop.create_server(self._make_protocol, sock=sock, ssl=self._tls, backlog=1024)
+            self._servers.append(server)
+
+    @property
+    def sockets(self) -> list[socket.socket]:
+        return [sock for server in self._servers for sock in server.sockets]
 
     @property
     def ports(self) -> list[int]:

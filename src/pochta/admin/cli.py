@@ -114,6 +114,15 @@ def serve(ctx: click.Context) -> None:
     sys.exit(run_server(_config(ctx)))
 
 
+@cli.command("mx-process", hidden=True)
+@click.option("--fds", required=True, help="the listening sockets' file descriptors, comma-separated")
+def mx_process(fds: str) -> None:
+    """One extra process for the MX port, started by `pochta serve` with [smtp] processes > 1."""
+    from pochta.app import run_mx_process
+
+    sys.exit(run_mx_process([int(fd) for fd in fds.split(",")]))
+
+
 @cli.command()
 @click.pass_context
 def localserve(ctx: click.Context) -> None:

@@ -1,0 +1,141 @@
+"""More processes for the MX port (``[smtp] processes``): one event loop is one core, and port 25 is where
+the load is.
+
+The main process binds every port, then starts the others. Each is `python -m pochta mx-process`: it
+inherits the listening sockets of listen.smtp and accepts on them beside the main process (the kernel
+gives each connection to one process that is waiting, so a busy process takes fewer), and opens the same
+store. What it commits wakes the main process's IMAP IDLE and queue runner through the store
+(``hear_others``); it runs no queue, retention or training of its own.
+
+The config reaches a child on its standard input, which then stays open: end of file means the main
+process is gone or stopping, and the child finishes its sessions and exits. A child that exits on its
+own is started again after a pause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import pickle
+import signal
+import socket
+import struct
+import sys
+from collections.abc import Sequence
+
+from pochta.config import Config
+
+log = logging.getLogger(__name__)
+
+RESTART_DELAY = 1.0  # seconds before a child that exited is started again
+_LENGTH = struct.Struct("!I")
+
+
+class MxProcesses:
+    def __init__(self, config: Config, sockets: Sequence[socket.socket], *, count: int) -> None:
+        self._config = config
+        self._fds = [sock.fileno() for sock in sockets]
+        self._count = count
+        self._stopping = asyncio.Event()
+        self._children: set[asyncio.subprocess.Process] = set()
+        self._keepers: list[asyncio.Task[None]] = []
+
+    @property
+    def pids(self) -> list[int]:
+        return sorted(child.pid for child in self._children)
+
+    def start(self) -> None:
+        self._keepers = [asyncio.ensure_future(self._keep(number)) for number in range(2, self._count + 1)]
+
+    async def stop(self, grace: float) -> None:
+        """Close every child's standard input; each finishes its sessions (within `grace`) and exits."""
+        self._stopping.set()
+        for child in self._children:
+            if child.stdin is not None:
+                child.stdin.close()
+        if self._keepers:
+            _, pending = await asyncio.wait(self._keepers, timeout=grace + 10)
+            for child in self._children:
+                with contextlib.suppress(ProcessLookupError):
+                    child.kill()
+            for keeper in pending:
+                keeper.cancel()
+            await asyncio.gather(*self._keepers, return_exceptions=True)
+
+    async def _keep(self, number: int) -> None:
+        while not self._stopping.is_set():
+            child = await self._spawn()
+            self._children.add(child)
+            log.info("MX process started number=%d pid=%d", number, child.pid)
+            try:
+                code = await child.wait()
+            finally:
+                self._children.discard(child)
+            if self._stopping.is_set():
+                return
+            log.error("MX process exited number=%d pid=%d code=%s; starting another", number, child.pid, code)
+            await asyncio.sleep(RESTART_DELAY)
+
+    async def _spawn(self) -> asyncio.subprocess.Process:
+        fds = ",".join(map(str, self._fds))
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "pochta",
+            "mx-process",
+            "--fds",
+            fds,
+            stdin=asyncio.subprocess.PIPE,
+            pass_fds=self._fds,
+        )
+        assert child.stdin is not None
+        config = pickle.dumps(self._config)
+        child.stdin.write(_LENGTH.pack(len(config)) + config)
+        await child.stdin.drain()
+        return child
+
+
+def read_config(stream: int) -> Config:
+    """The config a child gets from its parent on `stream` (its standard input)."""
+    header = _read_exactly(stream, _LENGTH.size)
+    (length,) = _LENGTH.unpack(header)
+    config = pickle.loads(_read_exactly(stream, length))  # from our own parent, over a pipe only it holds
+    if not isinstance(config, Config):
+        raise TypeError("the parent sent no config")
+    return config
+
+
+def _read_exactly(fd: int, size: int) -> bytes:
+    chunks: list[bytes] = []
+    while size:
+        chunk = os.read(fd, size)
+        if not chunk:
+            raise EOFError("the parent went away before sending the config")
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def inherited_sockets(fds: Sequence[int]) -> list[socket.socket]:
+    return [socket.socket(fileno=fd) for fd in fds]
+
+
+def stop_when_parent_goes(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, stream: int = 0) -> None:
+    """Set `stop` at end of file on `stream` (the parent closed our standard input, or died), or on
+    SIGTERM or SIGINT (Ctrl-C reaches the whole process group)."""
+
+    def readable() -> None:
+        try:
+            data = os.read(stream, 4096)
+        except BlockingIOError:
+            return
+        if not data:
+            loop.remove_reader(stream)
+            stop.set()
+
+    os.set_blocking(stream, False)
+    loop.add_reader(stream, readable)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
