@@ -187,11 +187,14 @@ async def test_a_quick_write_never_waits_on_the_loop_for_another_process(tmp_pat
         await engine.close()
 
 
-async def test_two_engines_on_one_database_take_turns_through_the_lock_file(tmp_path: Path) -> None:
+async def test_two_engines_on_one_database_take_turns_through_the_lock_file_without_blocking_the_loop(
+    tmp_path: Path,
+) -> None:
     # Two engines in one process hold the lock file open twice, so their flocks conflict as two processes' do.
     first = Engine(tmp_path / DATABASE_NAME, fsync=False, on_commit=lambda _: None)
     second = Engine(tmp_path / DATABASE_NAME, fsync=False, on_commit=lambda _: None)
     order: list[str] = []
+    threads: list[int] = []
 
     def hold(conn: sqlite3.Connection) -> WriteResult[None]:
         conn.execute("INSERT INTO domains (name, created) VALUES ('held.test', 0)")
@@ -201,6 +204,7 @@ async def test_two_engines_on_one_database_take_turns_through_the_lock_file(tmp_
 
     def after(conn: sqlite3.Connection) -> WriteResult[int]:
         order.append("after")
+        threads.append(threading.get_ident())
         return WriteResult(_count_domains(conn))  # it runs on a snapshot that has the held row
 
     try:
@@ -215,10 +219,35 @@ async def test_two_engines_on_one_database_take_turns_through_the_lock_file(tmp_
         await held
         assert await write == 1
         assert order == ["held", "after"]
-        # and with the lock file free again, the next quick write runs on the loop once more
-        threads: list[int] = []
+        assert threads == [threading.get_ident()]  # it waited off the loop, then ran its statements here
         assert await second.write(_insert("c.test", threads), is_quick=True) == "c.test"
-        assert threads == [threading.get_ident()]
+        assert threads == [threading.get_ident()] * 2
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_commit_task_cancelled_while_waiting_for_another_process_loses_no_write(tmp_path: Path) -> None:
+    first = Engine(tmp_path / DATABASE_NAME, fsync=False, on_commit=lambda _: None)
+    second = Engine(tmp_path / DATABASE_NAME, fsync=False, on_commit=lambda _: None)
+
+    def hold(conn: sqlite3.Connection) -> WriteResult[None]:
+        time.sleep(0.3)
+        return WriteResult(None)
+
+    try:
+        held = asyncio.ensure_future(first.write(hold))
+        await asyncio.sleep(0.1)
+        write = asyncio.ensure_future(second.write(_insert("a.test"), is_quick=True))
+        await asyncio.sleep(0.05)
+        commits = second._loop_commits
+        assert commits is not None and not commits.done()
+        commits.cancel()  # a loop shutting down, while its thread still waits for the lock file
+        await held
+        assert await write == "a.test"  # the writer thread took it
+        assert await first.write(_insert("b.test"), is_quick=True) == "b.test"  # the lock file was let go
+        assert await second.write(_insert("c.test"), is_quick=True) == "c.test"
+        assert await first.read(_count_domains) == 3
     finally:
         await first.close()
         await second.close()
