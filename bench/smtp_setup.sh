@@ -41,3 +41,26 @@ seed_bench_store() {
     done
     $pochta alias add @example.test bench@example.test >/dev/null
 }
+
+# serve_until_ready POCHTA_COMMAND LOG: `serve` in the background, back once it says READY=1 the way it
+# tells systemd (every listener and MX process accepting); its pid in $served_pid.
+serve_until_ready() {
+    local notify
+    notify=$(mktemp -u /tmp/pochta-notify.XXXXXX)
+    python3 - "$notify" <<'PY' &
+import socket, sys
+with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+    sock.bind(sys.argv[1])
+    sock.settimeout(120)
+    while b"READY=1" not in sock.recv(4096):
+        pass
+PY
+    local waiter=$!
+    for _ in $(seq 100); do [ -S "$notify" ] && break; sleep 0.05; done
+    NOTIFY_SOCKET=$notify $1 serve 2>"$2" &
+    served_pid=$!
+    if ! wait "$waiter"; then
+        echo "pochta did not start" >&2; cat "$2" >&2; rm -f "$notify"; exit 1
+    fi
+    rm -f "$notify"
+}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Soak (run by hand): smtp-source delivers while another process (`pochta import`) writes to the same
-# store. The server's quick writes find the database locked by the importer and go to the writer thread,
-# which waits for the lock; nothing may be lost on either side. Needs Debian's postfix (smtp-source) and
+# store (port 25 served by one process per core, as in smtp_in.sh). The writers take turns through the
+# store's lock file; nothing may be lost on either side. Needs Debian's postfix (smtp-source) and
 # ../shared/peers from the project root.
 #
 #   bench/smtp_with_import.sh [COUNT=5000] [IMPORTED=3000]      REUSE=1: several messages per connection
@@ -21,9 +21,8 @@ cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null;
 trap cleanup EXIT
 python3 "$PEERS/gen-mbox.py" "$WORK/import.mbox" "$IMPORTED" 7 >/dev/null
 seed_bench_store "$POCHTA" archive
-$POCHTA serve 2>"$WORK/pochta.log" &
-pid=$!
-for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
+serve_until_ready "$POCHTA" "$WORK/pochta.log"
+pid=$served_pid
 started=$(date +%s.%N)
 ( $POCHTA import archive@example.test "$WORK/import.mbox" >"$WORK/import.log" 2>&1; status=$?; date +%s.%N >"$WORK/import.end"; exit $status ) &
 importer=$!

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import random
 import secrets
 import signal
@@ -32,7 +33,7 @@ from pochta.filters.spam.dnsbl import Blocklists
 from pochta.filters.spam.learn import Learner
 from pochta.filters.spam.models import Models
 from pochta.imapd.service import handlers as imap_handlers
-from pochta.mx_processes import MxProcesses, inherited_sockets, read_config, stop_when_parent_goes
+from pochta.mx_processes import READY, MxProcesses, inherited_sockets, read_config, stop_when_parent_goes
 from pochta.net import Handler, Listener, Refusal, Stream
 from pochta.outbound.connections import CacheLimits
 from pochta.outbound.deliver import Relay
@@ -174,7 +175,7 @@ class Server:
         self.store.hear_others(self.runner.wake)  # the MX processes, `pochta import`, the admin CLI
         if config.smtp.processes > 1 and "smtp" in self.listeners:
             self.mx_processes = MxProcesses(config, self.listeners["smtp"].sockets, count=config.smtp.processes)
-            self.mx_processes.start()
+            await self.mx_processes.start()
         self._runner_task = asyncio.ensure_future(self.runner.run())
         if self.archiving is not None:
             self._retention_task = asyncio.ensure_future(self.archiving.task.run())
@@ -428,11 +429,28 @@ async def _serve(config: Config) -> int:
     _settle_garbage_collector()
     _shorten_switch_interval()
     log.info("pochta started hostname=%s data_dir=%s", config.hostname, config.data_dir)
+    _notify_service_manager("READY=1")
     await stop.wait()
+    _notify_service_manager("STOPPING=1")
     log.info("stopping: no new connections, %.0f s for open sessions", config.limits.shutdown_grace)
     await server.stop()
     log.info("stopped")
     return 0
+
+
+def _notify_service_manager(state: str) -> None:
+    """systemd's Type=notify (sd_notify(3)): when the service manager asked, by $NOTIFY_SOCKET, tell it
+    that every listener (and MX process) is up, or that we are stopping."""
+    address = os.environ.get("NOTIFY_SOCKET", "")
+    if not address:
+        return
+    if address.startswith("@"):  # an abstract socket
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as notify:
+        try:
+            notify.sendto(state.encode(), address)
+        except OSError as exc:
+            log.warning("could not tell the service manager %s: %s", state, exc)
 
 
 async def _serve_mx(config: Config, sockets: Sequence[socket.socket]) -> int:
@@ -441,6 +459,7 @@ async def _serve_mx(config: Config, sockets: Sequence[socket.socket]) -> int:
     stop = asyncio.Event()
     stop_when_parent_goes(asyncio.get_running_loop(), stop)
     await server.start()
+    os.write(sys.stdout.fileno(), READY)
     _settle_garbage_collector()
     _shorten_switch_interval()
     await stop.wait()

@@ -8,8 +8,9 @@ store. What it commits wakes the main process's IMAP IDLE and queue runner throu
 (``hear_others``); it runs no queue, retention or training of its own.
 
 The config reaches a child on its standard input, which then stays open: end of file means the main
-process is gone or stopping, and the child finishes its sessions and exits. A child that exits on its
-own is started again after a pause.
+process is gone or stopping, and the child finishes its sessions and exits. The child says "ready" on
+its standard output once it accepts; the main process counts itself started when every child has. A
+child that exits on its own is started again after a pause.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from pochta.config import Config
 log = logging.getLogger(__name__)
 
 RESTART_DELAY = 1.0  # seconds before a child that exited is started again
+READY_TIMEOUT = 60.0  # seconds a child may take to start (imports, store, spam model)
+READY = b"ready\n"  # what a child writes to its standard output once it accepts
 _LENGTH = struct.Struct("!I")
 
 
@@ -42,12 +45,14 @@ class MxProcesses:
         self._children: set[asyncio.subprocess.Process] = set()
         self._keepers: list[asyncio.Task[None]] = []
 
-    @property
-    def pids(self) -> list[int]:
-        return sorted(child.pid for child in self._children)
-
-    def start(self) -> None:
-        self._keepers = [asyncio.ensure_future(self._keep(number)) for number in range(2, self._count + 1)]
+    async def start(self) -> None:
+        """Start the children; returns once each says it accepts (or failed to start: it is tried again)."""
+        first = [asyncio.get_running_loop().create_future() for _ in range(2, self._count + 1)]
+        self._keepers = [
+            asyncio.ensure_future(self._keep(number, started))
+            for number, started in zip(range(2, self._count + 1), first, strict=True)
+        ]
+        await asyncio.wait(first, timeout=READY_TIMEOUT)
 
     async def stop(self, grace: float) -> None:
         """Close every child's standard input; each finishes its sessions (within `grace`) and exits."""
@@ -64,12 +69,21 @@ class MxProcesses:
                 keeper.cancel()
             await asyncio.gather(*self._keepers, return_exceptions=True)
 
-    async def _keep(self, number: int) -> None:
+    async def _keep(self, number: int, started: asyncio.Future[None]) -> None:
         while not self._stopping.is_set():
-            child = await self._spawn()
-            self._children.add(child)
-            log.info("MX process started number=%d pid=%d", number, child.pid)
             try:
+                child = await self._spawn()
+            except OSError as exc:
+                log.error("MX process number=%d could not start: %s", number, exc)
+                _settle(started)
+                await asyncio.sleep(RESTART_DELAY)
+                continue
+            self._children.add(child)
+            try:
+                if not await self._is_ready(number, child) and not self._stopping.is_set():
+                    with contextlib.suppress(ProcessLookupError):
+                        child.kill()  # hung in its start: a new one is started below
+                _settle(started)
                 code = await child.wait()
             finally:
                 self._children.discard(child)
@@ -88,13 +102,36 @@ class MxProcesses:
             "--fds",
             fds,
             stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
             pass_fds=self._fds,
         )
         assert child.stdin is not None
         config = pickle.dumps(self._config)
-        child.stdin.write(_LENGTH.pack(len(config)) + config)
-        await child.stdin.drain()
+        try:
+            child.stdin.write(_LENGTH.pack(len(config)) + config)
+            await child.stdin.drain()
+        except ConnectionError:  # it died at once; its exit is seen by whoever waits for it
+            log.error("MX process pid=%d went before taking its config", child.pid)
         return child
+
+    async def _is_ready(self, number: int, child: asyncio.subprocess.Process) -> bool:
+        """Whether it wrote its line on standard output (it accepts on port 25 from now on) in time."""
+        assert child.stdout is not None
+        try:
+            line = await asyncio.wait_for(child.stdout.readline(), READY_TIMEOUT)
+        except TimeoutError:
+            line = b""
+        if line == READY:
+            log.info("MX process ready number=%d pid=%d", number, child.pid)
+            return True
+        if not self._stopping.is_set():
+            log.error("MX process number=%d pid=%d did not start", number, child.pid)
+        return False
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def read_config(stream: int) -> Config:

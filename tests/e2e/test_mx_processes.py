@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import smtplib
+import socket
 import subprocess
 import sys
 import time
@@ -164,3 +165,30 @@ def _is_zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except FileNotFoundError:
         return True
+
+
+def test_the_service_manager_hears_ready_once_every_mx_process_accepts(tmp_path: Path) -> None:
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(60)
+    ports = dict(zip(("smtp",), free_ports(1), strict=True))
+    config = write_config(tmp_path, ports, extra='[smtp]\nprocesses = 2\n[log]\nlevel = "INFO"\n')
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pochta", "--config", str(config), "serve"],
+        stderr=subprocess.PIPE,
+        env={**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify")},
+    )
+    try:
+        assert notify.recv(100) == b"READY=1"  # systemd's Type=notify (sd_notify(3))
+        (child,) = _mx_children(process.pid, 1)
+        process.send_signal(signal.SIGTERM)
+        assert notify.recv(100) == b"STOPPING=1"
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        notify.close()
+        if process.poll() is None:
+            process.kill()
+    log = stderr.decode()
+    assert process.returncode == 0, log
+    assert f"MX process ready number=2 pid={child}" in log
+    assert log.index("MX process ready") < log.index("pochta started")
