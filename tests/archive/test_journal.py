@@ -194,6 +194,26 @@ async def test_concurrent_writers_share_a_segment(store: Store, blobs: FileBlobs
     journal.close()
 
 
+async def test_two_journals_on_one_segment_never_interleave_frames(
+    store: Store, blobs: FileBlobs, tmp_path: Path
+) -> None:
+    # Two Journal objects share only the file, as two MX processes do: only the segment's flock orders them.
+    await store.set_journal_domain("example.test", retention_days=0)
+    journals = [_journal(store, blobs, tmp_path / "journal") for _ in range(2)]
+    contents = [b"Subject: %d\r\n\r\n" % n + os.urandom(2000 + n).hex().encode() for n in range(60)]
+
+    async def one(number: int, content: bytes) -> None:
+        await _write(journals[number % 2], blobs, content, _envelope("x@other.test", "alice@example.test"))
+
+    await asyncio.gather(*(one(n, content) for n, content in enumerate(contents)))
+    records = await store.search_journal(JournalQuery())
+    spans = sorted((r.offset, r.offset + r.length) for r in records)
+    assert all(end <= start for (_, end), (start, _) in itertools.pairwise(spans))
+    assert sorted([(await journals[0].read(r)).message for r in records]) == sorted(contents)
+    for journal in journals:
+        journal.close()
+
+
 async def test_a_segment_is_a_plain_zstd_stream(store: Store, blobs: FileBlobs, tmp_path: Path) -> None:
     need(shutil.which("zstd") is not None, "zstd not installed (Debian package zstd)")
     await store.set_journal_domain("example.test", retention_days=0)

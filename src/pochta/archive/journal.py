@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -147,16 +148,25 @@ class Journal:
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
-                offset = os.fstat(fd).st_size
-                if frame is not None:
-                    os.write(fd, frame)
-                else:
-                    assert isinstance(source, Path)
-                    _write_streamed(fd, header, source)
-                length = os.fstat(fd).st_size - offset
+                # Other processes append to the same segment (the MX processes of [smtp] processes): the
+                # thread lock orders this process's writers, the flock all of them, frame by frame.
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                try:
+                    offset = os.fstat(fd).st_size
+                    try:
+                        if frame is not None:
+                            os.write(fd, frame)
+                        else:
+                            assert isinstance(source, Path)
+                            _write_streamed(fd, header, source)
+                        length = os.fstat(fd).st_size - offset
+                    except BaseException:
+                        with contextlib.suppress(OSError):  # no half frame left (a crash may still leave one)
+                            os.ftruncate(fd, offset)
+                        raise
+                finally:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
             except BaseException:
-                with contextlib.suppress(OSError):  # no half frame left behind (a crash may still leave one)
-                    os.ftruncate(fd, offset)
                 os.close(fd)
                 raise
             state.written += 1
