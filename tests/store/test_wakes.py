@@ -3,18 +3,38 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import pwd
 import socket
 import sys
 import textwrap
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from pochta.store.sqlite import SqliteStore
+import pytest
+
+from pochta.store.sqlite import DATABASE_NAME, SqliteStore
 from pochta.store.sqlite.wakes import Wakes
 
 
 async def _next(watch: AsyncIterator[None]) -> None:
     await asyncio.wait_for(anext(watch), 10)
+
+
+def _into(heard: set[int]) -> Callable[[set[int] | None], None]:
+    def on_accounts(accounts: set[int] | None) -> None:
+        assert accounts is not None, "wake-ups were lost"
+        heard.update(accounts)
+
+    return on_accounts
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("not within 5 s")
 
 
 async def test_a_commit_in_one_store_wakes_the_watchers_of_another_on_the_same_folder(tmp_path: Path) -> None:
@@ -70,15 +90,12 @@ async def test_another_process_commit_wakes_a_watcher(tmp_path: Path) -> None:
 
 
 async def test_many_accounts_arrive_in_several_datagrams(tmp_path: Path) -> None:
-    sender, receiver = Wakes(tmp_path), Wakes(tmp_path)
+    sender, receiver = Wakes(tmp_path, database=tmp_path / "db"), Wakes(tmp_path, database=tmp_path / "db")
     heard: set[int] = set()
     try:
-        receiver.listen(heard.update, lambda: None)
+        receiver.listen(_into(heard), lambda: None)
         sender.announce(range(100_000, 102_000))  # 14,000 octets of ids: four datagrams
-        for _ in range(100):
-            if len(heard) == 2000:
-                break
-            await asyncio.sleep(0.01)
+        await _until(lambda: len(heard) == 2000)
         assert heard == set(range(100_000, 102_000))
     finally:
         sender.close()
@@ -89,7 +106,7 @@ async def test_the_socket_of_a_process_that_died_is_removed_by_the_next_sender(t
     dead = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     dead.bind(str(tmp_path / "999999-dead.sock"))
     dead.close()  # a crash: the file stays, nobody listens
-    sender = Wakes(tmp_path)
+    sender = Wakes(tmp_path, database=tmp_path / "db")
     try:
         sender.announce([1])
     finally:
@@ -99,15 +116,12 @@ async def test_the_socket_of_a_process_that_died_is_removed_by_the_next_sender(t
 
 async def test_a_data_folder_too_long_for_a_socket_address_still_works(tmp_path: Path) -> None:
     deep = tmp_path / ("d" * 60) / ("e" * 60)
-    sender, receiver = Wakes(deep), Wakes(deep)
+    sender, receiver = Wakes(deep, database=deep / "db"), Wakes(deep, database=deep / "db")
     heard: set[int] = set()
     try:
-        receiver.listen(heard.update, lambda: None)
+        receiver.listen(_into(heard), lambda: None)
         sender.announce([7])
-        for _ in range(100):
-            if heard:
-                break
-            await asyncio.sleep(0.01)
+        await _until(lambda: bool(heard))
         assert heard == {7}
     finally:
         sender.close()
@@ -115,12 +129,46 @@ async def test_a_data_folder_too_long_for_a_socket_address_still_works(tmp_path:
 
 
 async def test_a_listener_does_not_hear_itself(tmp_path: Path) -> None:
-    wakes = Wakes(tmp_path)
+    wakes = Wakes(tmp_path, database=tmp_path / "db")
     heard: set[int] = set()
     try:
-        wakes.listen(heard.update, lambda: None)
+        wakes.listen(_into(heard), lambda: None)
         wakes.announce([1])
         await asyncio.sleep(0.05)
     finally:
         wakes.close()
     assert heard == set()
+
+
+async def test_a_receiver_whose_queue_was_full_is_woken_for_everything(tmp_path: Path) -> None:
+    sender, receiver = Wakes(tmp_path, database=tmp_path / "db"), Wakes(tmp_path, database=tmp_path / "db")
+    heard: list[set[int] | None] = []
+    queued = asyncio.Event()
+    try:
+        receiver.listen(heard.append, queued.set)
+        for account in range(1, 51):  # 50 commits before the receiver reads: its queue holds about 10
+            sender.announce([account])
+        await asyncio.wait_for(queued.wait(), 5)  # "everything" also wakes the queue runner
+        assert None in heard  # every watcher woken, so none of the 50 accounts is missed
+    finally:
+        sender.close()
+        receiver.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give files away")
+async def test_files_a_root_run_command_makes_belong_to_the_databases_owner(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path)  # the server's store, then handed to its user
+    await store.close()
+    nobody = pwd.getpwnam("nobody")
+    for path in (tmp_path, tmp_path / DATABASE_NAME):
+        os.chown(path, nobody.pw_uid, nobody.pw_gid)
+    for name in ("wake", DATABASE_NAME + "-writer"):
+        path = tmp_path / name
+        if path.is_dir():
+            path.rmdir()
+        else:
+            path.unlink()
+    store = await SqliteStore.open(tmp_path)  # `sudo pochta user add ...`
+    await store.close()
+    for name in ("wake", DATABASE_NAME + "-writer"):
+        assert (tmp_path / name).stat().st_uid == nobody.pw_uid, name

@@ -25,8 +25,12 @@ class SqliteStore(
 ):
     def __init__(self, path: Path, *, fsync: bool = True) -> None:
         self._watchers: defaultdict[int, set[asyncio.Event]] = defaultdict(set)
-        self._wakes = Wakes(path.parent / "wake")
-        self._db = Engine(path, fsync=fsync, on_commit=self._committed)
+        self._wakes = Wakes(path.parent / "wake", database=path)
+        try:
+            self._db = Engine(path, fsync=fsync, on_commit=self._committed)
+        except BaseException:
+            self._wakes.close()
+            raise
 
     @classmethod
     async def open(cls, data_dir: Path, *, fsync: bool = True) -> SqliteStore:
@@ -40,8 +44,9 @@ class SqliteStore(
         self._wake(accounts)
         self._wakes.announce(accounts)
 
-    def _wake(self, accounts: set[int]) -> None:
-        for account_id in accounts:
+    def _wake(self, accounts: set[int] | None) -> None:
+        """Wake the watchers of these accounts; of every account for None."""
+        for account_id in self._watchers if accounts is None else accounts:
             for event in self._watchers.get(account_id, ()):
                 event.set()
 
@@ -65,5 +70,7 @@ class SqliteStore(
                 del self._watchers[account_id]
 
     async def close(self) -> None:
-        await self._db.close()
-        self._wakes.close()
+        try:
+            await self._db.close()
+        finally:
+            self._wakes.close()
