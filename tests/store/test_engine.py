@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 import sqlite3
 import threading
 import time
@@ -196,8 +198,11 @@ async def test_two_engines_on_one_database_take_turns_through_the_lock_file_with
     order: list[str] = []
     threads: list[int] = []
 
+    holding = threading.Event()
+
     def hold(conn: sqlite3.Connection) -> WriteResult[None]:
         conn.execute("INSERT INTO domains (name, created) VALUES ('held.test', 0)")
+        holding.set()
         time.sleep(0.3)  # the first engine's transaction, with the lock file taken
         order.append("held")
         return WriteResult(None)
@@ -209,13 +214,10 @@ async def test_two_engines_on_one_database_take_turns_through_the_lock_file_with
 
     try:
         held = asyncio.ensure_future(first.write(hold))
-        await asyncio.sleep(0.1)
+        await asyncio.to_thread(holding.wait)
         write = asyncio.ensure_future(second.write(after, is_quick=True))
-        ticks = 0
-        for _ in range(5):  # the second engine's loop is not held up while it waits
-            await asyncio.sleep(0.02)
-            ticks += 1
-        assert ticks == 5 and not write.done()
+        await asyncio.sleep(0.1)  # the loop turns meanwhile: the wait is on a thread
+        assert not write.done()
         await held
         assert await write == 1
         assert order == ["held", "after"]
@@ -225,6 +227,23 @@ async def test_two_engines_on_one_database_take_turns_through_the_lock_file_with
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_quick_write_waits_for_the_lock_file_alone(tmp_path: Path) -> None:
+    # Another process holds only the lock file (it is between two transactions of a batch, say):
+    # SQLite's lock is free, and still the write waits for its turn.
+    engine = Engine(tmp_path / DATABASE_NAME, fsync=False, on_commit=lambda _: None)
+    lock = os.open(tmp_path / (DATABASE_NAME + "-writer"), os.O_RDONLY)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        write = asyncio.ensure_future(engine.write(_insert("a.test"), is_quick=True))
+        await asyncio.sleep(0.2)
+        assert not write.done()
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        assert await write == "a.test"
+    finally:
+        os.close(lock)
+        await engine.close()
 
 
 async def test_a_commit_task_cancelled_while_waiting_for_another_process_loses_no_write(tmp_path: Path) -> None:

@@ -262,26 +262,32 @@ class Engine:
             await asyncio.shield(commit)
 
     async def _wait_for_other_processes(self, loop: asyncio.AbstractEventLoop, batch: list[_Job]) -> bool:
-        """Take the process lock off the loop, holding the connection lock; False if this task was
-        cancelled meanwhile (`batch` then goes to the writer thread, and the lock is let go once taken)."""
-        taken = loop.run_in_executor(self._committer, self._process_lock.acquire)
+        """Take the process lock off the loop, holding the connection lock. False if that failed or this task
+        was cancelled meanwhile: `batch` then goes to the writer thread, and whichever of this task and the
+        waiting thread comes second lets both locks go."""
+        wait = _LockWait()
+
+        def take() -> None:
+            self._process_lock.acquire()
+            with wait.lock:
+                wait.taken = True
+                if wait.abandoned:
+                    self._release()
+
         try:
-            await asyncio.shield(taken)
-        except asyncio.CancelledError:
-            taken.add_done_callback(self._release_once_taken)
+            await asyncio.shield(loop.run_in_executor(self._committer, take))
+        except BaseException as exc:
+            with wait.lock:
+                wait.abandoned = True
+                if wait.taken:
+                    self._release()
+                elif not isinstance(exc, asyncio.CancelledError):  # the thread never started: nobody waits
+                    self._conn_lock.release()
             self._to_writer(batch)
-            raise
-        except BaseException:
-            self._conn_lock.release()
-            self._to_writer(batch)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
             return False
         return True
-
-    def _release_once_taken(self, taken: asyncio.Future[None]) -> None:
-        if taken.cancelled() or taken.exception() is not None:
-            self._conn_lock.release()
-        else:
-            self._release()
 
     def _committed(
         self,
@@ -464,8 +470,13 @@ class Engine:
             return
         self._closed = True
         if self._loop_commits is not None and self._home is asyncio.get_running_loop():
-            with contextlib.suppress(Exception):
+            try:
                 await asyncio.shield(self._loop_commits)  # the quick jobs already asked for still commit
+            except asyncio.CancelledError:
+                if not self._loop_commits.cancelled():  # close() itself was cancelled
+                    raise
+            except Exception:
+                log.exception("committing the last quick writes failed")
         self._to_writer(self._loop_jobs)  # any left (their task was cancelled): the writer takes them
         self._loop_jobs = []
         self._jobs.put(_STOP)
@@ -484,29 +495,71 @@ class Engine:
             self._quick_connections.clear()
 
 
+@dataclass(slots=True)
+class _LockWait:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    taken: bool = False  # the waiting thread has the process lock
+    abandoned: bool = False  # the task that asked for it is gone
+
+
 class _ProcessLock:
     """Which process writes the database next: an exclusive flock on a file beside it. The kernel lets it
-    go when its holder exits, crashed or not; the connection lock already orders this process's writers."""
+    go when its holder exits, crashed or not; the connection lock already orders this process's writers.
+
+    It never raises: on a filesystem without flock (some network and FUSE ones) it turns itself off with a
+    warning, and SQLite's own lock, polled by its busy handler, orders the processes as before."""
 
     def __init__(self, path: Path) -> None:
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        # Read-only is enough for flock, and 0644 lets the server's user open a file root made (`sudo pochta
+        # user add`); follow_owner gives it to the database's owner as SQLite does for -wal and -shm.
+        self._fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        follow_owner(path, path.with_name(path.name.removesuffix("-writer")))
+        self._works = True
 
     def try_acquire(self) -> bool:
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if self._works:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return False
+        except OSError as exc:
+            self._fail(exc)
         return True
 
     def acquire(self) -> None:
         """Wait (off the event loop) for the lock: as long as another process's transaction lasts."""
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            if self._works:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            self._fail(exc)
 
     def release(self) -> None:
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        try:
+            if self._works:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        except OSError as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: OSError) -> None:
+        self._works = False
+        log.warning("the store's lock file cannot be locked (%s): processes wait on SQLite's lock instead", exc)
 
     def close(self) -> None:
         os.close(self._fd)
+
+
+def follow_owner(path: Path, reference: Path) -> None:
+    """Run as root, give `path` to the owner of `reference` (the database), as SQLite does for its -wal and
+    -shm files: a root-run admin command must not leave files the server's user cannot open."""
+    if os.geteuid() != 0:
+        return
+    try:
+        owner = reference.stat()
+        if path.stat().st_uid != owner.st_uid:
+            os.chown(path, owner.st_uid, owner.st_gid)
+    except OSError as exc:
+        log.warning("could not give %s to the database's owner: %s", path, exc)
 
 
 class _Checkpointer:
