@@ -168,11 +168,11 @@ class Server:
                     continue
                 listener = self._listener(name, handlers.get(name) or _unavailable(name), tls)
                 await listener.bind(addresses)
+            assert self.runner is not None
+            self.store.hear_others(self.runner.wake)  # the MX processes, `pochta import`, the admin CLI
         except OSError:
             await self.stop()
             raise
-        assert self.runner is not None
-        self.store.hear_others(self.runner.wake)  # the MX processes, `pochta import`, the admin CLI
         if config.smtp.processes > 1 and "smtp" in self.listeners:
             self.mx_processes = MxProcesses(config, self.listeners["smtp"].sockets, count=config.smtp.processes)
             await self.mx_processes.start()
@@ -209,9 +209,8 @@ class Server:
             max_errors=config.smtp.max_errors,
         )
         delivery = LocalDelivery(store, queue=store)
-        self.runner = runner = self._queue_runner(store, blobs, delivery)
-        # An MX process runs no queue: the main process's runner hears of what it queued through the store.
-        delivery.on_queued = store.announce_queued if self.is_mx_process else runner.wake
+        self.runner = self._queue_runner(store, blobs, delivery)
+        delivery.on_queued = self._on_queued
         self.archiving = archived = archiving(config, store, blobs, now=self._now)
         delivery.journal = archived.journal
         delivery.on_stored = archived.warnings.on_stored
@@ -303,13 +302,6 @@ class Server:
         client_tls.check_hostname = False  # opportunistic: most MX certificates do not match (RFC 7435)
         client_tls.verify_mode = ssl.CERT_NONE
         client_tls.minimum_version = ssl.TLSVersion.TLSv1_2
-        runner: QueueRunner
-
-        def wake() -> None:
-            if self.is_mx_process:
-                store.announce_queued()
-            else:
-                runner.wake()
 
         verified_tls = ssl.create_default_context(cafile=config.outbound.ca_file or None)
         if config.outbound.ca_file:
@@ -328,7 +320,7 @@ class Server:
             else None
         )
         notices = NoticeSender(
-            directory=store, queue=store, blobs=blobs, delivery=delivery, now=self._now, on_queued=wake
+            directory=store, queue=store, blobs=blobs, delivery=delivery, now=self._now, on_queued=self._on_queued
         )
         runner = QueueRunner(
             queue=store,
@@ -357,11 +349,21 @@ class Server:
         )
         return runner
 
+    def _on_queued(self) -> None:
+        """Mail was queued: wake the queue runner, which for an MX process runs in the main one."""
+        assert self.store is not None and self.runner is not None
+        if self.is_mx_process:
+            self.store.announce_queued()
+        else:
+            self.runner.wake()
+
     def ports(self, name: str) -> list[int]:
         return self.listeners[name].ports
 
     async def stop(self) -> None:
         grace = self.config.limits.shutdown_grace
+        if self.mx_processes is not None:
+            self.mx_processes.stop_starting()
         for listener in self.listeners.values():
             listener.stop_accepting()
         stopping = [listener.finish(grace) for listener in self.listeners.values()]

@@ -39,7 +39,9 @@ _LENGTH = struct.Struct("!I")
 class MxProcesses:
     def __init__(self, config: Config, sockets: Sequence[socket.socket], *, count: int) -> None:
         self._config = config
-        self._fds = [sock.fileno() for sock in sockets]
+        # Copies of our own: the listeners close theirs at shutdown, and a child started meanwhile must not
+        # get a closed (or by then reused) descriptor number.
+        self._fds = [os.dup(sock.fileno()) for sock in sockets]
         self._count = count
         self._stopping = asyncio.Event()
         self._children: set[asyncio.subprocess.Process] = set()
@@ -54,12 +56,15 @@ class MxProcesses:
         ]
         await asyncio.wait(first, timeout=READY_TIMEOUT)
 
-    async def stop(self, grace: float) -> None:
-        """Close every child's standard input; each finishes its sessions (within `grace`) and exits."""
+    def stop_starting(self) -> None:
+        """Start no more children, and tell those running to finish (before the listeners close)."""
         self._stopping.set()
         for child in self._children:
-            if child.stdin is not None:
-                child.stdin.close()
+            _tell_to_stop(child)
+
+    async def stop(self, grace: float) -> None:
+        """Wait for the children to finish their sessions (within `grace`) and exit, then kill the rest."""
+        self.stop_starting()
         if self._keepers:
             _, pending = await asyncio.wait(self._keepers, timeout=grace + 10)
             for child in self._children:
@@ -68,17 +73,22 @@ class MxProcesses:
             for keeper in pending:
                 keeper.cancel()
             await asyncio.gather(*self._keepers, return_exceptions=True)
+        for fd in self._fds:
+            os.close(fd)
+        self._fds = []
 
     async def _keep(self, number: int, started: asyncio.Future[None]) -> None:
         while not self._stopping.is_set():
             try:
                 child = await self._spawn()
-            except OSError as exc:
+            except Exception as exc:  # no executable, no file descriptors left, ...: try again
                 log.error("MX process number=%d could not start: %s", number, exc)
                 _settle(started)
                 await asyncio.sleep(RESTART_DELAY)
                 continue
             self._children.add(child)
+            if self._stopping.is_set():  # stop() came while it was starting
+                _tell_to_stop(child)
             try:
                 if not await self._is_ready(number, child) and not self._stopping.is_set():
                     with contextlib.suppress(ProcessLookupError):
@@ -110,7 +120,7 @@ class MxProcesses:
         try:
             child.stdin.write(_LENGTH.pack(len(config)) + config)
             await child.stdin.drain()
-        except ConnectionError:  # it died at once; its exit is seen by whoever waits for it
+        except (ConnectionError, RuntimeError):  # it died at once; whoever waits for it sees its exit
             log.error("MX process pid=%d went before taking its config", child.pid)
         return child
 
@@ -127,6 +137,11 @@ class MxProcesses:
         if not self._stopping.is_set():
             log.error("MX process number=%d pid=%d did not start", number, child.pid)
         return False
+
+
+def _tell_to_stop(child: asyncio.subprocess.Process) -> None:
+    if child.stdin is not None:
+        child.stdin.close()
 
 
 def _settle(future: asyncio.Future[None]) -> None:

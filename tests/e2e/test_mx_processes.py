@@ -3,6 +3,7 @@ wake the main process's IMAP IDLE, come back when they crash, and go when the ma
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import os
 import re
@@ -27,19 +28,25 @@ _DELIVERED = re.compile(r"pochta\.smtpd\.mx\[(\d+)\] smtp delivered")
 
 
 def _children(pid: int) -> list[int]:
-    tasks = Path(f"/proc/{pid}/task")
     found: list[int] = []
-    for task in tasks.iterdir():
-        children = (task / "children").read_text().split()
-        found += [int(child) for child in children]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # a thread that ended meanwhile
+            found += [int(child) for child in (task / "children").read_text().split()]
     return sorted(found)
 
 
+def _is_mx_process(pid: int) -> bool:
+    try:
+        return b"mx-process" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return False
+
+
 def _mx_children(pid: int, count: int, *, timeout: float = 20) -> list[int]:
-    """The MX processes of server `pid`, once there are `count` of them, each accepting."""
+    """The MX processes of server `pid`, once there are `count` of them."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        children = [child for child in _children(pid) if b"mx-process" in Path(f"/proc/{child}/cmdline").read_bytes()]
+        children = [child for child in _children(pid) if _is_mx_process(child)]
         if len(children) == count:
             return children
         time.sleep(0.05)
@@ -57,7 +64,7 @@ def _send(port: int, number: int) -> None:
 
 
 def _inbox_count(server: RunningServer) -> int:
-    client = imaplib.IMAP4("127.0.0.1", server.ports["imap"])
+    client = imaplib.IMAP4("127.0.0.1", server.ports["imap"], timeout=30)
     client.login("alice@example.test", PASSWORD)
     status, data = client.select("INBOX", readonly=True)
     client.logout()
@@ -98,7 +105,7 @@ def test_mx_processes_share_port_25_and_every_message_is_stored_once(server: Run
 
 def test_idle_in_the_main_process_hears_mail_an_mx_process_delivered(server: RunningServer) -> None:
     children = _mx_children(server.process.pid, 2)
-    watcher = imaplib.IMAP4("127.0.0.1", server.ports["imap"])
+    watcher = imaplib.IMAP4("127.0.0.1", server.ports["imap"], timeout=30)
     watcher.login("alice@example.test", PASSWORD)
     watcher.select("INBOX")
     # Stop the main process from accepting on port 25 (SIGSTOP): every message now goes to an MX process.
@@ -125,19 +132,25 @@ def test_an_mx_process_that_dies_is_started_again(server: RunningServer) -> None
     first, second = _mx_children(server.process.pid, 2)
     os.kill(first, signal.SIGKILL)
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        children = _children(server.process.pid)
-        if first not in children and len(children) == 2:
-            break
+    while first in _children(server.process.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    replacement = next(child for child in _mx_children(server.process.pid, 2) if child != second)
+    (replacement,) = (child for child in _mx_children(server.process.pid, 2) if child != second)
     assert replacement != first
-    for number in range(5):
+    stopped = (server.process.pid, second)
+    for pid in stopped:  # only the replacement can take the next message
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        _send(server.ports["smtp"], 0)
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+    for number in range(1, 5):
         _send(server.ports["smtp"], number)
     assert _inbox_count(server) == 5
     code, log = server.stop()
     assert code == 0, log
-    assert "MX process exited" in log
+    assert re.search(rf"MX process exited number=\d pid={first} code=-9; starting another", log)
+    assert next(int(pid) for pid in _DELIVERED.findall(log)) == replacement
 
 
 def test_mx_processes_go_when_the_main_process_is_killed(tmp_path: Path) -> None:

@@ -99,6 +99,8 @@ def _hash(password: str) -> tuple[str, Any]:
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None) -> None:
     """Pochta, a complete mail server in one process."""
+    if ctx.invoked_subcommand == "mx-process":  # its config comes from the main process, as it is running
+        return
     try:
         ctx.obj = config_module.load(config_path)
     except config_module.ConfigError as exc:
