@@ -2,10 +2,11 @@
 the load is.
 
 The main process binds every port, then starts the others. Each is `python -m pochta mx-process`: it
-inherits the listening sockets of listen.smtp and accepts on them beside the main process (the kernel
-gives each connection to one process that is waiting, so a busy process takes fewer), and opens the same
-store. What it commits wakes the main process's IMAP IDLE and queue runner through the store
-(``hear_others``); it runs no queue, retention or training of its own.
+inherits the listening sockets of listen.smtp and accepts on them beside the main process (each new
+connection wakes the processes waiting in their event loops, and the first to accept takes it: one busy
+with sessions is seldom first), and opens the same store. What it commits wakes the main process's IMAP
+IDLE and queue runner through the store (``hear_others``); it runs no queue, retention or training of its
+own.
 
 The config reaches a child on its standard input, which then stays open: end of file means the main
 process is gone or stopping, and the child finishes its sessions and exits. The child says "ready" on
@@ -30,7 +31,9 @@ from pochta.config import Config
 
 log = logging.getLogger(__name__)
 
-RESTART_DELAY = 1.0  # seconds before a child that exited is started again
+RESTART_DELAY = 1.0  # seconds before a child that exited is started again, doubled while they keep failing
+MAX_RESTART_DELAY = 60.0
+STEADY_SECONDS = 60.0  # a child that ran this long resets the delay
 READY_TIMEOUT = 60.0  # seconds a child may take to start (imports, store, spam model)
 READY = b"ready\n"  # what a child writes to its standard output once it accepts
 _LENGTH = struct.Struct("!I")
@@ -78,13 +81,17 @@ class MxProcesses:
         self._fds = []
 
     async def _keep(self, number: int, started: asyncio.Future[None]) -> None:
+        loop = asyncio.get_running_loop()
+        delay = RESTART_DELAY
         while not self._stopping.is_set():
+            born = loop.time()
             try:
                 child = await self._spawn()
             except Exception as exc:  # no executable, no file descriptors left, ...: try again
                 log.error("MX process number=%d could not start: %s", number, exc)
                 _settle(started)
-                await asyncio.sleep(RESTART_DELAY)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_RESTART_DELAY)
                 continue
             self._children.add(child)
             if self._stopping.is_set():  # stop() came while it was starting
@@ -99,8 +106,13 @@ class MxProcesses:
                 self._children.discard(child)
             if self._stopping.is_set():
                 return
-            log.error("MX process exited number=%d pid=%d code=%s; starting another", number, child.pid, code)
-            await asyncio.sleep(RESTART_DELAY)
+            if loop.time() - born >= STEADY_SECONDS:
+                delay = RESTART_DELAY
+            log.error(
+                "MX process exited number=%d pid=%d code=%s; starting another in %.0f s", number, child.pid, code, delay
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_RESTART_DELAY)
 
     async def _spawn(self) -> asyncio.subprocess.Process:
         fds = ",".join(map(str, self._fds))

@@ -149,7 +149,7 @@ def test_an_mx_process_that_dies_is_started_again(server: RunningServer) -> None
     assert _inbox_count(server) == 5
     code, log = server.stop()
     assert code == 0, log
-    assert re.search(rf"MX process exited number=\d pid={first} code=-9; starting another", log)
+    assert re.search(rf"MX process exited number=\d pid={first} code=-9; starting another in 1 s", log)
     assert next(int(pid) for pid in _DELIVERED.findall(log)) == replacement
 
 

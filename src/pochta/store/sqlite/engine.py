@@ -404,9 +404,9 @@ class Engine:
             finally:
                 self._process_lock.release()
         self._done(batch, outcomes, touched, failure)
-        _settle_batch([(job.loop, job.future, ok, value) for job, (ok, value) in zip(batch, outcomes, strict=True)])
-        if touched:
+        if touched:  # before the callers are answered, as on the loop: a caller's next step sees them woken
             batch[0].loop.call_soon_threadsafe(self._on_commit, touched)
+        _settle_batch([(job.loop, job.future, ok, value) for job, (ok, value) in zip(batch, outcomes, strict=True)])
 
     # ---- reads ----
 
@@ -527,7 +527,9 @@ class _ProcessLock:
         return True
 
     def acquire(self) -> None:
-        """Wait (off the event loop) for the lock: as long as another process's transaction lasts."""
+        """Wait (off the event loop) for the lock: as long as another process's transaction lasts. With no
+        time limit, unlike SQLite's 30 s busy timeout: a holder stopped mid-transaction (SIGSTOP) now holds
+        writers up until it goes on or dies, instead of failing them after 30 s (a 451 either way)."""
         try:
             if self._works:
                 fcntl.flock(self._fd, fcntl.LOCK_EX)
@@ -552,7 +554,7 @@ class _ProcessLock:
 def follow_owner(path: Path, reference: Path) -> None:
     """Run as root, give `path` to the owner of `reference` (the database), as SQLite does for its -wal and
     -shm files: a root-run admin command must not leave files the server's user cannot open."""
-    if os.geteuid() != 0:
+    if os.geteuid() != 0 or not reference.exists():  # a new store: root makes (and owns) all of it
         return
     try:
         owner = reference.stat()
