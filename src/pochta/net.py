@@ -342,6 +342,7 @@ class Listener:
         for sock in sockets:
             server = await loop.create_server(self._make_protocol, sock=sock, ssl=self._tls, backlog=1024)
             self._servers.append(server)
+            log.info("accepting protocol=%s address=%s (the main process's socket)", self.name, sock.getsockname())
 
     @property
     def sockets(self) -> list[socket.socket]:

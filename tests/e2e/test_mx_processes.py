@@ -42,12 +42,28 @@ def _is_mx_process(pid: int) -> bool:
         return False
 
 
+def _accepts(pid: int) -> bool:
+    """Whether MX process `pid` has put its inherited listening socket into its event loop's epoll set."""
+    try:
+        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        fds = arguments[arguments.index(b"--fds") + 1].decode().split(",")
+        watched = {
+            line.split()[1]
+            for info in Path(f"/proc/{pid}/fdinfo").iterdir()
+            for line in info.read_text().splitlines()
+            if line.startswith("tfd:")
+        }
+    except (FileNotFoundError, ProcessLookupError, ValueError, IndexError):
+        return False
+    return all(fd in watched for fd in fds)
+
+
 def _mx_children(pid: int, count: int, *, timeout: float = 20) -> list[int]:
-    """The MX processes of server `pid`, once there are `count` of them."""
+    """The MX processes of server `pid`, once there are `count` of them, each accepting."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         children = [child for child in _children(pid) if _is_mx_process(child)]
-        if len(children) == count:
+        if len(children) == count and all(_accepts(child) for child in children):
             return children
         time.sleep(0.05)
     raise AssertionError(f"expected {count} MX processes, found {_children(pid)}")
@@ -134,6 +150,7 @@ def test_an_mx_process_that_dies_is_started_again(server: RunningServer) -> None
     deadline = time.monotonic() + 20
     while first in _children(server.process.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
+    # accepting, so it has its config: the main process can be stopped now
     (replacement,) = (child for child in _mx_children(server.process.pid, 2) if child != second)
     assert replacement != first
     stopped = (server.process.pid, second)
