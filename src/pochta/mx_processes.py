@@ -64,6 +64,9 @@ class MxProcesses:
         self._stopping.set()
         for child in self._children:
             _tell_to_stop(child)
+        for fd in self._fds:  # with the listeners' own, so that port 25 stops listening now
+            os.close(fd)
+        self._fds = []
 
     async def stop(self, grace: float) -> None:
         """Wait for the children to finish their sessions (within `grace`) and exit, then kill the rest."""
@@ -76,9 +79,6 @@ class MxProcesses:
             for keeper in pending:
                 keeper.cancel()
             await asyncio.gather(*self._keepers, return_exceptions=True)
-        for fd in self._fds:
-            os.close(fd)
-        self._fds = []
 
     async def _keep(self, number: int, started: asyncio.Future[None]) -> None:
         loop = asyncio.get_running_loop()

@@ -222,3 +222,34 @@ def test_the_service_manager_hears_ready_once_every_mx_process_accepts(tmp_path:
     assert process.returncode == 0, log
     assert f"MX process ready number=2 pid={child}" in log
     assert log.index("MX process ready") < log.index("pochta started")
+
+
+def test_port_25_stops_listening_at_once_while_open_transactions_finish(tmp_path: Path) -> None:
+    extra = "[smtp]\nprocesses = 2\n[limits]\nshutdown_grace = 20\n"
+    with pochta_server(tmp_path, services=("smtp",), extra=extra) as server:
+        assert server.cli("domain", "add", "example.test").returncode == 0
+        added = server.cli("user", "add", "alice@example.test", "--password-stdin", stdin=PASSWORD + "\n")
+        assert added.returncode == 0, added.stderr
+        _mx_children(server.process.pid, 1)
+        os.kill(server.process.pid, signal.SIGSTOP)  # the session goes to the MX process, which outlives
+        try:  # the main process's own listeners in the shutdown
+            client = smtplib.SMTP("127.0.0.1", server.ports["smtp"], timeout=30)
+        finally:
+            os.kill(server.process.pid, signal.SIGCONT)
+        client.ehlo("client.test")
+        assert client.mail("sender@remote.test")[0] == 250
+        assert client.rcpt("alice@example.test")[0] == 250  # a transaction is open: it may finish
+        server.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        refused = False
+        while not refused and time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", server.ports["smtp"]), timeout=5).close()
+                time.sleep(0.05)
+            except ConnectionRefusedError:
+                refused = True
+        assert refused, "port 25 still listened while shutting down"
+        assert client.data(b"Subject: last\r\n\r\nfinished during shutdown\r\n")[0] == 250
+        client.quit()
+        code, log = server.stop()
+        assert code == 0, log
