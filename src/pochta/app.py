@@ -462,6 +462,9 @@ async def _serve_mx(config: Config, sockets: Sequence[socket.socket]) -> int:
     stop_when_parent_goes(asyncio.get_running_loop(), stop)
     await server.start()
     os.write(sys.stdout.fileno(), READY)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # nobody reads the pipe from now on: a print must not fill it
+    os.close(devnull)
     _settle_garbage_collector()
     _shorten_switch_interval()
     await stop.wait()

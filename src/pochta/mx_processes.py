@@ -90,7 +90,7 @@ class MxProcesses:
             except Exception as exc:  # no executable, no file descriptors left, ...: try again
                 log.error("MX process number=%d could not start: %s", number, exc)
                 _settle(started)
-                await asyncio.sleep(delay)
+                await self._pause(delay)
                 delay = min(delay * 2, MAX_RESTART_DELAY)
                 continue
             self._children.add(child)
@@ -111,7 +111,7 @@ class MxProcesses:
             log.error(
                 "MX process exited number=%d pid=%d code=%s; starting another in %.0f s", number, child.pid, code, delay
             )
-            await asyncio.sleep(delay)
+            await self._pause(delay)
             delay = min(delay * 2, MAX_RESTART_DELAY)
 
     async def _spawn(self) -> asyncio.subprocess.Process:
@@ -136,11 +136,24 @@ class MxProcesses:
             log.error("MX process pid=%d went before taking its config", child.pid)
         return child
 
+    async def _pause(self, seconds: float) -> None:
+        """A restart pause that a stop cuts short."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
     async def _is_ready(self, number: int, child: asyncio.subprocess.Process) -> bool:
         """Whether it wrote its line on standard output (it accepts on port 25 from now on) in time."""
         assert child.stdout is not None
+        stdout = child.stdout
+
+        async def ready_line() -> bytes:
+            while line := await stdout.readline():  # whatever a library printed before it
+                if line == READY:
+                    return line
+            return b""
+
         try:
-            line = await asyncio.wait_for(child.stdout.readline(), READY_TIMEOUT)
+            line = await asyncio.wait_for(ready_line(), READY_TIMEOUT)
         except TimeoutError:
             line = b""
         if line == READY:

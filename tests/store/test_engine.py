@@ -164,7 +164,7 @@ async def test_quick_writes_go_to_the_writer_thread_while_it_holds_the_connectio
         held = asyncio.ensure_future(engine.write(hold))
         await asyncio.sleep(0.1)
         assert await engine.write(_insert("a.test", threads), is_quick=True) == "a.test"
-        await held
+        await asyncio.wait_for(held, 10)
         assert threads and threads[0] != threading.get_ident()
     finally:
         await engine.close()
@@ -214,12 +214,12 @@ async def test_two_engines_on_one_database_take_turns_through_the_lock_file_with
 
     try:
         held = asyncio.ensure_future(first.write(hold))
-        await asyncio.to_thread(holding.wait)
+        assert await asyncio.to_thread(holding.wait, 10)
         write = asyncio.ensure_future(second.write(after, is_quick=True))
         await asyncio.sleep(0.1)  # the loop turns meanwhile: the wait is on a thread
         assert not write.done()
-        await held
-        assert await write == 1
+        await asyncio.wait_for(held, 10)
+        assert await asyncio.wait_for(write, 10) == 1
         assert order == ["held", "after"]
         assert threads == [threading.get_ident()]  # it waited off the loop, then ran its statements here
         assert await second.write(_insert("c.test", threads), is_quick=True) == "c.test"
@@ -240,7 +240,7 @@ async def test_a_quick_write_waits_for_the_lock_file_alone(tmp_path: Path) -> No
         await asyncio.sleep(0.2)
         assert not write.done()
         fcntl.flock(lock, fcntl.LOCK_UN)
-        assert await write == "a.test"
+        assert await asyncio.wait_for(write, 10) == "a.test"
     finally:
         os.close(lock)
         await engine.close()
@@ -262,8 +262,8 @@ async def test_a_commit_task_cancelled_while_waiting_for_another_process_loses_n
         commits = second._loop_commits
         assert commits is not None and not commits.done()
         commits.cancel()  # a loop shutting down, while its thread still waits for the lock file
-        await held
-        assert await write == "a.test"  # the writer thread took it
+        await asyncio.wait_for(held, 10)
+        assert await asyncio.wait_for(write, 10) == "a.test"  # the writer thread took it
         assert await first.write(_insert("b.test"), is_quick=True) == "b.test"  # the lock file was let go
         assert await second.write(_insert("c.test"), is_quick=True) == "c.test"
         assert await first.read(_count_domains) == 3

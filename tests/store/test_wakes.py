@@ -8,6 +8,7 @@ import pwd
 import socket
 import sys
 import textwrap
+import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -146,10 +147,12 @@ async def test_a_receiver_whose_queue_was_full_is_woken_for_everything(tmp_path:
     queued = asyncio.Event()
     try:
         receiver.listen(heard.append, queued.set)
-        for account in range(1, 51):  # 50 commits before the receiver reads: its queue holds about 10
+        queue_length = int(Path("/proc/sys/net/unix/max_dgram_qlen").read_text())  # 10 here, 512 with systemd
+        commits = queue_length + 40
+        for account in range(1, commits + 1):  # more commits than its queue holds, before the receiver reads
             sender.announce([account])
         await asyncio.wait_for(queued.wait(), 5)  # "everything" also wakes the queue runner
-        assert None in heard  # every watcher woken, so none of the 50 accounts is missed
+        assert None in heard  # every watcher woken, so none of the accounts is missed
     finally:
         sender.close()
         receiver.close()
@@ -172,3 +175,30 @@ async def test_files_a_root_run_command_makes_belong_to_the_databases_owner(tmp_
     await store.close()
     for name in ("wake", DATABASE_NAME + "-writer"):
         assert (tmp_path / name).stat().st_uid == nobody.pw_uid, name
+
+
+def test_a_sender_that_closes_with_wake_ups_owed_still_sends_everything(tmp_path: Path) -> None:
+    queue_length = int(Path("/proc/sys/net/unix/max_dgram_qlen").read_text())
+    listening, go = threading.Event(), threading.Event()
+    heard: list[set[int] | None] = []
+
+    async def receive() -> None:
+        receiver = Wakes(tmp_path, database=tmp_path / "db")
+        try:
+            receiver.listen(heard.append, lambda: None)
+            listening.set()
+            go.wait(10)  # its event loop is stuck meanwhile: the datagrams pile up and overflow
+            await _until(lambda: None in heard)
+        finally:
+            receiver.close()
+
+    thread = threading.Thread(target=asyncio.run, args=(receive(),))
+    thread.start()
+    assert listening.wait(10)
+    sender = Wakes(tmp_path, database=tmp_path / "db")  # `pochta import`: its last commits, then it closes
+    for account in range(1, queue_length + 41):
+        sender.announce([account])
+    threading.Timer(0.2, go.set).start()  # the receiver reads again while close() waits for room
+    sender.close()
+    thread.join(10)
+    assert None in heard

@@ -285,6 +285,8 @@ class Engine:
                     self._conn_lock.release()
             self._to_writer(batch)
             if isinstance(exc, asyncio.CancelledError):
+                self._to_writer(self._loop_jobs)  # nothing on this loop commits them now
+                self._loop_jobs = []
                 raise
             return False
         return True
@@ -405,7 +407,8 @@ class Engine:
                 self._process_lock.release()
         self._done(batch, outcomes, touched, failure)
         if touched:  # before the callers are answered, as on the loop: a caller's next step sees them woken
-            batch[0].loop.call_soon_threadsafe(self._on_commit, touched)
+            with contextlib.suppress(RuntimeError):  # that loop has closed; the callers are still answered
+                batch[0].loop.call_soon_threadsafe(self._on_commit, touched)
         _settle_batch([(job.loop, job.future, ok, value) for job, (ok, value) in zip(batch, outcomes, strict=True)])
 
     # ---- reads ----

@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 
 _QUEUED = b"q"  # the token for "mail was queued"; the others are account ids
 _EVERYTHING = b"*"  # wake every watcher and the queue: what a receiver gets after datagrams were lost
-_RETRY_SECONDS = 0.01  # how soon "everything" goes to a receiver whose queue was full
+_RETRY_SECONDS = 0.01  # how soon "everything" goes to a receiver whose queue was full; doubled while it stays
+_MAX_RETRY_SECONDS = 1.0  # full (a receiver stopped or stuck), up to this
+_CLOSE_WAIT_SECONDS = 1.0  # how long close() waits to send the "everything" still owed
 _MAX_DATAGRAM = 4096
 _SOCKET_SUFFIX = ".sock"
 _MAX_SOCKET_PATH = 107  # sockaddr_un's sun_path holds 108 octets with the final NUL
@@ -53,6 +55,7 @@ class Wakes:
         self._closed = False
         self._overflowed: set[str] = set()  # receivers owed "everything"
         self._retry: asyncio.TimerHandle | None = None
+        self._retry_delay = _RETRY_SECONDS
         self._listed_at = -1  # the folder's mtime when _peers was read
         self._relist_after = 0.0  # and when to read it again even if that mtime stays
 
@@ -91,6 +94,11 @@ class Wakes:
         if self._closed:
             return
         self._closed = True
+        if self._overflowed:  # the commits just before closing (`pochta import`): wait a little for room
+            self._sender.settimeout(_CLOSE_WAIT_SECONDS)
+            for name in self._overflowed:
+                with contextlib.suppress(OSError):
+                    self._sender.sendto(_EVERYTHING, self._prefix + name)
         if self._retry is not None:
             self._retry.cancel()
         if self._receiver is not None:
@@ -137,13 +145,18 @@ class Wakes:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # announced from no event loop: nothing to retry on
             return
-        self._retry = loop.call_later(_RETRY_SECONDS, self._send_everything)
+        self._retry = loop.call_later(self._retry_delay, self._send_everything)
+        self._retry_delay = min(self._retry_delay * 2, _MAX_RETRY_SECONDS)
 
     def _send_everything(self) -> None:
-        self._retry = None
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
         owed, self._overflowed = self._overflowed, set()
         for name in owed:
             self._send(name, _EVERYTHING)  # full again: back into _overflowed, and another retry
+        if not self._overflowed:
+            self._retry_delay = _RETRY_SECONDS
 
     def _receive(self, on_accounts: Callable[[set[int] | None], None], on_queued: Callable[[], None]) -> None:
         assert self._receiver is not None
