@@ -420,9 +420,7 @@ def _relay(config: Config) -> Relay | None:
 async def _serve(config: Config) -> int:
     server = Server(config)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):  # before the first port opens: a SIGTERM is never lost
-        loop.add_signal_handler(signum, stop.set)
+    _stop_on_signals(stop)  # before the first port opens: a SIGTERM is never lost
     try:
         await server.start()
     except OSError as exc:
@@ -438,6 +436,12 @@ async def _serve(config: Config) -> int:
     await server.stop()
     log.info("stopped")
     return 0
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
 
 
 def _notify_service_manager(state: str) -> None:
@@ -460,6 +464,7 @@ async def _serve_mx(config: Config, sockets: Sequence[socket.socket]) -> int:
     server = Server(config, mx_sockets=sockets)
     stop = asyncio.Event()
     stop_when_parent_goes(asyncio.get_running_loop(), stop)
+    _stop_on_signals(stop)  # Ctrl-C in a terminal reaches the whole process group
     await server.start()
     os.write(sys.stdout.fileno(), READY)
     devnull = os.open(os.devnull, os.O_WRONLY)

@@ -21,7 +21,6 @@ import contextlib
 import logging
 import os
 import pickle
-import signal
 import socket
 import struct
 import sys
@@ -200,8 +199,7 @@ def inherited_sockets(fds: Sequence[int]) -> list[socket.socket]:
 
 
 def stop_when_parent_goes(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, stream: int = 0) -> None:
-    """Set `stop` at end of file on `stream` (the parent closed our standard input, or died), or on
-    SIGTERM or SIGINT (Ctrl-C reaches the whole process group)."""
+    """Set `stop` at end of file on `stream` (the parent closed our standard input, or died)."""
 
     def readable() -> None:
         try:
@@ -214,5 +212,3 @@ def stop_when_parent_goes(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, 
 
     os.set_blocking(stream, False)
     loop.add_reader(stream, readable)
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)

@@ -134,6 +134,12 @@ async def test_a_failed_write_leaves_nothing_alone_or_in_a_batch(tmp_path: Path)
         await engine.close()
 
 
+def _hold(conn: sqlite3.Connection) -> WriteResult[None]:
+    """A write job that keeps the writer connection for 0.3 s."""
+    time.sleep(0.3)
+    return WriteResult(None)
+
+
 def _count_domains(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT count(*) FROM domains").fetchone()[0])
 
@@ -156,12 +162,8 @@ async def test_quick_writes_go_to_the_writer_thread_while_it_holds_the_connectio
     engine = Engine(tmp_path / DATABASE_NAME, fsync=False, on_commit=lambda _: None)
     threads: list[int] = []
 
-    def hold(conn: sqlite3.Connection) -> WriteResult[None]:
-        time.sleep(0.3)
-        return WriteResult(None)
-
     try:
-        held = asyncio.ensure_future(engine.write(hold))
+        held = asyncio.ensure_future(engine.write(_hold))
         await asyncio.sleep(0.1)
         assert await engine.write(_insert("a.test", threads), is_quick=True) == "a.test"
         await asyncio.wait_for(held, 10)
@@ -250,12 +252,8 @@ async def test_a_commit_task_cancelled_while_waiting_for_another_process_loses_n
     first = Engine(tmp_path / DATABASE_NAME, fsync=False, on_commit=lambda _: None)
     second = Engine(tmp_path / DATABASE_NAME, fsync=False, on_commit=lambda _: None)
 
-    def hold(conn: sqlite3.Connection) -> WriteResult[None]:
-        time.sleep(0.3)
-        return WriteResult(None)
-
     try:
-        held = asyncio.ensure_future(first.write(hold))
+        held = asyncio.ensure_future(first.write(_hold))
         await asyncio.sleep(0.1)
         write = asyncio.ensure_future(second.write(_insert("a.test"), is_quick=True))
         await asyncio.sleep(0.05)

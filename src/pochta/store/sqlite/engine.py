@@ -146,7 +146,7 @@ class Engine:
         writer_conn.execute(f"PRAGMA journal_size_limit={_WAL_SIZE_LIMIT}")  # the WAL file shrinks after a reset
         writer_conn.execute("PRAGMA busy_timeout=0")  # the loop must not wait; the writer thread sets its own
         self._conn = writer_conn
-        self._process_lock = _ProcessLock(Path(f"{path}-writer"))
+        self._process_lock = _ProcessLock(path)
         self._conn_lock = threading.Lock()  # who uses the writer connection: the writer thread or a loop
         self._home: asyncio.AbstractEventLoop | None = None  # the loop that commits quick jobs
         self._home_lock = threading.Lock()
@@ -512,43 +512,38 @@ class _ProcessLock:
     It never raises: on a filesystem without flock (some network and FUSE ones) it turns itself off with a
     warning, and SQLite's own lock, polled by its busy handler, orders the processes as before."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, database: Path) -> None:
         # Read-only is enough for flock, and 0644 lets the server's user open a file root made (`sudo pochta
         # user add`); follow_owner gives it to the database's owner as SQLite does for -wal and -shm.
+        path = Path(f"{database}-writer")
         self._fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        follow_owner(path, path.with_name(path.name.removesuffix("-writer")))
+        follow_owner(path, database)
         self._works = True
 
     def try_acquire(self) -> bool:
-        try:
-            if self._works:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        except OSError as exc:
-            self._fail(exc)
-        return True
+        return self._flock(fcntl.LOCK_EX | fcntl.LOCK_NB)
 
     def acquire(self) -> None:
         """Wait (off the event loop) for the lock: as long as another process's transaction lasts. With no
         time limit, unlike SQLite's 30 s busy timeout: a holder stopped mid-transaction (SIGSTOP) now holds
         writers up until it goes on or dies, instead of failing them after 30 s (a 451 either way)."""
-        try:
-            if self._works:
-                fcntl.flock(self._fd, fcntl.LOCK_EX)
-        except OSError as exc:
-            self._fail(exc)
+        self._flock(fcntl.LOCK_EX)
 
     def release(self) -> None:
-        try:
-            if self._works:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-        except OSError as exc:
-            self._fail(exc)
+        self._flock(fcntl.LOCK_UN)
 
-    def _fail(self, exc: OSError) -> None:
-        self._works = False
-        log.warning("the store's lock file cannot be locked (%s): processes wait on SQLite's lock instead", exc)
+    def _flock(self, operation: int) -> bool:
+        """False only when a non-blocking lock is held elsewhere."""
+        if not self._works:
+            return True
+        try:
+            fcntl.flock(self._fd, operation)
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            self._works = False
+            log.warning("the store's lock file cannot be locked (%s): processes wait on SQLite's lock instead", exc)
+        return True
 
     def close(self) -> None:
         os.close(self._fd)

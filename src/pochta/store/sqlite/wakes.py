@@ -41,7 +41,6 @@ class Wakes:
     def __init__(self, directory: Path, *, database: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         follow_owner(directory, database)
-        self._directory = directory
         # A long data directory does not fit a socket address: name the folder through an fd of our own.
         self._dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         is_short = len(os.fsencode(directory)) < _MAX_SOCKET_PATH - 32
