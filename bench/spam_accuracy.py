@@ -28,7 +28,7 @@ from typing import TypeVar
 from pochta.filters.spam import linear, rules
 from pochta.filters.spam.bayes import Classifier, Counts, worth_learning
 from pochta.filters.spam.check import assess
-from pochta.filters.spam.models import FISHER_SHARE, judge
+from pochta.filters.spam.models import FISHER_SHARE, Index, judge
 from pochta.filters.spam.tokens import Features, features
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "spam" / "spamassassin"
@@ -79,6 +79,7 @@ def pochta(train: list[tuple[bool, Path]], test: list[tuple[bool, Path]]) -> Non
             counted += 1
     steps = linear.train(weights, [(found.tokens, found.grams, is_spam) for is_spam, found in order])
     classifier = Classifier(counts)
+    index = Index.of(classifier, weights)  # as the server builds it
     trained = time.process_time() - started
     messages = [(is_spam, path.read_bytes()) for is_spam, path in test]
     size = sum(len(data) for _, data in messages) / len(messages)
@@ -87,7 +88,7 @@ def pochta(train: list[tuple[bool, Path]], test: list[tuple[bool, Path]]) -> Non
     logits = []
     for _, data in messages:
         found = features(data)
-        result = judge(classifier, weights, found)
+        result = judge(classifier, weights, found, index=index)
         scores.append(assess(result, rules.message_hits(found, {})).score)
         logits.append(result.logit)
     spent = time.process_time() - started
@@ -97,7 +98,7 @@ def pochta(train: list[tuple[bool, Path]], test: list[tuple[bool, Path]]) -> Non
         started = time.process_time()
         found = features(data)
         tokenised = time.process_time()
-        result = judge(classifier, weights, found)
+        result = judge(classifier, weights, found, index=index)
         classified = time.process_time()
         assess(result, rules.message_hits(found, {}))
         parts[0] += tokenised - started

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pochta.filters.spam import rules
-from pochta.filters.spam.models import REFRESH, Example, Models
+from pochta.filters.spam.models import REFRESH, Example, Index, Model, Models, judge
 from pochta.filters.spam.tokens import features
 from pochta.store.api import GLOBAL_MODEL, Store
 
@@ -115,3 +115,27 @@ async def test_a_message_for_many_is_judged_for_each_as_alone(store: Store) -> N
     assert each == alone
     assert each[6] is each[8] is each[None]  # no model of their own: the global judgement, computed once
     assert each[5].logit > each[None].logit > each[7].logit
+
+
+async def test_the_shared_index_scores_as_each_classifiers_own_tables_and_follows_training(store: Store) -> None:
+    models = Models(store)
+    await _train_global(models)
+    model = await models.global_model()
+    classifier = await models.classifier()
+    index = Index.of(classifier, model.weights)
+    assert index is not None
+    user = Model()
+    user.counts.add(features(message("gardening club newsletter tulips")).tokens, is_spam=True)
+    for data in [spam(n) for n in range(20, 30)] + [ham(n) for n in range(20, 30)]:
+        found = features(data)
+        for own in (None, user):
+            shared = judge(classifier, model.weights, found, own, index=index)
+            apart = judge(classifier, model.weights, found, own)  # the classifier's and the weights' tables
+            assert shared.probability == apart.probability
+            assert abs(shared.logit - apart.logit) < 1e-9
+    note = features(message("gardening club newsletter tulips compost seedlings"))
+    before = (await models.classify(note, None)).logit
+    await models.learn(GLOBAL_MODEL, [Example.of(note, digest="n1", is_spam=True)])  # trained here, in place
+    after = (await models.classify(note, None)).logit
+    assert after > before
+    assert after == (await Models(store).classify(note, None)).logit  # as a fresh process scores it

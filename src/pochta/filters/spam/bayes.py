@@ -22,8 +22,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
-from .table import Found, Keys, Rows, distinct, string_keys, total
+from .table import Keys, Rows, distinct, string_keys, total
 
 # Chosen by 5-fold cross-validation on the training half (bench/spam_accuracy.py --cv and the commit
 # message): s=0.45/x=0.5/min 0.2/150 clues (SpamBayes' defaults) gave FN 13.4% at FP <= 0.1% and 1-ROCA
@@ -40,6 +41,8 @@ USER_WEIGHT = 4  # a message a user trained counts as this many of the global mo
 # 0.093/0.139/0.147/0.140%, and a second pass over the messages changed nothing. The figures depend on the
 # training order (0.063-0.138% over three orders); every order tried beat counting every message.
 TRAIN_MARGIN = 0.45
+
+Logs = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]  # ln f and ln (1 - f) of each of a message's tokens
 
 
 @dataclass(slots=True)
@@ -140,15 +143,18 @@ class Classifier:
     """Scores token sets against a global model and, optionally, a user's model.
 
     The global model's clues (tokens far enough from 0.5) and their logarithms are computed once into
-    arrays (table.Rows), so scoring a message is one lookup of all its tokens and two sums in C; call
-    :meth:`changed` after the global model is trained.
+    arrays (table.Rows), so scoring a message is one lookup of all its tokens and two sums in C (the
+    server looks them up in models.Index instead, one table for both classifiers); call :meth:`changed`
+    after the global model is trained.
     """
 
     def __init__(self, model: Counts) -> None:
         self.model = model
         self._clues: dict[str, float] = {}  # token → f, for --explain and the slow path
-        self._rows: Rows | None = None  # of the clues; None when two share a hash (then _clues is used)
-        self._logs = np.zeros((2, 1))  # ln f and ln (1 - f) by row, and zeros for "not a clue"
+        self._table: tuple[Rows, npt.NDArray[np.float64]] | None = (
+            None  # of the clues (ln f, ln 1-f), built on first use
+        )
+        self._has_table = True  # False when two clues share a hash (then _clues is used)
         self.changed()
 
     def changed(self) -> None:
@@ -160,17 +166,33 @@ class Classifier:
             if abs(f - 0.5) >= MIN_DISTANCE:
                 clues[token] = f
         self._clues = clues
-        keys = string_keys(list(clues))
-        self._rows = Rows(keys) if distinct(keys) else None
-        probabilities = np.fromiter(clues.values(), dtype=np.float64, count=len(clues))
-        self._logs = np.zeros((2, len(clues) + 1))
-        self._logs[0, :-1] = np.log(probabilities)
-        self._logs[1, :-1] = np.log1p(-probabilities)
+        self._table = None
+        self._has_table = True
 
-    def clue_rows(self, keys: Keys) -> Found | None:
-        """The rows of the global clue table for a message's token keys (table.string_keys): what does not
-        depend on the recipient, so a message for many is looked up once; None without a table."""
-        return None if self._rows is None else self._rows.find(keys)
+    @property
+    def clues(self) -> Mapping[str, float]:
+        """The global model's clues: each token far enough from 0.5, and its f."""
+        return self._clues
+
+    def clue_logs(self, keys: Keys) -> Logs | None:
+        """ln f and ln (1 - f) of each of a message's token keys (table.string_keys), 0 for a token that is
+        not a clue: what does not depend on the recipient, so a message for many is looked up once. None
+        when there is no table (two clues share a hash)."""
+        if self._table is None and self._has_table:
+            keys_of_clues = string_keys(list(self._clues))
+            if not distinct(keys_of_clues):
+                self._has_table = False
+                return None
+            probabilities = np.fromiter(self._clues.values(), dtype=np.float64, count=len(self._clues))
+            logs = np.zeros((2, len(probabilities) + 1))  # and zeros for "not a clue"
+            logs[0, :-1] = np.log(probabilities)
+            logs[1, :-1] = np.log1p(-probabilities)
+            self._table = Rows(keys_of_clues), logs
+        if self._table is None:
+            return None
+        rows, table = self._table
+        found = table[:, rows.find(keys)]
+        return found[0], found[1]
 
     def classify(
         self,
@@ -179,9 +201,10 @@ class Classifier:
         *,
         explain: bool = False,
         keys: Keys | None = None,
-        rows: Found | None = None,
+        logs: Logs | None = None,
     ) -> Result:
-        """`keys`: table.string_keys(tokens), and `rows`: clue_rows(keys), when the caller has them already."""
+        """`keys`: table.string_keys(tokens), and `logs`: clue_logs(keys) or the same from a table of the
+        global model's (models.Index), when the caller has them already."""
         model = self.model
         spam_total = model.spam
         ham_total = model.ham
@@ -203,22 +226,24 @@ class Classifier:
                 f = _probability(spam + USER_WEIGHT * user_spam, ham + USER_WEIGHT * user_ham, spam_total, ham_total)
                 if abs(f - 0.5) >= MIN_DISTANCE:
                     personal.append((f, token))
-        index = self._rows
-        if index is None or explain:
+        if not explain and logs is None:
+            if keys is None:
+                keys = string_keys(tokens)
+            logs = self.clue_logs(keys)
+        if logs is None or explain:
             return self._classify_listed((tokens - mine) & self._clues.keys(), personal, explain=explain)
-        if keys is None:
-            keys = string_keys(tokens)
-        found = index.find(keys) if rows is None else rows
+        log_f, log_1f = logs
+        is_clue = log_f != 0.0  # ln f of a clue is never 0: f < 1
         if mine:  # the user's counts speak for these
-            found = np.where(np.isin(keys, string_keys(mine)), index.size, found)
-        found = found[found != index.size]
-        count = len(found) + len(personal)
+            assert keys is not None
+            is_clue &= ~np.isin(keys, string_keys(mine))
+        count = int(np.count_nonzero(is_clue)) + len(personal)
         if count == 0:
             return Result(probability=0.5)
         if count > MAX_CLUES:
             return self._classify_listed((tokens - mine) & self._clues.keys(), personal, explain=False)
-        log_spam = total(self._logs[0, found]) + math.fsum(math.log(f) for f, _ in personal)
-        log_ham = total(self._logs[1, found]) + math.fsum(math.log(1.0 - f) for f, _ in personal)
+        log_spam = total(log_f[is_clue]) + math.fsum(math.log(f) for f, _ in personal)
+        log_ham = total(log_1f[is_clue]) + math.fsum(math.log(1.0 - f) for f, _ in personal)
         return Result(probability=_combine(log_spam, log_ham, count))
 
     def _classify_listed(self, shared: set[str], personal: list[tuple[float, str]], *, explain: bool) -> Result:
