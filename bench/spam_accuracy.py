@@ -160,7 +160,7 @@ def _fisher_on_error(train: list[tuple[bool, Features]], test: list[Features], *
             counts.add(found.tokens, is_spam=is_spam)
     classifier = Classifier(counts)
     limit = 1e-6
-    probabilities = (min(1 - limit, max(limit, classifier.classify(found.tokens).probability)) for found in test)
+    probabilities = (min(1 - limit, max(limit, classifier.classify(found).probability)) for found in test)
     return [math.log(p / (1 - p)) for p in probabilities]
 
 

@@ -21,16 +21,16 @@ def test_an_untrained_model_does_not_judge() -> None:
     for n in range(MIN_TRAINED - 1):
         counts.add(features(spam(n)).tokens, is_spam=True)
         counts.add(features(ham(n)).tokens, is_spam=False)
-    result = Classifier(counts).classify(features(spam(99)).tokens)
+    result = Classifier(counts).classify(features(spam(99)))
     assert result.probability == 0.5 and not result.is_trained
 
 
 def test_new_spam_and_ham_are_told_apart() -> None:
     classifier = Classifier(_trained())
     for n in range(100, 110):
-        assert classifier.classify(features(spam(n)).tokens).probability > 0.99
-        assert classifier.classify(features(ham(n)).tokens).probability < 0.01
-    explained = classifier.classify(features(spam(100)).tokens, explain=True)
+        assert classifier.classify(features(spam(n))).probability > 0.99
+        assert classifier.classify(features(ham(n))).probability < 0.01
+    explained = classifier.classify(features(spam(100)), explain=True)
     assert explained.clues and all(p > 0.5 for _, p in explained.clues[:5])
 
 
@@ -59,7 +59,7 @@ def test_summed_deltas_equal_one_by_one_training() -> None:
 
 def test_a_users_model_moves_only_that_users_scores() -> None:
     classifier = Classifier(_trained())
-    newsletter = features(message("gardening club newsletter seeds compost tulips spring planting")).tokens
+    newsletter = features(message("gardening club newsletter seeds compost tulips spring planting"))
     before = classifier.classify(newsletter).probability
     user = Counts()
     for n in range(3):

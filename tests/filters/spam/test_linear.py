@@ -59,18 +59,18 @@ def test_scoring_from_the_sorted_copy_gives_what_training_sees() -> None:
         for mine in (None, user):
             word_part, gram_part = linear.blocks(model, found.tokens, found.grams, mine)
             expected = word_part + linear.GRAM_SHARE * gram_part
-            assert abs(linear.logit(model, found.tokens, found.grams, mine) - expected) < 1e-9
-    before = linear.logit(model, note.tokens, note.grams)
+            assert abs(linear.logit(model, found, mine) - expected) < 1e-9
+    before = linear.logit(model, note)
     model.add(Weights(grams={int(note.grams[0]): 100.0}))  # a change drops the sorted copy
     moved = linear.GRAM_SHARE * 100.0 / math.sqrt(len(note.grams) + 1)
-    assert abs(linear.logit(model, note.tokens, note.grams) - before - moved) < 1e-9
+    assert abs(linear.logit(model, note) - before - moved) < 1e-9
 
 
 def test_training_tells_new_spam_from_ham() -> None:
     model = _trained()
     for n in range(100, 105):
-        assert linear.logit(model, features(spam(n)).tokens, features(spam(n)).grams) > 5
-        assert linear.logit(model, features(ham(n)).tokens, features(ham(n)).grams) < -5
+        assert linear.logit(model, features(spam(n))) > 5
+        assert linear.logit(model, features(ham(n))) < -5
 
 
 def test_a_step_only_on_error() -> None:
@@ -81,7 +81,7 @@ def test_a_step_only_on_error() -> None:
     assert not linear.learn(model, right.tokens, right.grams, is_spam=True, change=change)
     assert model == before and not change
     assert linear.learn(model, right.tokens, right.grams, is_spam=False, change=change)  # "it was ham"
-    assert linear.logit(model, right.tokens, right.grams) < linear.logit(before, right.tokens, right.grams)
+    assert linear.logit(model, right) < linear.logit(before, right)
     before.add(change)  # the changes, added as the store adds them, give the same model
     assert before == model
 
@@ -91,10 +91,10 @@ def test_a_users_steps_are_taken_against_the_sum_and_stay_theirs() -> None:
     shared = Weights(dict(model.words), dict(model.grams))
     user = Weights()
     note = features(message("gardening club newsletter tulips compost seedlings"))
-    before = linear.logit(model, note.tokens, note.grams, user)
+    before = linear.logit(model, note, user)
     for _ in range(3):
         linear.learn(user, note.tokens, note.grams, is_spam=True, base=model)
-    after = linear.logit(model, note.tokens, note.grams, user)
+    after = linear.logit(model, note, user)
     assert after > before and after > linear.MARGIN * linear.GRAM_SHARE
     assert model == shared  # the global model did not move
     assert not linear.learn(user, note.tokens, note.grams, is_spam=True, base=model)  # right now: no step
@@ -106,7 +106,7 @@ from pochta.filters.spam.tokens import features
 from tests.filters.spam.test_linear import _trained
 from tests.filters.spam.samples import message
 note = features(message("free lunch offers for the team meeting"))
-print(sorted(note.grams)[:5], repr(linear.logit(_trained(), note.tokens, note.grams)))
+print(sorted(note.grams)[:5], repr(linear.logit(_trained(), note)))
 """
 
 

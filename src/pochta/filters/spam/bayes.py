@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from .table import Keys, Rows, distinct, string_keys, total
+from .keys import Keys, distinct, string_keys
+from .table import Rows, total
+from .tokens import Features
 
 # Chosen by 5-fold cross-validation on the training half (bench/spam_accuracy.py --cv and the commit
 # message): s=0.45/x=0.5/min 0.2/150 clues (SpamBayes' defaults) gave FN 13.4% at FP <= 0.1% and 1-ROCA
@@ -175,7 +177,7 @@ class Classifier:
         return self._clues
 
     def clue_logs(self, keys: Keys) -> Logs | None:
-        """ln f and ln (1 - f) of each of a message's token keys (table.string_keys), 0 for a token that is
+        """ln f and ln (1 - f) of each of a message's token keys (keys.py), 0 for a token that is
         not a clue: what does not depend on the recipient, so a message for many is looked up once. None
         when there is no table (two clues share a hash)."""
         if self._table is None and self._has_table:
@@ -195,16 +197,11 @@ class Classifier:
         return found[0], found[1]
 
     def classify(
-        self,
-        tokens: set[str],
-        user: Counts | None = None,
-        *,
-        explain: bool = False,
-        keys: Keys | None = None,
-        logs: Logs | None = None,
+        self, message: Features, user: Counts | None = None, *, explain: bool = False, logs: Logs | None = None
     ) -> Result:
-        """`keys`: table.string_keys(tokens), and `logs`: clue_logs(keys) or the same from a table of the
-        global model's (models.Index), when the caller has them already."""
+        """`logs`: clue_logs(message.keys), or the same from a table of the global model's (models.Index),
+        when the caller has them already. The message's tokens as strings are made only for a user's
+        model, for `explain` and for a message with more than MAX_CLUES clues."""
         model = self.model
         spam_total = model.spam
         ham_total = model.ham
@@ -218,7 +215,7 @@ class Classifier:
         personal: list[tuple[float, str]] = []  # the user's clues: tokens the user's counts speak for
         mine: set[str] = set()
         if user is not None:
-            mine = tokens & user.tokens.keys()
+            mine = message.tokens & user.tokens.keys()
             table = model.tokens
             for token in mine:
                 user_spam, user_ham = user.tokens[token]
@@ -227,21 +224,18 @@ class Classifier:
                 if abs(f - 0.5) >= MIN_DISTANCE:
                     personal.append((f, token))
         if not explain and logs is None:
-            if keys is None:
-                keys = string_keys(tokens)
-            logs = self.clue_logs(keys)
+            logs = self.clue_logs(message.keys)
         if logs is None or explain:
-            return self._classify_listed((tokens - mine) & self._clues.keys(), personal, explain=explain)
+            return self._classify_listed((message.tokens - mine) & self._clues.keys(), personal, explain=explain)
         log_f, log_1f = logs
         is_clue = log_f != 0.0  # ln f of a clue is never 0: f < 1
         if mine:  # the user's counts speak for these
-            assert keys is not None
-            is_clue &= ~np.isin(keys, string_keys(mine))
+            is_clue &= ~np.isin(message.keys, string_keys(mine))
         count = int(np.count_nonzero(is_clue)) + len(personal)
         if count == 0:
             return Result(probability=0.5)
         if count > MAX_CLUES:
-            return self._classify_listed((tokens - mine) & self._clues.keys(), personal, explain=False)
+            return self._classify_listed((message.tokens - mine) & self._clues.keys(), personal, explain=False)
         log_spam = total(log_f[is_clue]) + math.fsum(math.log(f) for f, _ in personal)
         log_ham = total(log_1f[is_clue]) + math.fsum(math.log(1.0 - f) for f, _ in personal)
         return Result(probability=_combine(log_spam, log_ham, count))

@@ -33,8 +33,9 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from .table import Keys, Rows, distinct, string_keys, total
-from .tokens import Grams
+from .keys import distinct, string_keys
+from .table import Rows, total
+from .tokens import Features, Grams
 
 RATE = 30.0  # step size, in log-odds of a unit-length vector
 MARGIN = 4.0  # log-odds by which a block must score a message right to be left alone
@@ -97,39 +98,33 @@ def _column(values: Collection[float]) -> npt.NDArray[np.float64]:
     return np.fromiter(itertools.chain(values, (0.0,)), dtype=np.float64, count=len(values) + 1)
 
 
-def global_sums(model: Weights, words: Set[str], grams: Grams, *, keys: Keys | None = None) -> tuple[float, float]:
+def global_sums(model: Weights, message: Features) -> tuple[float, float]:
     """The summed weights of a message's words and of its 4-grams in `model` (a global model): what does
-    not depend on the recipient, so a message for many is looked up once. `keys`: table.string_keys(words),
-    when the caller has them already."""
+    not depend on the recipient, so a message for many is looked up once."""
     index = model.index()
+    grams = message.grams
     if index.words is None:
-        word_total = _word_sum(words, model.words)
-    elif words:
-        word_total = total(index.word_weights[index.words.find(string_keys(words) if keys is None else keys)])
+        word_total = _word_sum(message.tokens, model.words)
     else:
-        word_total = 0.0
+        word_total = total(index.word_weights[index.words.find(message.keys)])
     # 4-grams come in ascending order: the plain sum adds them in the same order in every process
     gram_total = float(index.gram_weights[index.grams.find(grams.astype(np.uint64))].sum()) if len(grams) else 0.0
     return word_total, gram_total
 
 
 def logit(
-    model: Weights,
-    words: Set[str],
-    grams: Grams,
-    user: Weights | None = None,
-    *,
-    keys: Keys | None = None,
-    sums: tuple[float, float] | None = None,
+    model: Weights, message: Features, user: Weights | None = None, *, sums: tuple[float, float] | None = None
 ) -> float:
     """The model's log-odds that the message is spam (0: undecided), with a user's weights added when
-    given. `sums`: global_sums() of the message, when the caller has them already."""
-    word_total, gram_total = sums if sums is not None else global_sums(model, words, grams, keys=keys)
+    given (which makes the message's tokens as strings). `sums`: global_sums() of the message, when the
+    caller has them already."""
+    word_total, gram_total = sums if sums is not None else global_sums(model, message)
+    grams = message.grams
     if user:
-        word_total += _word_sum(words, user.words)
+        word_total += _word_sum(message.tokens, user.words)
         if user.grams and len(grams):
             gram_total += _gram_sum(grams.tolist(), user.grams)
-    return _scaled(word_total, len(words)) + GRAM_SHARE * _scaled(gram_total, len(grams))
+    return _scaled(word_total, len(message.keys)) + GRAM_SHARE * _scaled(gram_total, len(grams))
 
 
 def blocks(model: Weights, words: Set[str], grams: Grams, user: Weights | None = None) -> tuple[float, float]:

@@ -28,8 +28,9 @@ from pochta.store.api import GLOBAL_MODEL, SpamModel, SpamStore, SpamTraining
 
 from . import linear, rules
 from .bayes import Classifier, Counts, Logs, deltas
+from .keys import distinct, string_keys
 from .linear import Weights
-from .table import Keys, Rows, distinct, string_keys, total
+from .table import Rows, total
 from .tokens import Features, Grams
 
 REFRESH = 30.0  # seconds between staleness checks of a cached model
@@ -130,9 +131,10 @@ class Index:
         gram_weights = np.fromiter(weights.grams.values(), dtype=np.float64, count=len(weights.grams))
         return cls(Rows(keys), columns, Rows(gram_keys), np.append(gram_weights, 0.0))
 
-    def look(self, keys: Keys, grams: Grams) -> Looked:
-        """The message's token `keys` (table.string_keys) and 4-grams, looked up."""
-        found = self.columns[:, self.words.find(keys)]
+    def look(self, message: Features) -> Looked:
+        """The message's word features and 4-grams, looked up."""
+        grams = message.grams
+        found = self.columns[:, self.words.find(message.keys)]
         # 4-grams come in ascending order: the plain sum adds them in the same order in every process
         gram_total = float(self.gram_weights[self.grams.find(grams.astype(np.uint64))].sum()) if len(grams) else 0.0
         return Looked(sums=(total(found[0]), gram_total), logs=(found[1], found[2]))
@@ -152,30 +154,23 @@ def judge(
     *,
     explain: bool = False,
     index: Index | None = None,
-    keys: Keys | None = None,
     looked: Looked | None = None,
 ) -> Result:
     """A message scored by the global model (its Fisher classifier and linear `weights`, and their
     `index` when built) plus, given one, a user's model; no store involved (bench/spam_accuracy.py scores
-    this way too). `keys`, `looked`: the message's keys and what they found in `index`, when the caller
-    has them already."""
-    if keys is None:
-        keys = string_keys(message.tokens)  # for both classifiers
+    this way too). `looked`: what the message found in `index`, when the caller has it already."""
     if looked is None and index is not None:
-        looked = index.look(keys, message.grams)
+        looked = index.look(message)
     fisher = classifier.classify(
-        message.tokens,
+        message,
         user.counts if user is not None else None,
         explain=explain,
-        keys=keys,
         logs=looked.logs if looked is not None else None,
     )
     own = user.weights if user is not None and user.weights else None
     has_weights = bool(weights or own)
     sums = looked.sums if looked is not None else None
-    linear_logit = (
-        linear.logit(weights, message.tokens, message.grams, own, keys=keys, sums=sums) if has_weights else 0.0
-    )
+    linear_logit = linear.logit(weights, message, own, sums=sums) if has_weights else 0.0
     return Result(
         logit=combine(linear_logit, fisher.probability, has_weights=has_weights),
         probability=fisher.probability,
@@ -262,8 +257,7 @@ class Models:
         classifier = await self.classifier()
         users = {account_id: await self.user(account_id) for account_id in account_ids if account_id is not None}
         # From here on nothing awaits: the global tables cannot change under the rows found in them.
-        keys = string_keys(message.tokens)
-        looked = self._looked(classifier, model.weights, message, keys)
+        looked = self._looked(classifier, model.weights, message)
         results: dict[int | None, Result] = {}
         plain: Result | None = None
         for account_id in account_ids:
@@ -273,23 +267,20 @@ class Models:
             if user is None and plain is not None:
                 results[account_id] = plain
                 continue
-            results[account_id] = judge(
-                classifier, model.weights, message, user, explain=explain, keys=keys, looked=looked
-            )
+            results[account_id] = judge(classifier, model.weights, message, user, explain=explain, looked=looked)
             if user is None:
                 plain = results[account_id]
         return results
 
-    def _looked(self, classifier: Classifier, weights: Weights, message: Features, keys: Keys) -> Looked:
+    def _looked(self, classifier: Classifier, weights: Weights, message: Features) -> Looked:
         """A message's features in the global model. Its index is rebuilt here, on the event loop, after
         the global model was trained in this process (rare: bulk training runs in the CLI, and a model
         trained elsewhere is reloaded in a thread)."""
         if self._index_is_stale:
             self._index, self._index_is_stale = Index.of(classifier, weights), False
         if self._index is not None:
-            return self._index.look(keys, message.grams)
-        sums = linear.global_sums(weights, message.tokens, message.grams, keys=keys)
-        return Looked(sums=sums, logs=classifier.clue_logs(keys))
+            return self._index.look(message)
+        return Looked(sums=linear.global_sums(weights, message), logs=classifier.clue_logs(message.keys))
 
     async def learn(self, account_id: int, examples: Sequence[Example], *, step: bool = True) -> Learned:
         """Teach a model (GLOBAL_MODEL or a user's): new messages are counted, messages taught the other

@@ -8,18 +8,16 @@ whole array of keys with a few numpy operations; the weights sit in arrays index
 each key and its weights in one record, to take one cache miss instead of two, measured no faster:
 numpy's structured and two-dimensional gathers cost what the misses saved.)
 
-Keys are 64-bit integers: a 4-gram's value, or a word's ``hash()`` (Python's string hash: the same for
-the same string within a process, which is where a table is built and used; it is never stored).
+Keys are 64-bit integers: a 4-gram's value, or a word feature's key (keys.py, the same in every process).
 """
 
 from __future__ import annotations
 
-from collections.abc import Set
-
 import numpy as np
 import numpy.typing as npt
 
-Keys = npt.NDArray[np.uint64]
+from .keys import Keys
+
 Found = npt.NDArray[np.intp]
 
 _SPREAD = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: the top bits of key × this pick the slot
@@ -82,14 +80,3 @@ def total(values: npt.NDArray[np.float64]) -> float:
     the sum must not), in place."""
     values.sort()
     return float(values.sum())
-
-
-def string_keys(strings: Set[str] | list[str]) -> Keys:
-    """The keys of strings for :class:`Rows`: their hashes (cached in each string once computed)."""
-    return np.fromiter(map(hash, strings), dtype=np.int64, count=len(strings)).view(np.uint64)
-
-
-def distinct(keys: Keys) -> bool:
-    """Whether no two keys are equal: two of a model's strings with one 64-bit hash (about one chance in
-    10^9 for a model of 200,000) would share a row, so such a model is scored without the table."""
-    return len(np.unique(keys)) == len(keys)

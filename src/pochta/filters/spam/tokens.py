@@ -40,6 +40,8 @@ from pochta.mail.headers import (
     unfold,
 )
 
+from .keys import Keys, Spans, string_keys, unique, word_keys
+
 MAX_TEXT = 64 * 1024  # characters of decoded text tokenised per message: bounds the cost of huge messages
 MAX_PARTS = 50  # parts looked at
 MAX_PART_OCTETS = 256 * 1024  # encoded octets of one text part decoded
@@ -75,7 +77,9 @@ _SIGNING_DOMAIN = re.compile(r"(?:^|;)\s*d\s*=\s*([^;\s]+)")
 _TEXT_FIELD = re.compile(r"^([^\x00-\x20\x7f:]+)[ \t]*:([^\n]*(?:\n[ \t][^\n]*)*)", re.MULTILINE)
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 
-_WORD = re.compile(r"[^\s\"'`<>()\[\]{},;:|*=]{2,40}")
+# Body words are found in the text's UTF-8 (keys.word_keys), where every separator is one ASCII octet
+# once the non-ASCII whitespace (what else str.isspace() knows) is made a space.
+_WIDE_SPACE = re.compile("[\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
 _HEADER_WORD = re.compile(r"[^\s\"'<>()\[\],;:]{1,60}")
 _TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)([^>]*)>|<!--.*?-->", re.DOTALL)
 _HREF = re.compile(r"""href\s*=\s*["']?([^"'\s>]+)""")  # in lowercased HTML
@@ -92,7 +96,6 @@ _SKIPPED_FIELD = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 _SPACES = re.compile(r"\s+")
-_LONG_WORD = 40
 
 Grams = npt.NDArray[np.uint32]  # distinct octet 4-grams, in ascending order
 
@@ -105,10 +108,33 @@ def no_grams() -> Grams:
 
 
 @dataclass(slots=True)
-class Features:
-    """What one message gave: classifier features and the facts for the rules."""
+class Words:
+    """The words of a message's text, as offsets into its UTF-8, and the keys of the words and of each
+    pair of neighbours (keys.word_keys); their strings, for training and --explain, only when asked for."""
 
-    tokens: set[str] = field(default_factory=set)
+    octets: bytes = b""
+    spans: Spans = field(default_factory=lambda: np.empty((0, 2), dtype=np.int64))
+    keys: Keys = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
+
+    def strings(self) -> list[str]:
+        octets = self.octets
+        words = [octets[start:end].decode("utf-8", "surrogatepass") for start, end in self.spans.tolist()]
+        return words + list(map(" ".join, itertools.pairwise(words)))
+
+    def __len__(self) -> int:
+        return len(self.spans)
+
+
+@dataclass(slots=True)
+class Features:
+    """What one message gave: classifier features and the facts for the rules.
+
+    The word features are the named tokens (header fields, structure, links: a few hundred, as strings)
+    and the text's words and word pairs (:class:`Words`). Scoring needs only their :attr:`keys`;
+    :attr:`tokens` makes the strings of all of them, for training and for --explain."""
+
+    named: set[str] = field(default_factory=set)
+    words: Words = field(default_factory=Words)
     headers: dict[str, str] = field(default_factory=dict)  # first value of each field, lowercase name, decoded
     hosts: set[str] = field(default_factory=set)  # hosts of the URLs in the body
     text_parts: int = 0
@@ -116,13 +142,29 @@ class Features:
     link_mismatches: int = 0  # anchors whose visible text names another host than the link
     text: str = ""  # the decoded text (for GTUBE and the like), at most MAX_TEXT characters
     grams: Grams = field(default_factory=no_grams)  # octet 4-grams of the first WINDOW octets (see grams())
+    _keys: Keys | None = None
+    _tokens: set[str] | None = None
+
+    @property
+    def keys(self) -> Keys:
+        """The keys (keys.py) of all word features, without repeats, in ascending order."""
+        if self._keys is None:
+            self._keys = unique(np.concatenate((string_keys(self.named), self.words.keys)))
+        return self._keys
+
+    @property
+    def tokens(self) -> set[str]:
+        """All word features as strings."""
+        if self._tokens is None:
+            self._tokens = self.named.union(self.words.strings())
+        return self._tokens
 
 
 def features(data: mime.Buffer) -> Features:
     """The features of one whole message (header and body octets)."""
     root = mime.parse(data)
     out = Features()
-    tokens = out.tokens
+    tokens = out.named
     _header_features(bytes(data[root.start : root.body_start]), out)
     texts: list[str] = []
     budget = MAX_TEXT
@@ -172,7 +214,7 @@ def grams(data: mime.Buffer, body_start: int) -> Grams:
 
 
 def _header_features(block: bytes, out: Features) -> None:
-    tokens = out.tokens
+    tokens = out.named
     seen: dict[str, str] = out.headers
     # Latin-1 keeps every octet; RFC 2047 words and UTF-8 values (RFC 6532) are decoded per field.
     for written, raw in _TEXT_FIELD.findall(block.decode("latin-1")):
@@ -251,7 +293,7 @@ def _decoded_text(data: mime.Buffer, part: mime.Part) -> str:
 
 def _html_text(source: str, out: Features) -> str:
     """HTML reduced to its visible text; links and anchors are noted on the way."""
-    tokens = out.tokens
+    tokens = out.named
     for href, label in _ANCHOR.findall(source):
         link = _URL.match(href.lower())
         shown = _HOST_IN_TEXT.search(_TAG.sub("", label))
@@ -272,7 +314,7 @@ def _same_site(a: str, b: str) -> bool:
 
 
 def _text_features(text: str, out: Features) -> None:
-    tokens = out.tokens
+    tokens = out.named
     lowered = text.lower()
     out.hosts.update(_URL.findall(lowered))
     for host in out.hosts:
@@ -280,8 +322,15 @@ def _text_features(text: str, out: Features) -> None:
         tokens.add("u:" + host)
         if len(labels) > 2:
             tokens.add("u:" + ".".join(labels[-2:]))
-    words = _WORD.findall(lowered)
-    tokens.update(words)
-    tokens.update(map(" ".join, itertools.pairwise(words)))
-    if not words:
+    out.words = _body_words(lowered)
+    if not len(out.words):
         tokens.add("x:no-words")
+
+
+def _body_words(lowered: str) -> Words:
+    """The words of a lowercased text (keys.py says what a word is)."""
+    if not lowered.isascii():
+        lowered = _WIDE_SPACE.sub(" ", lowered)
+    octets = lowered.encode("utf-8", "surrogatepass")
+    keys, spans = word_keys(octets)
+    return Words(octets, spans, keys)
