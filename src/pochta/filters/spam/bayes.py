@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from .keys import Keys, distinct, string_keys
-from .table import Rows, total
+from .keys import Keys, string_keys
+from .table import Table
 from .tokens import Features
 
 # Chosen by 5-fold cross-validation on the training half (bench/spam_accuracy.py --cv and the commit
@@ -145,7 +145,7 @@ class Classifier:
     """Scores token sets against a global model and, optionally, a user's model.
 
     The global model's clues (tokens far enough from 0.5) and their logarithms are computed once into
-    arrays (table.Rows), so scoring a message is one lookup of all its tokens and two sums in C (the
+    a table (table.Table), so scoring a message is one lookup of all its tokens and two sums in C (the
     server looks them up in models.Index instead, one table for both classifiers); call :meth:`changed`
     after the global model is trained.
     """
@@ -153,10 +153,7 @@ class Classifier:
     def __init__(self, model: Counts) -> None:
         self.model = model
         self._clues: dict[str, float] = {}  # token → f, for --explain and the slow path
-        self._table: tuple[Rows, npt.NDArray[np.float64]] | None = (
-            None  # of the clues (ln f, ln 1-f), built on first use
-        )
-        self._has_table = True  # False when two clues share a hash (then _clues is used)
+        self._table: Table | None = None  # of the clues' ln f and ln (1 - f), built on first use
         self.changed()
 
     def changed(self) -> None:
@@ -169,32 +166,21 @@ class Classifier:
                 clues[token] = f
         self._clues = clues
         self._table = None
-        self._has_table = True
 
     @property
     def clues(self) -> Mapping[str, float]:
         """The global model's clues: each token far enough from 0.5, and its f."""
         return self._clues
 
-    def clue_logs(self, keys: Keys) -> Logs | None:
-        """ln f and ln (1 - f) of each of a message's token keys (keys.py), 0 for a token that is
-        not a clue: what does not depend on the recipient, so a message for many is looked up once. None
-        when there is no table (two clues share a hash)."""
-        if self._table is None and self._has_table:
-            keys_of_clues = string_keys(list(self._clues))
-            if not distinct(keys_of_clues):
-                self._has_table = False
-                return None
-            probabilities = np.fromiter(self._clues.values(), dtype=np.float64, count=len(self._clues))
-            logs = np.zeros((2, len(probabilities) + 1))  # and zeros for "not a clue"
-            logs[0, :-1] = np.log(probabilities)
-            logs[1, :-1] = np.log1p(-probabilities)
-            self._table = Rows(keys_of_clues), logs
+    def clue_logs(self, keys: Keys) -> Logs:
+        """ln f and ln (1 - f) of each of a message's token keys (keys.py), 0 for a token that is not a
+        clue: what does not depend on the recipient, so a message for many is looked up once."""
         if self._table is None:
-            return None
-        rows, table = self._table
-        found = table[:, rows.find(keys)]
-        return found[0], found[1]
+            probabilities = np.fromiter(self._clues.values(), dtype=np.float64, count=len(self._clues))
+            logs = np.stack((np.log(probabilities), np.log1p(-probabilities)), axis=1)
+            self._table = Table(string_keys(self._clues.keys()), logs)
+        found = self._table.find(keys)
+        return found[:, 0], found[:, 1]
 
     def classify(
         self, message: Features, user: Counts | None = None, *, explain: bool = False, logs: Logs | None = None
@@ -223,11 +209,9 @@ class Classifier:
                 f = _probability(spam + USER_WEIGHT * user_spam, ham + USER_WEIGHT * user_ham, spam_total, ham_total)
                 if abs(f - 0.5) >= MIN_DISTANCE:
                     personal.append((f, token))
-        if not explain and logs is None:
-            logs = self.clue_logs(message.keys)
-        if logs is None or explain:
+        if explain:
             return self._classify_listed((message.tokens - mine) & self._clues.keys(), personal, explain=explain)
-        log_f, log_1f = logs
+        log_f, log_1f = self.clue_logs(message.keys) if logs is None else logs
         is_clue = log_f != 0.0  # ln f of a clue is never 0: f < 1
         if mine:  # the user's counts speak for these
             is_clue &= ~np.isin(message.keys, string_keys(mine))
@@ -236,8 +220,9 @@ class Classifier:
             return Result(probability=0.5)
         if count > MAX_CLUES:
             return self._classify_listed((message.tokens - mine) & self._clues.keys(), personal, explain=False)
-        log_spam = total(log_f[is_clue]) + math.fsum(math.log(f) for f, _ in personal)
-        log_ham = total(log_1f[is_clue]) + math.fsum(math.log(1.0 - f) for f, _ in personal)
+        # In the keys' order, which is the same in every process: so is the sum.
+        log_spam = float(log_f[is_clue].sum()) + math.fsum(math.log(f) for f, _ in personal)
+        log_ham = float(log_1f[is_clue].sum()) + math.fsum(math.log(1.0 - f) for f, _ in personal)
         return Result(probability=_combine(log_spam, log_ham, count))
 
     def _classify_listed(self, shared: set[str], personal: list[tuple[float, str]], *, explain: bool) -> Result:

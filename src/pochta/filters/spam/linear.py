@@ -22,7 +22,6 @@ that user's scores, and their steps are taken against the sum (the global model 
 
 from __future__ import annotations
 
-import itertools
 import math
 import random
 from collections.abc import Collection, Iterable, Mapping, Sequence, Set
@@ -33,8 +32,8 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from .keys import distinct, string_keys
-from .table import Rows, total
+from .keys import string_keys
+from .table import Table
 from .tokens import Features, Grams
 
 RATE = 30.0  # step size, in log-odds of a unit-length vector
@@ -51,8 +50,8 @@ class Weights:
     """One linear model (the global one or a user's): a weight per word feature and per 4-gram.
 
     Change the weights through :meth:`add` and :func:`learn` only: they drop the copy of the weights in
-    arrays (:class:`table.Rows`) that scoring (:func:`logit`) looks features up in, measured three times
-    faster than a dictionary lookup per feature for a model of 200,000 words and 150,000 4-grams.
+    tables (:class:`table.Table`) that scoring (:func:`logit`) looks features up in, many times faster
+    than a dictionary lookup per feature for a model of 200,000 words and 150,000 4-grams.
     """
 
     words: dict[str, float] = field(default_factory=dict)
@@ -77,39 +76,37 @@ class Weights:
 
 @dataclass(frozen=True, slots=True)
 class _Index:
-    words: Rows | None  # None when two words share a hash (table.distinct): then scored from the dictionary
-    word_weights: npt.NDArray[np.float64]  # by row, and a 0 for "not there"
-    grams: Rows
-    gram_weights: npt.NDArray[np.float64]
+    words: Table
+    grams: Table
 
     @classmethod
     def of(cls, model: Weights) -> _Index:
-        word_keys = string_keys(list(model.words))
-        gram_keys = np.fromiter(model.grams.keys(), dtype=np.uint64, count=len(model.grams))
         return cls(
-            words=Rows(word_keys) if distinct(word_keys) else None,
-            word_weights=_column(model.words.values()),
-            grams=Rows(gram_keys),
-            gram_weights=_column(model.grams.values()),
+            words=Table(string_keys(model.words.keys()), _column(model.words.values())), grams=grams_table(model)
         )
 
 
+def grams_table(model: Weights) -> Table:
+    """The table of a model's 4-gram weights."""
+    keys = np.fromiter(model.grams.keys(), dtype=np.uint64, count=len(model.grams))
+    return Table(keys, _column(model.grams.values()))
+
+
 def _column(values: Collection[float]) -> npt.NDArray[np.float64]:
-    return np.fromiter(itertools.chain(values, (0.0,)), dtype=np.float64, count=len(values) + 1)
+    return np.fromiter(values, dtype=np.float64, count=len(values)).reshape(-1, 1)
 
 
 def global_sums(model: Weights, message: Features) -> tuple[float, float]:
     """The summed weights of a message's words and of its 4-grams in `model` (a global model): what does
     not depend on the recipient, so a message for many is looked up once."""
     index = model.index()
-    grams = message.grams
-    if index.words is None:
-        word_total = _word_sum(message.tokens, model.words)
-    else:
-        word_total = total(index.word_weights[index.words.find(message.keys)])
-    # 4-grams come in ascending order: the plain sum adds them in the same order in every process
-    gram_total = float(index.gram_weights[index.grams.find(grams.astype(np.uint64))].sum()) if len(grams) else 0.0
-    return word_total, gram_total
+    return float(index.words.find(message.keys).sum()), gram_sum(index.grams, message.grams)
+
+
+def gram_sum(table: Table, grams: Grams) -> float:
+    """The summed weights of 4-grams (which come in ascending order, as the keys of words do: each sum
+    adds in the same order in every process)."""
+    return float(table.find(grams.astype(np.uint64)).sum()) if len(grams) else 0.0
 
 
 def logit(

@@ -22,15 +22,14 @@ from dataclasses import dataclass, field
 from itertools import repeat
 
 import numpy as np
-import numpy.typing as npt
 
 from pochta.store.api import GLOBAL_MODEL, SpamModel, SpamStore, SpamTraining
 
 from . import linear, rules
 from .bayes import Classifier, Counts, Logs, deltas
-from .keys import distinct, string_keys
+from .keys import string_keys
 from .linear import Weights
-from .table import Rows, total
+from .table import Table
 from .tokens import Features, Grams
 
 REFRESH = 30.0  # seconds between staleness checks of a cached model
@@ -98,49 +97,39 @@ class Looked:
     """A message's features as found in the global model's :class:`Index`."""
 
     sums: tuple[float, float]  # the linear model's summed word and 4-gram weights (linear.global_sums)
-    logs: Logs | None  # ln f and ln (1 - f) of each token for the Fisher classifier, 0 where not a clue
+    logs: Logs  # ln f and ln (1 - f) of each token for the Fisher classifier, 0 where not a clue
 
 
 @dataclass(frozen=True, slots=True)
 class Index:
-    """The global model's features in arrays: one table (table.Rows) of every word feature either
-    classifier knows, with the linear weight, ln f and ln (1 - f) of each, so that a message's words are
-    searched once for both (two searches measured 60-100 µs more per message: each costs cache misses
-    in a table of 20 MB); and one of the 4-grams."""
+    """The global model's features in tables: one (table.Table) of every word feature either classifier
+    knows, with the linear weight, ln f and ln (1 - f) of each, so that a message's words are searched
+    once for both; and one of the 4-grams."""
 
-    words: Rows
-    columns: npt.NDArray[np.float64]  # (3, rows + 1): weight, ln f, ln (1 - f); the last column zeros
-    grams: Rows
-    gram_weights: npt.NDArray[np.float64]  # by row, and a zero for "not there"
+    words: Table  # weight, ln f, ln (1 - f); the logarithms 0 for a token that is not a clue
+    grams: Table
 
     @classmethod
-    def of(cls, classifier: Classifier, weights: Weights) -> Index | None:
-        """None when two of the words share a hash (table.distinct): then each classifier uses its own."""
+    def of(cls, classifier: Classifier, weights: Weights) -> Index:
         clues = classifier.clues
         names = list(weights.words.keys() | clues.keys())
-        keys = string_keys(names)
-        if not distinct(keys):
-            return None
-        columns = np.zeros((3, len(names) + 1))
-        columns[0, :-1] = np.fromiter(map(weights.words.get, names, repeat(0.0)), dtype=np.float64, count=len(names))
+        columns = np.zeros((len(names), 3))
+        columns[:, 0] = np.fromiter(map(weights.words.get, names, repeat(0.0)), dtype=np.float64, count=len(names))
         f = np.fromiter(map(clues.get, names, repeat(0.5)), dtype=np.float64, count=len(names))
         is_clue = np.fromiter(map(clues.__contains__, names), dtype=bool, count=len(names))
-        columns[1, :-1][is_clue] = np.log(f[is_clue])
-        columns[2, :-1][is_clue] = np.log1p(-f[is_clue])
-        gram_keys = np.fromiter(weights.grams.keys(), dtype=np.uint64, count=len(weights.grams))
-        gram_weights = np.fromiter(weights.grams.values(), dtype=np.float64, count=len(weights.grams))
-        return cls(Rows(keys), columns, Rows(gram_keys), np.append(gram_weights, 0.0))
+        columns[is_clue, 1] = np.log(f[is_clue])
+        columns[is_clue, 2] = np.log1p(-f[is_clue])
+        return cls(Table(string_keys(names), columns), linear.grams_table(weights))
 
     def look(self, message: Features) -> Looked:
         """The message's word features and 4-grams, looked up."""
-        grams = message.grams
-        found = self.columns[:, self.words.find(message.keys)]
-        # 4-grams come in ascending order: the plain sum adds them in the same order in every process
-        gram_total = float(self.gram_weights[self.grams.find(grams.astype(np.uint64))].sum()) if len(grams) else 0.0
-        return Looked(sums=(total(found[0]), gram_total), logs=(found[1], found[2]))
+        found = self.words.find(message.keys)
+        # In the keys' order, which is the same in every process: so are the sums.
+        sums = float(found[:, 0].sum()), linear.gram_sum(self.grams, message.grams)
+        return Looked(sums=sums, logs=(found[:, 1], found[:, 2]))
 
 
-def _prepare(model: Model) -> tuple[Classifier, Index | None]:
+def _prepare(model: Model) -> tuple[Classifier, Index]:
     """What scoring with the global model uses, built once (a few tenths of a second on a big model)."""
     classifier = Classifier(model.counts)
     return classifier, Index.of(classifier, model.weights)
@@ -194,7 +183,7 @@ class Models:
         self._clock = clock
         self._global: _Cached | None = None
         self._classifier: Classifier | None = None
-        self._index: Index | None = None  # of the global model; None also while stale (see index())
+        self._index: Index | None = None  # of the global model (see _looked())
         self._index_is_stale = False
         self._users: OrderedDict[int, _Cached] = OrderedDict()
         self._lock = asyncio.Lock()
@@ -276,11 +265,9 @@ class Models:
         """A message's features in the global model. Its index is rebuilt here, on the event loop, after
         the global model was trained in this process (rare: bulk training runs in the CLI, and a model
         trained elsewhere is reloaded in a thread)."""
-        if self._index_is_stale:
+        if self._index is None or self._index_is_stale:
             self._index, self._index_is_stale = Index.of(classifier, weights), False
-        if self._index is not None:
-            return self._index.look(message)
-        return Looked(sums=linear.global_sums(weights, message), logs=classifier.clue_logs(message.keys))
+        return self._index.look(message)
 
     async def learn(self, account_id: int, examples: Sequence[Example], *, step: bool = True) -> Learned:
         """Teach a model (GLOBAL_MODEL or a user's): new messages are counted, messages taught the other

@@ -1,12 +1,13 @@
-"""Row numbers of features, looked up many at a time in C: what scoring a message against a big model costs.
+"""The values of features, looked up many at a time: what scoring a message against a big model costs.
 
-Scoring a message looks up about 900 word features and 1,700 4-grams in models of 100,000-200,000 entries.
+Scoring a message looks up about 900 word features and 1,700 4-grams in models of 100,000-250,000 entries.
 One dictionary lookup per feature costs about 100 ns in CPython (the table, the entry, the key and the
-value are four cache misses), a third of a millisecond per message. :class:`Rows` keeps the model's keys
-in one open-addressing table of plain integers (linear probing, at most a quarter full) and looks up a
-whole array of keys with a few numpy operations; the weights sit in arrays indexed by row. (Keeping
-each key and its weights in one record, to take one cache miss instead of two, measured no faster:
-numpy's structured and two-dimensional gathers cost what the misses saved.)
+value are four cache misses). A :class:`Table` keeps each key and its values in one record of an
+open-addressing table (linear probing, at most a quarter full), so a feature costs one cache miss, and
+looks up a whole array of keys in one loop in C (``_tables.c``: the CPU overlaps the misses of one key
+with the next's; numpy's passes over separate arrays of keys, rows and values measured 3-5 times slower,
+inside a message's other work that leaves the table out of the caches). Without the C extension the same
+records are searched with numpy, more slowly.
 
 Keys are 64-bit integers: a 4-gram's value, or a word feature's key (keys.py, the same in every process).
 """
@@ -18,65 +19,67 @@ import numpy.typing as npt
 
 from .keys import Keys
 
-Found = npt.NDArray[np.intp]
+try:
+    from . import _tables  # type: ignore[attr-defined]
+except ImportError:  # built without a C compiler: the numpy search below
+    _tables = None
+
+Values = npt.NDArray[np.float64]
 
 _SPREAD = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: the top bits of key × this pick the slot
-_EMPTY = -1
 
 
-class Rows:
-    """An exact map from distinct 64-bit keys to their positions 0..n-1 in the array it was built from."""
+class Table:
+    """An exact map from 64-bit keys to rows of float64 values (zeros for a key not in it)."""
 
-    def __init__(self, keys: Keys) -> None:
+    def __init__(self, keys: Keys, values: Values) -> None:
+        """`values`: one row per key (n, width); of keys given twice, the first counts."""
+        keys, first = np.unique(keys, return_index=True)
+        values = values[first]
         self.size = len(keys)
-        bits = max(4, (4 * self.size).bit_length())
-        self._shift = np.uint64(64 - bits)
-        self._mask = (1 << bits) - 1
-        self._keys: Keys = np.zeros(1 << bits, dtype=np.uint64)
-        self._rows: Found = np.full(1 << bits, _EMPTY, dtype=np.intp)
+        self.width = values.shape[1]
+        self._bits = max(4, (4 * self.size).bit_length())
+        empty = np.uint64(0)  # the key of a free record: any that is not a key
+        while len(keys) and keys[np.searchsorted(keys, empty) % len(keys)] == empty:
+            empty += np.uint64(1)
+        self._empty = empty
+        slots = 1 << self._bits
+        records = np.zeros((slots, 1 + self.width), dtype=np.uint64)
+        records[:, 0] = empty
+        taken = np.zeros(slots, dtype=bool)
         pending = np.arange(self.size, dtype=np.intp)
         slot = self._slots(keys)
         while len(pending):  # each round places, in every free slot wanted, the first key wanting it
-            free = np.flatnonzero(self._rows[slot] == _EMPTY)
-            _, first = np.unique(slot[free], return_index=True)
-            placed = free[first]
-            self._rows[slot[placed]] = pending[placed]
-            self._keys[slot[placed]] = keys[pending[placed]]
+            free = np.flatnonzero(~taken[slot])
+            _, first_wanting = np.unique(slot[free], return_index=True)
+            placed = free[first_wanting]
+            at = slot[placed]
+            taken[at] = True
+            records[at, 0] = keys[pending[placed]]
+            records[at, 1:] = values[pending[placed]].view(np.uint64)
             waiting = np.ones(len(pending), dtype=bool)
             waiting[placed] = False
-            pending, slot = pending[waiting], (slot[waiting] + 1) & self._mask
-        # How far past its first slot a key may sit: a search looks at the first slot, then at all of the
-        # next ones that far at once (two steps in all, where one step per slot took 5-8 on real models).
-        occupied = np.flatnonzero(self._rows != _EMPTY)
-        moved = (occupied - self._slots(self._keys[occupied])) & self._mask
-        self._further = np.arange(1, int(moved.max(initial=0)) + 1, dtype=np.intp)
+            pending, slot = pending[waiting], (slot[waiting] + 1) & (slots - 1)
+        self._records = records
 
-    def find(self, keys: Keys) -> Found:
-        """The row of each key, or :attr:`size` for a key not in the table (give the weight arrays one
-        extra zero at the end and the result indexes them directly)."""
+    def find(self, keys: Keys) -> Values:
+        """The values of each key, (len(keys), width), zeros for a key not in the table."""
+        keys = np.ascontiguousarray(keys, dtype=np.uint64)
+        found = np.empty((len(keys), self.width))
+        if _tables is not None:
+            _tables.find(self._records, self.width + 1, self._bits, int(self._empty), keys, found)
+            return found
+        found[:] = 0.0
+        pending = np.arange(len(keys), dtype=np.intp)
         slot = self._slots(keys)
-        rows = self._rows[slot]
-        taken = rows != _EMPTY
-        hit = taken & (self._keys[slot] == keys)
-        found: Found = np.where(hit, rows, self.size)
-        elsewhere = np.flatnonzero(taken & ~hit)  # its first slot holds another key: look further on
-        if len(elsewhere) and len(self._further):
-            window = (slot[elsewhere, None] + self._further) & self._mask
-            window_rows = self._rows[window]
-            match = (self._keys[window] == keys[elsewhere, None]) & (window_rows != _EMPTY)
-            at = match.argmax(axis=1)
-            each = np.arange(len(elsewhere))
-            is_there = match[each, at]
-            found[elsewhere[is_there]] = window_rows[each[is_there], at[is_there]]
+        mask = (1 << self._bits) - 1
+        while len(pending):  # probe every key still looking one slot further, until its key or a free slot
+            records = self._records[slot]
+            hit = records[:, 0] == keys[pending]
+            found[pending[hit]] = records[hit, 1:].view(np.float64)
+            looking = ~hit & (records[:, 0] != self._empty)
+            pending, slot = pending[looking], (slot[looking] + 1) & mask
         return found
 
-    def _slots(self, keys: Keys) -> Found:
-        with np.errstate(over="ignore"):  # the product wraps around by design
-            return ((keys * _SPREAD) >> self._shift).astype(np.intp)
-
-
-def total(values: npt.NDArray[np.float64]) -> float:
-    """The sum of values looked up for a set (sorted first: a set's order differs between processes, and
-    the sum must not), in place."""
-    values.sort()
-    return float(values.sum())
+    def _slots(self, keys: Keys) -> npt.NDArray[np.intp]:
+        return ((keys * _SPREAD) >> np.uint64(64 - self._bits)).astype(np.intp)
