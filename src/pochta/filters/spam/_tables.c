@@ -1,6 +1,6 @@
 /* Lookups in table.py's record tables, in C: a message's ~2,600 features are each one probe sequence in
-   a table of tens of MB, so the time goes to cache misses; one loop over the keys lets the CPU overlap
-   them (numpy's passes over separate key, row and value arrays measured 3-5 times slower). Reads only
+   a table of tens of MB, so the time goes to cache misses, which one loop with prefetching overlaps
+   (numpy's passes over separate key, row and value arrays measured several times slower). Reads only
    within the buffers it is given: the table's size is checked against its bits and width first. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -8,6 +8,9 @@
 #include <string.h>
 
 #define SPREAD 0x9E3779B97F4A7C15ULL /* Fibonacci hashing, as table.py places the keys */
+/* How many keys ahead a record is prefetched. Without it each search waits for its miss (the branch on the
+   record's key is unpredictable, so the CPU does not run ahead into the next search): 60-90 ns per key. */
+#define AHEAD 16
 
 /* find(records, width, bits, empty, keys, out): records are 2^bits records of `width` uint64 each (a key,
    then the float64 bits of its values), `empty` the key of a free record; for each of the uint64 `keys`,
@@ -32,6 +35,8 @@ static PyObject *find(PyObject *self, PyObject *args) {
     uint64_t slots = (uint64_t)1 << bits, mask = slots - 1;
     size_t size = (size_t)(width - 1) * sizeof(double);
     for (Py_ssize_t i = 0; i < count; i++) {
+        if (i + AHEAD < count) /* the record a later key wants, on its way while this key is searched */
+            __builtin_prefetch(table + ((wanted[i + AHEAD] * SPREAD) >> (64 - bits)) * (uint64_t)width);
         uint64_t key = wanted[i], slot = (key * SPREAD) >> (64 - bits);
         double *into = values + i * (width - 1);
         memset(into, 0, size);
