@@ -77,7 +77,7 @@ def pochta(train: list[tuple[bool, Path]], test: list[tuple[bool, Path]]) -> Non
         if worth_learning(counts, found.tokens, is_spam=is_spam):
             counts.add(found.tokens, is_spam=is_spam)
             counted += 1
-    steps = linear.train(weights, [(found.tokens, found.grams, is_spam) for is_spam, found in order])
+    steps = linear.train(weights, [(found.tokens, found.head, found.grams, is_spam) for is_spam, found in order])
     classifier = Classifier(counts)
     index = Index.of(classifier, weights)  # as the server builds it
     trained = time.process_time() - started
@@ -164,10 +164,10 @@ def _fisher_on_error(train: list[tuple[bool, Features]], test: list[Features], *
     return [math.log(p / (1 - p)) for p in probabilities]
 
 
-def _linear_blocks(train: list[tuple[bool, Features]], test: list[Features]) -> list[tuple[float, float]]:
+def _linear_blocks(train: list[tuple[bool, Features]], test: list[Features]) -> list[linear.Sums]:
     weights = linear.Weights()
-    linear.train(weights, [(found.tokens, found.grams, is_spam) for is_spam, found in train])
-    return [linear.blocks(weights, found.tokens, found.grams) for found in test]
+    linear.train(weights, [(found.tokens, found.head, found.grams, is_spam) for is_spam, found in train])
+    return [linear.blocks(weights, found.tokens, found.grams, head=found.head) for found in test]
 
 
 def _folds(
@@ -191,16 +191,18 @@ def cross_validate(train: list[tuple[bool, Path]]) -> None:
     fisher = _folds(data, _fisher_on_error)
     blocks = _folds(data, _linear_blocks)
     print(f"(5 folds of the Fisher classifier and the linear model: {time.process_time() - started:.0f} s CPU)")
-    words = [w for w, _ in blocks]
-    grams = [g for _, g in blocks]
+    words = [b + linear.HEAD_SHARE * h for b, h, _ in blocks]
+    grams = [g for _, _, g in blocks]
     show("cv fisher chi2, TOE", figures(labels, fisher, 0.0), None)
-    show("cv linear, words alone", figures(labels, words, 0.0), None)
+    show("cv linear, body words alone", figures(labels, [b for b, _, _ in blocks], 0.0), None)
+    show("cv linear, header words alone", figures(labels, [h for _, h, _ in blocks], 0.0), None)
+    show(f"cv linear, body + {linear.HEAD_SHARE} head", figures(labels, words, 0.0), None)
     show("cv linear, 4-grams alone", figures(labels, grams, 0.0), None)
     for gram_share in (0.3, 0.5, 1.0):
         for fisher_share in (0.0, 0.1, 0.3, 0.5):
             mixed = [w + gram_share * g + fisher_share * f for w, g, f in zip(words, grams, fisher, strict=True)]
             chosen = gram_share == linear.GRAM_SHARE and fisher_share == FISHER_SHARE
-            name = f"cv w + {gram_share} g + {fisher_share} F{' (chosen)' if chosen else ''}"
+            name = f"cv b+{linear.HEAD_SHARE}h + {gram_share} g + {fisher_share} F{' (chosen)' if chosen else ''}"
             show(name, figures(labels, mixed, 0.0), None)
             if chosen:
                 ham = sorted(z for z, is_spam in zip(mixed, labels, strict=True) if not is_spam)

@@ -77,7 +77,13 @@ def test_a_messages_keys_are_its_tokens_keys(implementation: str) -> None:
     for data in samples + [path.read_bytes() for path in corpus]:
         found = features(data)
         assert len(found.keys) == len(found.tokens)
-        assert np.array_equal(found.keys, unique(string_keys(found.tokens)))
+        body = found.body_count
+        assert np.array_equal(found.keys[:body], unique(string_keys(found.tokens - found.head)))
+        assert np.array_equal(found.keys[body:], unique(string_keys(found.head)))
+        # The header's tokens have prefixes no other feature has (so each block's keys are its own).
+        assert found.head and all(":" in token for token in found.head)
+        assert not {t.partition(":")[0] for t in found.head} & {t.partition(":")[0] for t in found.named}
+        assert not any(":" in word for word in found.words.strings())
 
 
 def test_pairs_keep_their_order_and_every_token_has_its_own_key(implementation: str) -> None:

@@ -1,12 +1,17 @@
 """The linear model: online logistic regression over binary features, trained on error.
 
-Two blocks of features, each scored and trained on its own: the words and word pairs of tokens.py
-(``words``), and the octet 4-grams of the first few KB of the raw message (``grams``, tokens.grams). A
-block's log-odds is the sum of its features' weights divided by the square root of their number (the
-binary vector scaled to unit length); the model's log-odds is ``words + GRAM_SHARE * grams``. This is
-the method of the best filters of the TREC spam tracks (Goodman and Yih 2006; Sculley and Wachman 2007),
-with a word block beside the character n-grams; the two and their mixing were chosen by 5-fold
-cross-validation on the training half of the SpamAssassin corpus (bench/spam_accuracy.py --cv).
+Three blocks of features, each scored and trained on its own: the word features of tokens.py that come
+from the message's header fields (``head``, tokens.Features.head), its other word features (``body``:
+the words and word pairs of its text, its MIME structure, links and tags), and the octet 4-grams of the
+first few KB of the raw message (``grams``, tokens.grams). A block's log-odds is the sum of its
+features' weights divided by the square root of their number (the binary vector scaled to unit length);
+the model's log-odds is ``body + HEAD_SHARE * head + GRAM_SHARE * grams``. This is the method of the
+best filters of the TREC spam tracks (Goodman and Yih 2006; Sculley and Wachman 2007), with word blocks
+beside the character n-grams; the blocks and their mixing were chosen by 5-fold cross-validation on the
+training half of the SpamAssassin corpus (bench/spam_accuracy.py --cv; docs/spam.md). Scored apart, the
+hundred or so header features of a message are no longer drowned by the many more of its text: over 8
+fold seeds, FN at FP <= 0.1% went from 6.8% to 3.5% and 1-ROCA from 0.034% to 0.029% against one block
+of all word features. Header and body features have prefixes of their own, so one table holds both.
 
 Training on error with a thick threshold: a block whose log-odds is already on the right side of 0 by
 :data:`MARGIN` is not touched; otherwise every feature of the message gets ``RATE * (y - p) / sqrt(n)``
@@ -39,7 +44,8 @@ from .tokens import Features, Grams
 RATE = 30.0  # step size, in log-odds of a unit-length vector
 MARGIN = 4.0  # log-odds by which a block must score a message right to be left alone
 PASSES = 10  # bulk training: passes over the messages at most
-GRAM_SHARE = 0.5  # weight of the 4-gram block's log-odds beside the word block's
+GRAM_SHARE = 0.5  # weight of the 4-gram block's log-odds beside the body block's
+HEAD_SHARE = 0.5  # weight of the header block's log-odds beside the body block's
 _LIMIT = 30.0  # log-odds beyond which exp() is not worth computing
 
 _K = TypeVar("_K", str, int)
@@ -96,11 +102,16 @@ def _column(values: Collection[float]) -> npt.NDArray[np.float64]:
     return np.fromiter(values, dtype=np.float64, count=len(values)).reshape(-1, 1)
 
 
-def global_sums(model: Weights, message: Features) -> tuple[float, float]:
-    """The summed weights of a message's words and of its 4-grams in `model` (a global model): what does
-    not depend on the recipient, so a message for many is looked up once."""
+Sums = tuple[float, float, float]  # a message's summed weights: body, head, 4-grams
+
+
+def global_sums(model: Weights, message: Features) -> Sums:
+    """The summed weights of each block of a message in `model` (a global model): what does not depend on
+    the recipient, so a message for many is looked up once."""
     index = model.index()
-    return float(index.words.find(message.keys).sum()), gram_sum(index.grams, message.grams)
+    found = index.words.find(message.keys)
+    body = message.body_count
+    return float(found[:body].sum()), float(found[body:].sum()), gram_sum(index.grams, message.grams)
 
 
 def gram_sum(table: Table, grams: Grams) -> float:
@@ -109,28 +120,37 @@ def gram_sum(table: Table, grams: Grams) -> float:
     return float(table.find(grams.astype(np.uint64)).sum()) if len(grams) else 0.0
 
 
-def logit(
-    model: Weights, message: Features, user: Weights | None = None, *, sums: tuple[float, float] | None = None
-) -> float:
+def logit(model: Weights, message: Features, user: Weights | None = None, *, sums: Sums | None = None) -> float:
     """The model's log-odds that the message is spam (0: undecided), with a user's weights added when
     given (which makes the message's tokens as strings). `sums`: global_sums() of the message, when the
     caller has them already."""
-    word_total, gram_total = sums if sums is not None else global_sums(model, message)
+    body_total, head_total, gram_total = sums if sums is not None else global_sums(model, message)
     grams = message.grams
     if user:
-        word_total += _word_sum(message.tokens, user.words)
+        head_total += _word_sum(message.head, user.words)
+        body_total += _word_sum(message.tokens - message.head, user.words)
         if user.grams and len(grams):
             gram_total += _gram_sum(grams.tolist(), user.grams)
-    return _scaled(word_total, len(message.keys)) + GRAM_SHARE * _scaled(gram_total, len(grams))
+    head = len(message.keys) - message.body_count
+    return (
+        _scaled(body_total, message.body_count)
+        + HEAD_SHARE * _scaled(head_total, head)
+        + GRAM_SHARE * _scaled(gram_total, len(grams))
+    )
 
 
-def blocks(model: Weights, words: Set[str], grams: Grams, user: Weights | None = None) -> tuple[float, float]:
-    """The log-odds of each block, (words, grams), while training: features looked up one by one in the
-    dictionaries, as the weights change after every step (logit() gives the same from the arrays)."""
+def blocks(
+    model: Weights, words: Set[str], grams: Grams, user: Weights | None = None, *, head: Set[str] = frozenset()
+) -> Sums:
+    """The log-odds of each block, (body, head, grams), while training: features looked up one by one in
+    the dictionaries, as the weights change after every step (logit() gives the same from the tables).
+    `words`: all word features; `head`: those of them from the header fields."""
+    body = words - head if head else words
     listed = grams.tolist()
-    word_total = _word_sum(words, model.words) + (_word_sum(words, user.words) if user else 0.0)
+    body_total = _word_sum(body, model.words) + (_word_sum(body, user.words) if user else 0.0)
+    head_total = _word_sum(head, model.words) + (_word_sum(head, user.words) if user else 0.0)
     gram_total = _gram_sum(listed, model.grams) + (_gram_sum(listed, user.grams) if user else 0.0)
-    return _scaled(word_total, len(words)), _scaled(gram_total, len(listed))
+    return _scaled(body_total, len(body)), _scaled(head_total, len(head)), _scaled(gram_total, len(listed))
 
 
 def _word_sum(words: Set[str], table: Mapping[str, float]) -> float:
@@ -155,30 +175,39 @@ def learn(
     grams: Grams,
     *,
     is_spam: bool,
+    head: Set[str] = frozenset(),
     base: Weights | None = None,
     change: Weights | None = None,
 ) -> bool:
     """One training step on error: each block that does not score the message right by MARGIN moves its
-    weights in `target` toward the message's class. The score is that of `base` plus `target` when a base
-    is given (a user's model over the global one), of `target` alone otherwise. The same weight changes
-    are added to `change` when given (for the store). Returns whether anything changed."""
-    word_part, gram_part = (
-        blocks(base, words, grams, target) if base is not None else blocks(target, words, grams, None)
+    weights in `target` toward the message's class. `words`: all word features; `head`: those of them
+    from the header fields. The score is that of `base` plus `target` when a base is given (a user's
+    model over the global one), of `target` alone otherwise. The same weight changes are added to
+    `change` when given (for the store). Returns whether anything changed."""
+    body = words - head if head else words
+    body_part, head_part, gram_part = (
+        blocks(base, words, grams, target, head=head)
+        if base is not None
+        else (blocks(target, words, grams, None, head=head))
     )
-    word_step = _step(word_part, len(words), is_spam=is_spam)
+    steps = [
+        (body, _step(body_part, len(body), is_spam=is_spam)),
+        (head, _step(head_part, len(head), is_spam=is_spam)),
+    ]
+    for features, step in steps:
+        if step:
+            _add_to(target.words, features, step)
+            target._index = None
+            if change is not None:
+                _add_to(change.words, features, step)
     gram_step = _step(gram_part, len(grams), is_spam=is_spam)
-    if word_step:
-        _add_to(target.words, words, word_step)
-        target._index = None
-        if change is not None:
-            _add_to(change.words, words, word_step)
     if gram_step:
         listed = grams.tolist()
         _add_to(target.grams, listed, gram_step)
         target._index = None
         if change is not None:
             _add_to(change.grams, listed, gram_step)
-    return bool(word_step or gram_step)
+    return bool(steps[0][1] or steps[1][1] or gram_step)
 
 
 def _step(part: float, size: int, *, is_spam: bool) -> float:
@@ -201,15 +230,15 @@ def _add(table: dict[_K, float], deltas: Mapping[_K, float]) -> None:
         table[key] = get(key, 0.0) + delta
 
 
-def train(model: Weights, examples: Sequence[tuple[Set[str], Grams, bool]], *, seed: int = 0) -> int:
+def train(model: Weights, examples: Sequence[tuple[Set[str], Set[str], Grams, bool]], *, seed: int = 0) -> int:
     """Bulk training in memory (the benchmark; `pochta spam train` streams the same passes from files):
-    passes over (words, grams, is_spam) in a shuffled order until none is wrong by MARGIN, at most PASSES.
-    Returns the number of steps taken."""
+    passes over (words, head, grams, is_spam) in a shuffled order until none is wrong by MARGIN, at most
+    PASSES. Returns the number of steps taken."""
     order = list(examples)
     steps = 0
     for number in range(PASSES):
         random.Random(seed + number).shuffle(order)
-        taken = sum(learn(model, words, grams, is_spam=is_spam) for words, grams, is_spam in order)
+        taken = sum(learn(model, words, grams, is_spam=is_spam, head=head) for words, head, grams, is_spam in order)
         steps += taken
         if not taken:
             break

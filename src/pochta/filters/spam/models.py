@@ -55,16 +55,18 @@ class _Cached:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Example:
-    """One message to learn: its digest (blob id), its word features, its 4-grams and its class."""
+    """One message to learn: its digest (blob id), its word features (`head`: those of them from its
+    header fields), its 4-grams and its class."""
 
     digest: str
     tokens: Set[str]
     grams: Grams
     is_spam: bool
+    head: Set[str] = frozenset()
 
     @classmethod
     def of(cls, found: Features, *, digest: str, is_spam: bool) -> Example:
-        return cls(digest=digest, tokens=found.tokens, grams=found.grams, is_spam=is_spam)
+        return cls(digest=digest, tokens=found.tokens, grams=found.grams, is_spam=is_spam, head=found.head)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,7 +98,7 @@ def _model(stored: SpamModel) -> Model:
 class Looked:
     """A message's features as found in the global model's :class:`Index`."""
 
-    sums: tuple[float, float]  # the linear model's summed word and 4-gram weights (linear.global_sums)
+    sums: linear.Sums  # the linear model's summed weights of each block (linear.global_sums)
     logs: Logs  # ln f and ln (1 - f) of each token for the Fisher classifier, 0 where not a clue
 
 
@@ -124,8 +126,9 @@ class Index:
     def look(self, message: Features) -> Looked:
         """The message's word features and 4-grams, looked up."""
         found = self.words.find(message.keys)
+        body = message.body_count
         # In the keys' order, which is the same in every process: so are the sums.
-        sums = float(found[:, 0].sum()), linear.gram_sum(self.grams, message.grams)
+        sums = float(found[:body, 0].sum()), float(found[body:, 0].sum()), linear.gram_sum(self.grams, message.grams)
         return Looked(sums=sums, logs=(found[:, 1], found[:, 2]))
 
 
@@ -335,7 +338,13 @@ class Models:
         moved = 0
         for example in examples:
             moved += linear.learn(
-                target, example.tokens, example.grams, is_spam=example.is_spam, base=over, change=change
+                target,
+                example.tokens,
+                example.grams,
+                is_spam=example.is_spam,
+                head=example.head,
+                base=over,
+                change=change,
             )
         if moved and account_id == GLOBAL_MODEL:
             self._index_is_stale = True

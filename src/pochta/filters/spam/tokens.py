@@ -129,10 +129,13 @@ class Words:
 class Features:
     """What one message gave: classifier features and the facts for the rules.
 
-    The word features are the named tokens (header fields, structure, links: a few hundred, as strings)
-    and the text's words and word pairs (:class:`Words`). Scoring needs only their :attr:`keys`;
-    :attr:`tokens` makes the strings of all of them, for training and for --explain."""
+    The word features are the header fields' tokens (:attr:`head`, a hundred or so, as strings), the
+    other named tokens (MIME structure, links, tags: a few dozen) and the text's words and word pairs
+    (:class:`Words`). Header tokens have prefixes of their own (the linear model scores them as a block
+    of their own). Scoring needs only :attr:`keys`; :attr:`tokens` makes the strings of all of them, for
+    training, --explain and a user's model."""
 
+    head: set[str] = field(default_factory=set)
     named: set[str] = field(default_factory=set)
     words: Words = field(default_factory=Words)
     headers: dict[str, str] = field(default_factory=dict)  # first value of each field, lowercase name, decoded
@@ -143,20 +146,30 @@ class Features:
     text: str = ""  # the decoded text (for GTUBE and the like), at most MAX_TEXT characters
     grams: Grams = field(default_factory=no_grams)  # octet 4-grams of the first WINDOW octets (see grams())
     _keys: Keys | None = None
+    _body_count: int = 0
     _tokens: set[str] | None = None
 
     @property
     def keys(self) -> Keys:
-        """The keys (keys.py) of all word features, without repeats, in ascending order."""
+        """The keys (keys.py) of all word features without repeats: those not from the header fields, then
+        those from them (:attr:`body_count` tells where), each part in ascending order."""
         if self._keys is None:
-            self._keys = unique(np.concatenate((string_keys(self.named), self.words.keys)))
+            body = unique(np.concatenate((string_keys(self.named), self.words.keys)))
+            self._keys = np.concatenate((body, unique(string_keys(self.head))))
+            self._body_count = len(body)
         return self._keys
+
+    @property
+    def body_count(self) -> int:
+        """How many of :attr:`keys` are not from the header fields."""
+        self.keys  # noqa: B018 (computes it)
+        return self._body_count
 
     @property
     def tokens(self) -> set[str]:
         """All word features as strings."""
         if self._tokens is None:
-            self._tokens = self.named.union(self.words.strings())
+            self._tokens = self.head.union(self.named, self.words.strings())
         return self._tokens
 
 
@@ -214,7 +227,7 @@ def grams(data: mime.Buffer, body_start: int) -> Grams:
 
 
 def _header_features(block: bytes, out: Features) -> None:
-    tokens = out.named
+    tokens = out.head
     seen: dict[str, str] = out.headers
     # Latin-1 keeps every octet; RFC 2047 words and UTF-8 values (RFC 6532) are decoded per field.
     for written, raw in _TEXT_FIELD.findall(block.decode("latin-1")):
