@@ -25,6 +25,7 @@ except ImportError:  # built without a C compiler: the numpy search below
     _tables = None
 
 Values = npt.NDArray[np.float64]
+IN_C = _tables is not None
 
 _SPREAD = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: the top bits of key × this pick the slot
 
