@@ -3,7 +3,7 @@
 Scoring a message looks up about 900 word features and 1,700 4-grams in models of 100,000-250,000 entries.
 One dictionary lookup per feature costs about 100 ns in CPython (the table, the entry, the key and the
 value are four cache misses). A :class:`Table` keeps each key and its values in one record of an
-open-addressing table (linear probing, at most a quarter full), so a feature costs one cache miss, and
+open-addressing table (linear probing, at most half full), so a feature costs one cache miss, and
 looks up a whole array of keys in one loop in C (``_tables.c``: the CPU overlaps the misses of one key
 with the next's; numpy's passes over separate arrays of keys, rows and values measured 3-5 times slower,
 inside a message's other work that leaves the table out of the caches). Without the C extension the same
@@ -39,7 +39,7 @@ class Table:
         values = values[first]
         self.size = len(keys)
         self.width = values.shape[1]
-        self._bits = max(4, (4 * self.size).bit_length())
+        self._bits = max(4, (2 * self.size).bit_length())
         empty = np.uint64(0)  # the key of a free record: any that is not a key
         while len(keys) and keys[np.searchsorted(keys, empty) % len(keys)] == empty:
             empty += np.uint64(1)
