@@ -109,9 +109,14 @@ def global_sums(model: Weights, message: Features) -> Sums:
     """The summed weights of each block of a message in `model` (a global model): what does not depend on
     the recipient, so a message for many is looked up once."""
     index = model.index()
-    found = index.words.find(message.keys)
+    return block_sums(index.words.find(message.keys)[:, 0], message, index.grams)
+
+
+def block_sums(word_weights: npt.NDArray[np.float64], message: Features, grams: Table) -> Sums:
+    """The blocks' sums from the weights of the message's word features (found for message.keys) and the
+    table of 4-gram weights. In the keys' order, which is the same in every process: so are the sums."""
     body = message.body_count
-    return float(found[:body].sum()), float(found[body:].sum()), gram_sum(index.grams, message.grams)
+    return float(word_weights[:body].sum()), float(word_weights[body:].sum()), gram_sum(grams, message.grams)
 
 
 def gram_sum(table: Table, grams: Grams) -> float:

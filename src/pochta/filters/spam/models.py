@@ -126,10 +126,7 @@ class Index:
     def look(self, message: Features) -> Looked:
         """The message's word features and 4-grams, looked up."""
         found = self.words.find(message.keys)
-        body = message.body_count
-        # In the keys' order, which is the same in every process: so are the sums.
-        sums = float(found[:body, 0].sum()), float(found[body:, 0].sum()), linear.gram_sum(self.grams, message.grams)
-        return Looked(sums=sums, logs=(found[:, 1], found[:, 2]))
+        return Looked(sums=linear.block_sums(found[:, 0], message, self.grams), logs=(found[:, 1], found[:, 2]))
 
 
 def _prepare(model: Model) -> tuple[Classifier, Index]:
