@@ -151,7 +151,11 @@ def bogofilter(train: list[tuple[bool, Path]], test: list[tuple[bool, Path]]) ->
 # ---- --cv: the alternatives, 5-fold cross-validation on the training half only ----------------------
 
 
-def _fisher_on_error(train: list[tuple[bool, Features]], test: list[Features], *, seed: int = 0) -> list[float]:
+def _fisher_on_error(
+    train: list[tuple[bool, Features]], test: list[Features], *, seed: int = 0
+) -> list[tuple[float, float]]:
+    """The Fisher classifier's log-odds of each test message: from all its clues, and (as models.combine
+    mixes them) the sum of those from its body's clues and from its header's."""
     counts = Counts()
     order = list(train)
     random.Random(seed).shuffle(order)  # the order matters: results vary with it
@@ -159,9 +163,13 @@ def _fisher_on_error(train: list[tuple[bool, Features]], test: list[Features], *
         if worth_learning(counts, found.tokens, is_spam=is_spam):
             counts.add(found.tokens, is_spam=is_spam)
     classifier = Classifier(counts)
-    limit = 1e-6
-    probabilities = (min(1 - limit, max(limit, classifier.classify(found).probability)) for found in test)
-    return [math.log(p / (1 - p)) for p in probabilities]
+    results = [classifier.classify(found) for found in test]
+    return [(_logit(r.probability), _logit(r.body) + _logit(r.head)) for r in results]
+
+
+def _logit(probability: float, limit: float = 1e-6) -> float:
+    p = min(1 - limit, max(limit, probability))
+    return math.log(p / (1 - p))
 
 
 def _linear_blocks(train: list[tuple[bool, Features]], test: list[Features]) -> list[linear.Sums]:
@@ -193,16 +201,19 @@ def cross_validate(train: list[tuple[bool, Path]]) -> None:
     print(f"(5 folds of the Fisher classifier and the linear model: {time.process_time() - started:.0f} s CPU)")
     words = [b + linear.HEAD_SHARE * h for b, h, _ in blocks]
     grams = [g for _, _, g in blocks]
-    show("cv fisher chi2, TOE", figures(labels, fisher, 0.0), None)
+    show("cv fisher chi2, TOE", figures(labels, [f for f, _ in fisher], 0.0), None)
+    show("cv fisher, body + head parts", figures(labels, [f for _, f in fisher], 0.0), None)
+    one = [w + linear.GRAM_SHARE * g + FISHER_SHARE * f for w, g, (f, _) in zip(words, grams, fisher, strict=True)]
+    show(f"cv b+{linear.HEAD_SHARE}h + {linear.GRAM_SHARE} g + {FISHER_SHARE} F(one)", figures(labels, one, 0.0), None)
     show("cv linear, body words alone", figures(labels, [b for b, _, _ in blocks], 0.0), None)
     show("cv linear, header words alone", figures(labels, [h for _, h, _ in blocks], 0.0), None)
     show(f"cv linear, body + {linear.HEAD_SHARE} head", figures(labels, words, 0.0), None)
     show("cv linear, 4-grams alone", figures(labels, grams, 0.0), None)
     for gram_share in (0.3, 0.5, 1.0):
         for fisher_share in (0.0, 0.1, 0.3, 0.5):
-            mixed = [w + gram_share * g + fisher_share * f for w, g, f in zip(words, grams, fisher, strict=True)]
+            mixed = [w + gram_share * g + fisher_share * f for w, g, (_, f) in zip(words, grams, fisher, strict=True)]
             chosen = gram_share == linear.GRAM_SHARE and fisher_share == FISHER_SHARE
-            name = f"cv b+{linear.HEAD_SHARE}h + {gram_share} g + {fisher_share} F{' (chosen)' if chosen else ''}"
+            name = f"cv b+{linear.HEAD_SHARE}h + {gram_share} g + {fisher_share} (Fb+Fh){' (chosen)' if chosen else ''}"
             show(name, figures(labels, mixed, 0.0), None)
             if chosen:
                 ham = sorted(z for z, is_spam in zip(mixed, labels, strict=True) if not is_spam)

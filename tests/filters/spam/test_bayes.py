@@ -66,3 +66,20 @@ def test_a_users_model_moves_only_that_users_scores() -> None:
         user.add(features(message("gardening club newsletter seeds compost tulips", number=n)).tokens, is_spam=True)
     assert classifier.classify(newsletter, user).probability > before
     assert classifier.classify(newsletter).probability == before
+
+
+def test_the_body_and_header_parts_come_from_their_own_clues_on_both_paths() -> None:
+    classifier = Classifier(_trained())
+    user = Counts()
+    for n in range(3):
+        user.add(features(message("gardening club tulips", sender=f"club{n}@garden.example")).tokens, is_spam=True)
+    # Ham words, sent the way the spam is: the header speaks for spam, the body for ham.
+    mixed = features(spam(500).split(b"\r\n\r\n")[0] + b"\r\n\r\n" + ham(500).split(b"\r\n\r\n")[1])
+    for found in (mixed, features(spam(501)), features(ham(502)), features(message("gardening club tulips"))):
+        for own in (None, user):
+            fast = classifier.classify(found, own)
+            listed = classifier.classify(found, own, explain=True)  # every clue by its token
+            for part in ("probability", "body", "head"):
+                assert abs(getattr(fast, part) - getattr(listed, part)) < 1e-9, part
+    result = classifier.classify(mixed)
+    assert result.head > 0.99 and result.body < 0.5  # (the body still has the spam's text/html type)

@@ -139,6 +139,10 @@ class Result:
     probability: float  # 0 ham … 1 spam; 0.5 when the model does not know
     clues: tuple[tuple[str, float], ...] = ()  # the most telling tokens and their probabilities, strongest first
     is_trained: bool = True
+    # The same from the clues of the message's body alone and of its header fields alone (tokens.Features:
+    # head), which models.py mixes as two parts: measured better than the one probability (docs/spam.md).
+    body: float = 0.5
+    head: float = 0.5
 
 
 class Classifier:
@@ -210,7 +214,7 @@ class Classifier:
                 if abs(f - 0.5) >= MIN_DISTANCE:
                     personal.append((f, token))
         if explain:
-            return self._classify_listed((message.tokens - mine) & self._clues.keys(), personal, explain=explain)
+            return self._classify_listed(message, (message.tokens - mine) & self._clues.keys(), personal, explain=True)
         log_f, log_1f = self.clue_logs(message.keys) if logs is None else logs
         is_clue = log_f != 0.0  # ln f of a clue is never 0: f < 1
         if mine:  # the user's counts speak for these
@@ -219,24 +223,49 @@ class Classifier:
         if count == 0:
             return Result(probability=0.5)
         if count > MAX_CLUES:
-            return self._classify_listed((message.tokens - mine) & self._clues.keys(), personal, explain=False)
-        # In the keys' order, which is the same in every process: so is the sum.
-        log_spam = float(log_f[is_clue].sum()) + math.fsum(math.log(f) for f, _ in personal)
-        log_ham = float(log_1f[is_clue].sum()) + math.fsum(math.log(1.0 - f) for f, _ in personal)
-        return Result(probability=_combine(log_spam, log_ham, count))
+            return self._classify_listed(message, (message.tokens - mine) & self._clues.keys(), personal, explain=False)
+        # In the keys' order, which is the same in every process: so are the sums.
+        sums = []
+        head = message.head
+        for part, extra in (
+            (slice(0, message.body_count), [f for f, token in personal if token not in head]),
+            (slice(message.body_count, None), [f for f, token in personal if token in head]),
+        ):
+            chosen = is_clue[part]
+            sums.append(
+                (
+                    float(log_f[part][chosen].sum()) + math.fsum(map(math.log, extra)),
+                    float(log_1f[part][chosen].sum()) + math.fsum(math.log(1.0 - f) for f in extra),
+                    int(np.count_nonzero(chosen)) + len(extra),
+                )
+            )
+        (body_spam, body_ham, body_count), (head_spam, head_ham, head_count) = sums
+        return Result(
+            probability=_combine(body_spam + head_spam, body_ham + head_ham, count),
+            body=_combine(body_spam, body_ham, body_count) if body_count else 0.5,
+            head=_combine(head_spam, head_ham, head_count) if head_count else 0.5,
+        )
 
-    def _classify_listed(self, shared: set[str], personal: list[tuple[float, str]], *, explain: bool) -> Result:
+    def _classify_listed(
+        self, message: Features, shared: set[str], personal: list[tuple[float, str]], *, explain: bool
+    ) -> Result:
         """The slow path: every clue with its token, the strongest MAX_CLUES of them, for --explain."""
         found = [(self._clues[token], token) for token in shared] + personal
         if not found:
             return Result(probability=0.5)
         found.sort(key=_strength, reverse=True)
         del found[MAX_CLUES:]
-        log_spam = math.fsum(math.log(f) for f, _ in found)
-        log_ham = math.fsum(math.log(1.0 - f) for f, _ in found)
-        probability = _combine(log_spam, log_ham, len(found))
+        head = [f for f, token in found if token in message.head]
+        body = [f for f, token in found if token not in message.head]
         clues = tuple((token, f) for f, token in found[:20]) if explain else ()
-        return Result(probability=probability, clues=clues)
+        return Result(probability=_fisher([f for f, _ in found]), clues=clues, body=_fisher(body), head=_fisher(head))
+
+
+def _fisher(clues: list[float]) -> float:
+    """Fisher's combining of the clues' probabilities (0.5 for none)."""
+    if not clues:
+        return 0.5
+    return _combine(math.fsum(map(math.log, clues)), math.fsum(math.log(1.0 - f) for f in clues), len(clues))
 
 
 def _strength(clue: tuple[float, str]) -> float:

@@ -2,7 +2,8 @@
 
 A model is two: the token counts of the Fisher classifier (bayes.py) and the weights of the linear model
 (linear.py). A message's log-odds is the linear model's plus :data:`FISHER_SHARE` times the log-odds of
-the Fisher probability (chosen by cross-validation, docs/spam.md); while the linear model has no weights
+each of the Fisher classifier's two probabilities, from the clues of the message's body and from those
+of its header fields (chosen by cross-validation, docs/spam.md); while the linear model has no weights
 (a store from before it, not yet retrained), the Fisher classifier alone decides, as it did before.
 
 The global model is loaded once and kept with its clue table; per-user models are loaded when a
@@ -25,7 +26,7 @@ import numpy as np
 
 from pochta.store.api import GLOBAL_MODEL, SpamModel, SpamStore, SpamTraining
 
-from . import linear, rules
+from . import bayes, linear, rules
 from .bayes import Classifier, Counts, Logs, deltas
 from .keys import string_keys
 from .linear import Weights
@@ -34,7 +35,7 @@ from .tokens import Features, Grams
 
 REFRESH = 30.0  # seconds between staleness checks of a cached model
 MAX_USERS = 500  # per-user models kept in memory
-FISHER_SHARE = 0.3  # weight of the Fisher classifier's log-odds beside the linear model's
+FISHER_SHARE = 0.3  # weight of each part of the Fisher classifier's log-odds beside the linear model's
 _FISHER_LIMIT = 1e-6  # Fisher probabilities are taken within [limit, 1 - limit] for their log-odds
 
 
@@ -161,20 +162,26 @@ def judge(
     sums = looked.sums if looked is not None else None
     linear_logit = linear.logit(weights, message, own, sums=sums) if has_weights else 0.0
     return Result(
-        logit=combine(linear_logit, fisher.probability, has_weights=has_weights),
+        logit=combine(linear_logit, fisher, has_weights=has_weights),
         probability=fisher.probability,
         clues=fisher.clues,
         is_trained=fisher.is_trained,
     )
 
 
-def combine(linear_logit: float, probability: float, *, has_weights: bool) -> float:
-    """The log-odds of a message from the linear model's and the Fisher probability. Without weights, the
+def combine(linear_logit: float, fisher: bayes.Result, *, has_weights: bool) -> float:
+    """The log-odds of a message from the linear model's and the Fisher classifier's: FISHER_SHARE times
+    the log-odds of each of its two parts (the body's clues, the header's). Without weights, the
     log-odds that rules.bayes_hit turns into the points the Fisher classifier alone always gave."""
-    p = min(1.0 - _FISHER_LIMIT, max(_FISHER_LIMIT, probability))
     if not has_weights:
+        p = _limited(fisher.probability)
         return rules.logit_of_points(rules.BAYES_POINTS * (2.0 * p - 1.0))
-    return linear_logit + FISHER_SHARE * math.log(p / (1.0 - p))
+    body, head = _limited(fisher.body), _limited(fisher.head)
+    return linear_logit + FISHER_SHARE * (math.log(body / (1.0 - body)) + math.log(head / (1.0 - head)))
+
+
+def _limited(probability: float) -> float:
+    return min(1.0 - _FISHER_LIMIT, max(_FISHER_LIMIT, probability))
 
 
 class Models:
