@@ -254,7 +254,7 @@ def _header_features(block: bytes, out: Features) -> None:
         tokens.update(map(prefix.__add__, words))
         if name == "subject":
             tokens.update([f"s:{a} {b}" for a, b in itertools.pairwise(words)])
-            if value and sum(ch.isupper() for ch in value) * 2 > len(value):
+            if value and sum(map(str.isupper, value)) * 2 > len(value):
                 tokens.add("s:*shouting*")
         elif prefix in ("f:", "r:"):
             address = value.rpartition("<")[2].rstrip("> ").lower()
