@@ -112,3 +112,19 @@ def test_keys_are_the_same_in_every_process_and_on_every_machine(implementation:
         for seed in ("1", "2")
     }
     assert seen == {f"{string_keys(['cheap', 'a b']).tolist()}\n"}
+
+
+@given(octets=st.binary(max_size=300), run=st.integers(min_value=0, max_value=130))
+def test_c_and_numpy_agree_on_any_octets(octets: bytes, run: int) -> None:
+    # The tokeniser gives them UTF-8 only; on other octets they must still agree (and C stay in bounds).
+    octets += b"\x80" * (run % 3) + b"q" * run
+    if not keys.IN_C:
+        assert os.environ.get("CI") != "true", "the C extension was not built"
+        return
+    from_c = word_keys(octets)
+    module, keys._wordkeys = keys._wordkeys, None
+    try:
+        from_numpy = word_keys(octets)
+    finally:
+        keys._wordkeys = module
+    assert np.array_equal(from_c[0], from_numpy[0]) and np.array_equal(from_c[1], from_numpy[1])

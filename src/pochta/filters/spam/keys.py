@@ -128,7 +128,7 @@ def _words(octets: bytes) -> Spans:
     for run in np.flatnonzero(lengths > MAX_WORD).tolist():  # rare: base64 or a long URL in a text part
         start, end = int(starts[run]), int(ends[run])
         offsets = range(start, end) if first is None else (start + np.flatnonzero(first[start:end])).tolist()
-        cuts = list(offsets[::MAX_WORD])
+        cuts = [start, *offsets[MAX_WORD::MAX_WORD]]  # as C cuts: at the first octet of each 41st character
         for piece, (cut, after) in enumerate(zip(cuts, [*cuts[1:], end], strict=True)):
             if len(offsets) - piece * MAX_WORD >= MIN_WORD:
                 pieces.append((cut, after))
