@@ -12,9 +12,11 @@
    record's key is unpredictable, so the CPU does not run ahead into the next search): 60-90 ns per key. */
 #define AHEAD 16
 
-/* find(records, width, bits, empty, keys, out): records are 2^bits records of `width` uint64 each (a key,
-   then the float64 bits of its values), `empty` the key of a free record; for each of the uint64 `keys`,
-   its values or zeros go to `out` (float64, width - 1 per key). */
+/* find(records, width, bits, empty, keys, out): records are 2^bits or more records of `width` uint64 each
+   (a key, then the float64 bits of its values), `empty` the key of a free record; a key's search starts
+   at the record its top `bits` bits of key * SPREAD pick and goes on to its key or a free record, without
+   wrapping around (the last record is free). For each of the uint64 `keys`, its values or zeros go to
+   `out` (float64, width - 1 per key). */
 static PyObject *find(PyObject *self, PyObject *args) {
     (void)self;
     Py_buffer records, keys, out;
@@ -25,14 +27,14 @@ static PyObject *find(PyObject *self, PyObject *args) {
     PyObject *result = NULL;
     Py_ssize_t count = keys.len / (Py_ssize_t)sizeof(uint64_t);
     if (width < 2 || width > 64 || bits < 1 || bits > 40 ||
-        records.len / (Py_ssize_t)sizeof(uint64_t) / width < ((Py_ssize_t)1 << bits) ||
+        records.len / (Py_ssize_t)sizeof(uint64_t) / width < ((Py_ssize_t)1 << bits) + 1 ||
         out.len / (Py_ssize_t)sizeof(double) / (width - 1) < count) {
         PyErr_SetString(PyExc_ValueError, "find(): the buffers do not match the table's size");
         goto done;
     }
     const uint64_t *table = records.buf, *wanted = keys.buf;
     double *values = out.buf;
-    uint64_t slots = (uint64_t)1 << bits, mask = slots - 1;
+    uint64_t total = (uint64_t)(records.len / (Py_ssize_t)sizeof(uint64_t) / width);
     size_t size = (size_t)(width - 1) * sizeof(double);
     for (Py_ssize_t i = 0; i < count; i++) {
         if (i + AHEAD < count) /* the record a later key wants, on its way while this key is searched */
@@ -40,7 +42,7 @@ static PyObject *find(PyObject *self, PyObject *args) {
         uint64_t key = wanted[i], slot = (key * SPREAD) >> (64 - bits);
         double *into = values + i * (width - 1);
         memset(into, 0, size);
-        for (uint64_t probe = 0; probe < slots; probe++, slot = (slot + 1) & mask) {
+        for (; slot < total; slot++) {
             const uint64_t *record = table + slot * (uint64_t)width;
             if (record[0] == key) {
                 memcpy(into, record + 1, size);

@@ -20,7 +20,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence, Set
 from dataclasses import dataclass, field
-from itertools import repeat
 
 import numpy as np
 
@@ -114,15 +113,16 @@ class Index:
 
     @classmethod
     def of(cls, classifier: Classifier, weights: Weights) -> Index:
+        # Merged by key in numpy: a dictionary lookup per token of 250,000 took 0.3 s (cold memory).
         clues = classifier.clues
-        names = list(weights.words.keys() | clues.keys())
-        columns = np.zeros((len(names), 3))
-        columns[:, 0] = np.fromiter(map(weights.words.get, names, repeat(0.0)), dtype=np.float64, count=len(names))
-        f = np.fromiter(map(clues.get, names, repeat(0.5)), dtype=np.float64, count=len(names))
-        is_clue = np.fromiter(map(clues.__contains__, names), dtype=bool, count=len(names))
-        columns[is_clue, 1] = np.log(f[is_clue])
-        columns[is_clue, 2] = np.log1p(-f[is_clue])
-        return cls(Table(string_keys(names), columns), linear.grams_table(weights))
+        word_keys, clue_keys = string_keys(weights.words.keys()), string_keys(clues.keys())
+        keys, row = np.unique(np.concatenate((word_keys, clue_keys)), return_inverse=True)
+        columns = np.zeros((len(keys), 3))
+        columns[row[: len(word_keys)], 0] = np.fromiter(weights.words.values(), dtype=np.float64, count=len(word_keys))
+        f = np.fromiter(clues.values(), dtype=np.float64, count=len(clue_keys))
+        columns[row[len(word_keys) :], 1] = np.log(f)
+        columns[row[len(word_keys) :], 2] = np.log1p(-f)
+        return cls(Table(keys, columns), linear.grams_table(weights))
 
     def look(self, message: Features) -> Looked:
         """The message's word features and 4-grams, looked up."""

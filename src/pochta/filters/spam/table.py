@@ -3,7 +3,7 @@
 Scoring a message looks up about 900 word features and 1,700 4-grams in models of 100,000-250,000 entries.
 One dictionary lookup per feature costs about 100 ns in CPython (the table, the entry, the key and the
 value are four cache misses). A :class:`Table` keeps each key and its values in one record of an
-open-addressing table (linear probing, at most half full), so a feature costs one cache miss, and
+open-addressing table (linear probing, at most half full, built in numpy), so a feature costs one cache miss, and
 looks up a whole array of keys in one loop in C (``_tables.c``: the CPU overlaps the misses of one key
 with the next's; numpy's passes over separate arrays of keys, rows and values measured 3-5 times slower,
 inside a message's other work that leaves the table out of the caches). Without the C extension the same
@@ -44,23 +44,18 @@ class Table:
         while len(keys) and keys[np.searchsorted(keys, empty) % len(keys)] == empty:
             empty += np.uint64(1)
         self._empty = empty
-        slots = 1 << self._bits
-        records = np.zeros((slots, 1 + self.width), dtype=np.uint64)
+        # Linear probing without wrapping around: in the order of their first slots, each key goes to that
+        # slot or, when it is taken, right after the key before (a running maximum, all in numpy), and the
+        # records run on past the 2^bits slots as far as that takes them, plus one free record to end every
+        # search.
+        home = self._slots(keys)
+        order = np.argsort(home, kind="stable")
+        rank = np.arange(self.size, dtype=np.intp)
+        at = np.maximum.accumulate(home[order] - rank) + rank if self.size else rank
+        records = np.zeros((max(1 << self._bits, int(at[-1]) + 1 if self.size else 0) + 1, 1 + self.width), np.uint64)
         records[:, 0] = empty
-        taken = np.zeros(slots, dtype=bool)
-        pending = np.arange(self.size, dtype=np.intp)
-        slot = self._slots(keys)
-        while len(pending):  # each round places, in every free slot wanted, the first key wanting it
-            free = np.flatnonzero(~taken[slot])
-            _, first_wanting = np.unique(slot[free], return_index=True)
-            placed = free[first_wanting]
-            at = slot[placed]
-            taken[at] = True
-            records[at, 0] = keys[pending[placed]]
-            records[at, 1:] = values[pending[placed]].view(np.uint64)
-            waiting = np.ones(len(pending), dtype=bool)
-            waiting[placed] = False
-            pending, slot = pending[waiting], (slot[waiting] + 1) & (slots - 1)
+        records[at, 0] = keys[order]
+        records[at, 1:] = values[order].view(np.uint64)
         self._records = records
 
     def find(self, keys: Keys) -> Values:
@@ -73,13 +68,12 @@ class Table:
         found[:] = 0.0
         pending = np.arange(len(keys), dtype=np.intp)
         slot = self._slots(keys)
-        mask = (1 << self._bits) - 1
-        while len(pending):  # probe every key still looking one slot further, until its key or a free slot
+        while len(pending):  # probe every key still looking one record further, until its key or a free one
             records = self._records[slot]
             hit = records[:, 0] == keys[pending]
             found[pending[hit]] = records[hit, 1:].view(np.float64)
             looking = ~hit & (records[:, 0] != self._empty)
-            pending, slot = pending[looking], (slot[looking] + 1) & mask
+            pending, slot = pending[looking], slot[looking] + 1
         return found
 
     def _slots(self, keys: Keys) -> npt.NDArray[np.intp]:
