@@ -6,10 +6,9 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import subprocess
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pytest
@@ -17,13 +16,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pochta.filters.spam import keys, tokens
-from pochta.filters.spam.keys import distinct, pair_keys, string_keys, unique, word_keys
+from pochta.filters.spam.keys import Keys, pair_keys, string_keys, unique, word_keys
 from pochta.filters.spam.tokens import features
 
+from .processes import outputs_under_hash_seeds
 from .samples import ham, message, spam
 
 # What a body word is: the pattern the tokeniser once ran over the lowercased text.
 _WORD = re.compile(r"[^\s\"'`<>()\[\]{},;:|*=]{2,40}")
+_T = TypeVar("_T")
 _CORPUS = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "spam" / "spamassassin"
 _PIECES = [*"ab c:;*=\t\n\x1c\x85\xa0\u2003\u3000éİ\U0001f600\ud800\x00", "z" * 7]
 _TEXT = st.lists(st.sampled_from(_PIECES), max_size=200).map("".join)
@@ -37,6 +38,19 @@ def implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
         assert os.environ.get("CI") != "true", "the C extension was not built (setup.py; gcc and Python's headers)"
         pytest.skip("the C extension is not built here")
     yield request.param
+
+
+def _distinct(found: Keys) -> bool:
+    return len(unique(found)) == len(found)
+
+
+def _in_numpy(run: Callable[[], _T]) -> _T:
+    """What `run` gives with keys.py's numpy implementation in place of the C extension."""
+    module, keys._wordkeys = keys._wordkeys, None
+    try:
+        return run()
+    finally:
+        keys._wordkeys = module
 
 
 def _words_of(text: str) -> tuple[list[str], np.ndarray]:
@@ -62,11 +76,7 @@ def test_c_and_numpy_give_the_same_keys(text: str) -> None:
         return
     octets = text.lower().encode("utf-8", "surrogatepass")
     from_c = word_keys(octets), string_keys([text, text.lower(), f"x {text}"])
-    module, keys._wordkeys = keys._wordkeys, None
-    try:
-        from_numpy = word_keys(octets), string_keys([text, text.lower(), f"x {text}"])
-    finally:
-        keys._wordkeys = module
+    from_numpy = _in_numpy(lambda: (word_keys(octets), string_keys([text, text.lower(), f"x {text}"])))
     assert np.array_equal(from_c[0][0], from_numpy[0][0]) and np.array_equal(from_c[0][1], from_numpy[0][1])
     assert np.array_equal(from_c[1], from_numpy[1])
 
@@ -90,8 +100,8 @@ def test_pairs_keep_their_order_and_every_token_has_its_own_key(implementation: 
     left, right = string_keys(["cheap", "pills"])
     assert string_keys(["cheap pills"])[0] == pair_keys(np.array([left]), np.array([right]))[0]
     assert string_keys(["pills cheap"])[0] != string_keys(["cheap pills"])[0]
-    assert distinct(string_keys(["cheap", "pills", "cheap pills", "s:cheap", "", " ", "\x00", "\x00\x00", "a  b"]))
-    assert not distinct(string_keys(["cheap", "cheap"]))
+    assert _distinct(string_keys(["cheap", "pills", "cheap pills", "s:cheap", "", " ", "\x00", "\x00\x00", "a  b"]))
+    assert not _distinct(string_keys(["cheap", "cheap"]))
     assert len(string_keys([])) == 0 and len(word_keys(b"")[0]) == 0 and len(word_keys(b"a ; b")[0]) == 0
 
 
@@ -101,16 +111,7 @@ def test_keys_are_the_same_in_every_process_and_on_every_machine(implementation:
     pinned = [2705097367907323598, 14643186000696625282, 11286133854226296554, 5436000694942776601]
     assert string_keys(["cheap", "cheap pills", "", "s:héllo"]).tolist() == pinned
     child = "from pochta.filters.spam.keys import string_keys; print(string_keys(['cheap', 'a b']).tolist())"
-    seen = {
-        subprocess.run(
-            [sys.executable, "-c", child],
-            env={**os.environ, "PYTHONHASHSEED": seed},
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        for seed in ("1", "2")
-    }
+    seen = outputs_under_hash_seeds(child, ("1", "2"))
     assert seen == {f"{string_keys(['cheap', 'a b']).tolist()}\n"}
 
 
@@ -122,9 +123,5 @@ def test_c_and_numpy_agree_on_any_octets(octets: bytes, run: int) -> None:
         assert os.environ.get("CI") != "true", "the C extension was not built"
         return
     from_c = word_keys(octets)
-    module, keys._wordkeys = keys._wordkeys, None
-    try:
-        from_numpy = word_keys(octets)
-    finally:
-        keys._wordkeys = module
+    from_numpy = _in_numpy(lambda: word_keys(octets))
     assert np.array_equal(from_c[0], from_numpy[0]) and np.array_equal(from_c[1], from_numpy[1])

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 from pochta.filters.spam import linear
 from pochta.filters.spam.linear import Weights
 from pochta.filters.spam.tokens import WINDOW, features, grams
 
+from .processes import outputs_under_hash_seeds
 from .samples import ham, message, spam
 
 
@@ -113,17 +110,6 @@ print(sorted(note.grams)[:5], repr(linear.logit(_trained(), note)))
 
 
 def test_features_and_scores_are_the_same_in_every_process() -> None:
-    root = Path(__file__).resolve().parents[3]
-    runs = {
-        subprocess.run(
-            [sys.executable, "-c", _CHILD],
-            cwd=root,
-            env={**os.environ, "PYTHONHASHSEED": seed},
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        for seed in ("1", "4242")
-    }
+    runs = outputs_under_hash_seeds(_CHILD, ("1", "4242"))
     (output,) = runs  # string hashing (and so set order) differs between the two; the result does not
     assert output.startswith("[") and float(output.split()[-1]) != 0

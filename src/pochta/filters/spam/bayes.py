@@ -242,8 +242,8 @@ class Classifier:
         (body_spam, body_ham, body_count), (head_spam, head_ham, head_count) = sums
         return Result(
             probability=_combine(body_spam + head_spam, body_ham + head_ham, count),
-            body=_combine(body_spam, body_ham, body_count) if body_count else 0.5,
-            head=_combine(head_spam, head_ham, head_count) if head_count else 0.5,
+            body=_combine(body_spam, body_ham, body_count),
+            head=_combine(head_spam, head_ham, head_count),
         )
 
     def _classify_listed(
@@ -262,9 +262,7 @@ class Classifier:
 
 
 def _fisher(clues: list[float]) -> float:
-    """Fisher's combining of the clues' probabilities (0.5 for none)."""
-    if not clues:
-        return 0.5
+    """Fisher's combining of the clues' probabilities."""
     return _combine(math.fsum(map(math.log, clues)), math.fsum(math.log(1.0 - f) for f in clues), len(clues))
 
 
@@ -285,7 +283,7 @@ def _probability(spam: int, ham: int, spam_total: int, ham_total: int) -> float:
 
 def _combine(log_spam: float, log_ham: float, count: int) -> float:
     """Fisher's chi-squared combining of both hypotheses (Robinson; as in SpamBayes), from the sums of
-    ln f and ln (1 - f) over the `count` clues."""
+    ln f and ln (1 - f) over the `count` clues (0.5, undecided, for none)."""
     spam_side = _chi2q(-2.0 * log_spam, 2 * count)
     ham_side = _chi2q(-2.0 * log_ham, 2 * count)
     return (spam_side - ham_side + 1.0) / 2.0

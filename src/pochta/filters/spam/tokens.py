@@ -219,11 +219,7 @@ def grams(data: mime.Buffer, body_start: int) -> Grams:
         return no_grams()
     octets = np.frombuffer(window, dtype=np.uint8).astype(np.uint32)
     found: Grams = octets[:-3] | octets[1:-2] << _8 | octets[2:-1] << _16 | octets[3:] << _24
-    found.sort()
-    first = np.empty(len(found), dtype=bool)  # np.unique does the same several times slower
-    first[0] = True
-    np.not_equal(found[1:], found[:-1], out=first[1:])
-    return found[first]
+    return unique(found)
 
 
 def _header_features(block: bytes, out: Features) -> None:
