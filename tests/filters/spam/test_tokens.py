@@ -57,6 +57,28 @@ def test_trace_fields_and_other_filters_verdicts_are_not_features() -> None:
     assert {"hello", "there", "hello there"} <= found.tokens
 
 
+def test_a_stored_or_imported_copy_gives_the_features_of_the_message_the_mx_scored() -> None:
+    scored = (
+        b"Received: from relay.x.example ([192.0.2.7])\r\n\tby mx.example.test (Pochta) with ESMTP id 1\r\n"
+        b"From: Bob <bob@x.example>\r\nTo: alice@example.test\r\nSubject: lunch\r\n\r\nsee you at noon\r\n"
+    )
+    stored = (  # as an mbox export from another server's folder has it: what we and the store added
+        b"From bob@x.example  Fri Nov 27 10:00:00 2026\r\n"
+        b"Return-Path: <bob@x.example>\r\nDelivered-To: alice@example.test\r\nX-Original-To: alice@example.test\r\n"
+        b"Delivery-Date: Fri, 27 Nov 2026 10:00:01 +0000\r\n"
+        b"Authentication-Results: mx.example.test; spf=pass smtp.mailfrom=x.example\r\n"
+        b"X-Spam-Status: No, score=-3.1 required=5.0\r\nX-Spam-Score: -3.1\r\n"
+    ) + scored.replace(
+        b"\r\n\r\n",
+        b"\r\nStatus: RO\r\nX-Status: A\r\nX-Keywords: $NotJunk\r\nX-UID: 7\r\nX-Mozilla-Status: 0001\r\n"
+        b"Lines: 1\r\nContent-Length: 17\r\n\r\n",
+        1,
+    )
+    found, original = features(stored), features(scored)
+    assert found.tokens == original.tokens
+    assert found.grams.tolist() == original.grams.tolist()  # the 4-gram window starts at the same octet
+
+
 def test_signatures_give_their_signer_only() -> None:
     plain = b"From: a@b.example\r\nSubject: hello\r\n\r\nsee you at noon\r\n"
     signed = (
