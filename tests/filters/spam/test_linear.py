@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from pochta.filters.spam import linear
 from pochta.filters.spam.linear import Weights
 from pochta.filters.spam.tokens import WINDOW, features, grams
@@ -45,6 +47,26 @@ def _trained() -> Weights:
         parts = linear.blocks(model, words, found, head=head)
         assert min(parts) > linear.MARGIN if is_spam else max(parts) < -linear.MARGIN
     return model
+
+
+def test_bulk_training_keeps_the_mean_of_the_models_trained_in_each_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    examples = [(f.tokens, f.head, f.grams, n % 2 == 0) for n, f in enumerate(map(features, _mixed(16)))]
+    together = Weights()
+    linear.train(together, examples)
+    monkeypatch.setattr(linear, "ORDERS", 1)
+    apart = []
+    for number in range(3):  # what order `number` of three sees: the seeds of its passes
+        alone = Weights()
+        linear.train(alone, examples, seed=linear.order_seed(0, number, 0))
+        apart.append(alone)
+    assert len({tuple(sorted(model.words.items())) for model in apart}) == 3  # the orders differ
+    for found in map(features, _mixed(4, start=100)):
+        expected = sum(linear.logit(model, found) for model in apart) / 3
+        assert linear.logit(together, found) == pytest.approx(expected, abs=1e-9)
+
+
+def _mixed(count: int, start: int = 0) -> list[bytes]:
+    return [spam(start + n) if n % 2 == 0 else ham(start + n) for n in range(count)]
 
 
 def test_scoring_from_the_sorted_copy_gives_what_training_sees() -> None:

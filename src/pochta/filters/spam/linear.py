@@ -16,7 +16,11 @@ of all word features. Header and body features have prefixes of their own, so on
 Training on error with a thick threshold: a block whose log-odds is already on the right side of 0 by
 :data:`MARGIN` is not touched; otherwise every feature of the message gets ``RATE * (y - p) / sqrt(n)``
 (one step of gradient ascent on the log-likelihood). Bulk training repeats passes over the messages
-until none is wrong by the margin (at most :data:`PASSES`); a user's move over IMAP is one step.
+until none is wrong by the margin (at most :data:`PASSES`), :data:`ORDERS` times in different orders
+from the same start, and keeps the mean of the models so trained: training on error ends where the
+order took it, and which ham ends up scored highest (what FN at FP <= 0.1% turns on) changed with the
+order; the mean does not (over 8 fold seeds, FN at FP <= 0.1% 3.08 +- 0.95% with one order, 2.81 +-
+0.31% with the mean of 3). A user's move over IMAP is one step.
 Un-learning a message (moved from one class to the other) is the step towards its new class: the
 weights cannot be taken back exactly the way counts can, and need not be: the step moves the message's
 score across to the new side, which is what the user asked for.
@@ -44,6 +48,7 @@ from .tokens import Features, Grams
 RATE = 30.0  # step size, in log-odds of a unit-length vector
 MARGIN = 4.0  # log-odds by which a block must score a message right to be left alone
 PASSES = 10  # bulk training: passes over the messages at most
+ORDERS = 3  # bulk training: models trained in this many orders, whose mean is kept
 GRAM_SHARE = 0.5  # weight of the 4-gram block's log-odds beside the body block's
 HEAD_SHARE = 0.5  # weight of the header block's log-odds beside the body block's
 _LIMIT = 30.0  # log-odds beyond which exp() is not worth computing
@@ -236,15 +241,39 @@ def _add(table: dict[_K, float], deltas: Mapping[_K, float]) -> None:
 
 
 def train(model: Weights, examples: Sequence[tuple[Set[str], Set[str], Grams, bool]], *, seed: int = 0) -> int:
-    """Bulk training in memory (the benchmark; `pochta spam train` streams the same passes from files):
-    passes over (words, head, grams, is_spam) in a shuffled order until none is wrong by MARGIN, at most
-    PASSES. Returns the number of steps taken."""
-    order = list(examples)
+    """Bulk training in memory (the benchmark; `pochta spam train` streams the same passes from files): for
+    each of ORDERS orders, passes over (words, head, grams, is_spam) in a shuffled order until none is wrong
+    by MARGIN, at most PASSES, from `model` as it is; `model` then takes the mean of the ORDERS models so
+    trained. Returns the number of steps taken in all orders."""
+    trained = [Weights() for _ in range(ORDERS)]  # each order's changes to `model`
     steps = 0
-    for number in range(PASSES):
-        random.Random(seed + number).shuffle(order)
-        taken = sum(learn(model, words, grams, is_spam=is_spam, head=head) for words, head, grams, is_spam in order)
-        steps += taken
-        if not taken:
-            break
+    for number, change in enumerate(trained):
+        order = list(examples)
+        for count in range(PASSES):
+            random.Random(order_seed(seed, number, count)).shuffle(order)
+            taken = sum(
+                learn(change, words, grams, is_spam=is_spam, head=head, base=model)
+                for words, head, grams, is_spam in order
+            )
+            steps += taken
+            if not taken:
+                break
+    model.add(mean_change(trained, Weights()))
     return steps
+
+
+def order_seed(seed: int, order: int, count: int) -> int:
+    """The seed of the shuffle of pass `count` of order `order` of bulk training."""
+    return seed + 1000 * order + count
+
+
+def mean_change(models: Sequence[Weights], start: Weights) -> Weights:
+    """What the mean of `models`, each trained from a copy of `start`, changes in `start` (a feature one of
+    them lacks has weight 0 there)."""
+    total = Weights()
+    for model in models:
+        total.add(model)
+    share = 1.0 / len(models)
+    words = {key: value * share - start.words.get(key, 0.0) for key, value in total.words.items()}
+    grams = {key: value * share - start.grams.get(key, 0.0) for key, value in total.grams.items()}
+    return Weights(words={k: v for k, v in words.items() if v}, grams={k: v for k, v in grams.items() if v})

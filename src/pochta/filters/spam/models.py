@@ -322,13 +322,25 @@ class Models:
         )
         return Learned(learned=learned, relearned=relearned, skipped=skipped)
 
-    async def adjust(self, account_id: int, examples: Sequence[Example]) -> int:
-        """Steps of the linear model alone, on error, one per message (a pass of bulk training): nothing is
-        counted or recorded as taught. Returns how many messages changed the weights."""
-        weights, moved = await self._steps(account_id, examples)
-        if moved:
-            await self._write(SpamTraining(account_id=account_id, deltas={}, words=weights.words, grams=weights.grams))
-        return moved
+    async def bulk_start(self, account_id: int) -> tuple[Weights, Weights]:
+        """What bulk training of a linear model steps from: the weights its steps are judged against as well
+        (the global model's) and the model's own (empty for the global model, which is that base itself)."""
+        base = (await self.global_model()).weights
+        if account_id == GLOBAL_MODEL:
+            return base, Weights()
+        return base, (await self.user(account_id)).weights
+
+    async def add_weights(self, account_id: int, change: Weights) -> None:
+        """Add weight changes made apart (bulk training's, see linear.train) to a model: in the store and in
+        the cached copy."""
+        if not change:
+            return
+        cached = self._global if account_id == GLOBAL_MODEL else self._users.get(account_id)
+        if cached is not None:
+            cached.model.weights.add(change)
+            if account_id == GLOBAL_MODEL:
+                self._index_is_stale = True
+        await self._write(SpamTraining(account_id=account_id, deltas={}, words=change.words, grams=change.grams))
 
     async def _steps(self, account_id: int, examples: Sequence[Example]) -> tuple[Weights, int]:
         """Train the cached linear model in place, returning the changes (for the store) and how many
