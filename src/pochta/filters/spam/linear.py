@@ -19,7 +19,7 @@ Training on error with a thick threshold: a block whose log-odds is already on t
 until none is wrong by the margin (at most :data:`PASSES`), :data:`ORDERS` times in different orders
 from the same start, and keeps the mean of the models so trained: training on error ends where the
 order took it, and which ham ends up scored highest (what FN at FP <= 0.1% turns on) changed with the
-order; the mean does not (over 8 fold seeds, FN at FP <= 0.1% 3.08 +- 0.95% with one order, 2.81 +-
+order; the mean does not (over 8 fold seeds, FN at FP <= 0.1% 3.07 +- 1.01% with one order, 2.81 +-
 0.31% with the mean of 3). A user's move over IMAP is one step.
 Un-learning a message (moved from one class to the other) is the step towards its new class: the
 weights cannot be taken back exactly the way counts can, and need not be: the step moves the message's
