@@ -86,6 +86,15 @@ async def test_commits_are_copied_back_into_the_database_file_by_the_checkpointe
     assert not (tmp_path / (DATABASE_NAME + "-wal")).exists()  # the last connection checkpointed the rest
 
 
+async def test_closing_a_store_whose_database_file_is_gone_makes_none(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path)
+    await store.add_domain("example.test")
+    for name in (DATABASE_NAME, DATABASE_NAME + "-wal", DATABASE_NAME + "-shm"):
+        (tmp_path / name).unlink(missing_ok=True)  # removed under the running server
+    await store.close()
+    assert not (tmp_path / DATABASE_NAME).exists()
+
+
 def _insert(
     name: str, threads: list[int] | None = None, *, fails: bool = False, touched: frozenset[int] = frozenset()
 ) -> Callable[[sqlite3.Connection], WriteResult[str]]:

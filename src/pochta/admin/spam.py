@@ -134,12 +134,13 @@ def spam_train(ctx: click.Context, user: str | None, count_all: bool, paths: tup
             task = progress.add_task("files", total=len(files) * linear.PASSES * linear.ORDERS)
             for number, trained in enumerate(orders):
                 passes[2] += 1
+                order = list(files)  # each order from the same start, as linear.train
                 for count in range(linear.PASSES):
                     # a new order each pass (interleaved classes: training on error needs both as it goes);
                     # the counts learn in the first pass of the first order only
-                    random.Random(linear.order_seed(0, number, count)).shuffle(files)
+                    random.Random(linear.order_seed(0, number, count)).shuffle(order)
                     steps = 0
-                    for batch in _batches(files, lambda: progress.advance(task)):
+                    for batch in _batches(order, lambda: progress.advance(task)):
                         if number == count == 0:
                             await _count(store, models, account_id, working, batch, totals=totals, count_all=count_all)
                         steps += sum(

@@ -65,6 +65,17 @@ def test_bulk_training_keeps_the_mean_of_the_models_trained_in_each_order(monkey
         assert linear.logit(together, found) == pytest.approx(expected, abs=1e-9)
 
 
+def test_the_mean_change_is_what_the_orders_moved_and_nothing_else() -> None:
+    start = Weights(words={"a": 0.1, "b": 1 / 3, "c": -2.7}, grams={1: 0.3, 2: 1 / 7})
+    copies = [Weights(words=dict(start.words), grams=dict(start.grams)) for _ in range(3)]
+    assert not linear.mean_change(copies, start)  # no order moved: no change at all, not rounding errors
+    copies[0].words["a"] += 0.3
+    copies[1].words["new"] = 0.6
+    copies[2].grams[2] -= 0.9
+    change = linear.mean_change(copies, start)
+    assert change.words == pytest.approx({"a": 0.1, "new": 0.2}) and change.grams == pytest.approx({2: -0.3})
+
+
 def _mixed(count: int, start: int = 0) -> list[bytes]:
     return [spam(start + n) if n % 2 == 0 else ham(start + n) for n in range(count)]
 

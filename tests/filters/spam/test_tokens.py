@@ -79,6 +79,13 @@ def test_a_stored_or_imported_copy_gives_the_features_of_the_message_the_mx_scor
     assert found.grams.tolist() == original.grams.tolist()  # the 4-gram window starts at the same octet
 
 
+def test_a_from_field_in_obsolete_syntax_is_not_taken_for_an_mbox_line() -> None:
+    obsolete = b"From : bob@x.example\r\nSubject: lunch\r\n\r\nsee you at noon\r\n"
+    assert int.from_bytes(b"From", "little") in features(obsolete).grams.tolist()
+    mbox = b"From bob@x.example  Fri Nov 27 10:00:00 2026\r\n" + obsolete
+    assert features(mbox).grams.tolist() == features(obsolete).grams.tolist()
+
+
 def test_signatures_give_their_signer_only() -> None:
     plain = b"From: a@b.example\r\nSubject: hello\r\n\r\nsee you at noon\r\n"
     signed = (

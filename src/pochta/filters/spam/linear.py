@@ -241,7 +241,7 @@ def _add(table: dict[_K, float], deltas: Mapping[_K, float]) -> None:
 
 
 def train(model: Weights, examples: Sequence[tuple[Set[str], Set[str], Grams, bool]], *, seed: int = 0) -> int:
-    """Bulk training in memory (the benchmark; `pochta spam train` streams the same passes from files): for
+    """Bulk training in memory (the benchmark; `pochta spam train` streams the same from files): for
     each of ORDERS orders, passes over (words, head, grams, is_spam) in a shuffled order until none is wrong
     by MARGIN, at most PASSES, from `model` as it is; `model` then takes the mean of the ORDERS models so
     trained. Returns the number of steps taken in all orders."""
@@ -269,11 +269,15 @@ def order_seed(seed: int, order: int, count: int) -> int:
 
 def mean_change(models: Sequence[Weights], start: Weights) -> Weights:
     """What the mean of `models`, each trained from a copy of `start`, changes in `start` (a feature one of
-    them lacks has weight 0 there)."""
-    total = Weights()
-    for model in models:
-        total.add(model)
+    them lacks has weight 0 there). Each model's change is taken before the mean, so that a weight no
+    order moved changes by exactly 0 (the mean of three copies of x less x is often a rounding error)."""
     share = 1.0 / len(models)
-    words = {key: value * share - start.words.get(key, 0.0) for key, value in total.words.items()}
-    grams = {key: value * share - start.grams.get(key, 0.0) for key, value in total.grams.items()}
-    return Weights(words={k: v for k, v in words.items() if v}, grams={k: v for k, v in grams.items() if v})
+    change = Weights()
+    for model in models:
+        for key, value in model.words.items():
+            if (moved := value - start.words.get(key, 0.0)) != 0.0:
+                change.words[key] = change.words.get(key, 0.0) + moved * share
+        for gram, value in model.grams.items():
+            if (moved := value - start.grams.get(gram, 0.0)) != 0.0:
+                change.grams[gram] = change.grams.get(gram, 0.0) + moved * share
+    return change

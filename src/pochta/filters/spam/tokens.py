@@ -122,6 +122,7 @@ _SKIPPED_FIELD = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 _SPACES = re.compile(r"\s+")
+_MBOX_FROM = re.compile(b"From (?![ \t]*:)")  # not "From :", a From field in obsolete syntax
 
 Grams = npt.NDArray[np.uint32]  # distinct octet 4-grams, in ascending order
 
@@ -237,7 +238,7 @@ def grams(data: mime.Buffer, body_start: int) -> Grams:
     """The 4-grams of the first WINDOW octets of a message whose body starts at `body_start`, without the
     fields the word features skip too (our own X-Spam-* on a stored copy would give away the verdict)."""
     head = bytes(data[: min(body_start, 16 * WINDOW)]).replace(b"\r\n", b"\n")
-    if head.startswith(b"From "):  # an mbox separator line (a file from an mbox), not part of the message
+    if _MBOX_FROM.match(head):  # an mbox separator line (a file from an mbox), not part of the message
         head = head[head.find(b"\n") + 1 :]
     window = _SKIPPED_FIELD.sub(b"", head)[:WINDOW]
     if len(window) < WINDOW:

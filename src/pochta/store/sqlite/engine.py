@@ -609,7 +609,8 @@ class _Checkpointer:
 def _close_last(path: Path, *, fsync: bool) -> None:
     """Open the database (never making one: mode=rw), read it, which opens its WAL, and close it."""
     try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, isolation_level=None, timeout=30.0)
+        # a short timeout: when another process holds the database, it is not the last and need not wait
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, isolation_level=None, timeout=1.0)
         try:
             conn.execute(f"PRAGMA synchronous={'FULL' if fsync else 'OFF'}")  # the checkpoint's fsyncs
             conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
