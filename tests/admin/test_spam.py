@@ -155,3 +155,14 @@ def test_training_again_after_the_upgrade_teaches_the_linear_model(pochta: CliRu
     assert fisher_only.split("\t")[1] != both.split("\t")[1]  # the linear model now has its say
     nothing_left = ok(pochta, "spam", "train", *folders)
     assert "linear model: 0 steps in 1 passes, 1 orders" in nothing_left  # nor would another order have
+
+    assert "would forget (add --yes)" in ok(pochta, "spam", "forget")
+    assert ok(pochta, "spam", "check", str(tmp_path / "new-spam.eml")).split("\t")[2] == "junk\n"
+    forgot = ok(pochta, "spam", "forget", "--yes").split()
+    assert forgot[0] == "forgot:" and int(forgot[1]) + int(forgot[4]) == learned  # "N spam and M ham"
+    after = ok(pochta, "spam", "check", "--explain", str(tmp_path / "new-spam.eml")).split("\t")
+    assert after[2] == "accept" and after[4:6] == ["logit=0.00", "p=0.5000"]  # the classifiers know nothing
+    again = ok(pochta, "spam", "train", *folders)  # trained afresh, as on a new store
+    assert again.strip().endswith(
+        f"learned {learned}, relearned 0, already known 0, already scored right {30 - learned}"
+    )

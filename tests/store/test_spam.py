@@ -26,6 +26,28 @@ async def test_counts_never_go_below_zero_and_empty_rows_go(store: Store) -> Non
     assert (await store.spam_model(7)).tokens == {}  # models are apart
 
 
+async def test_a_forgotten_model_keeps_nothing_it_was_taught_but_its_lists(store: Store) -> None:
+    for account_id in (GLOBAL_MODEL, 7):
+        await store.train_spam(
+            SpamTraining(
+                account_id=account_id,
+                deltas={"a": (1, 0)},
+                words={"a": 0.5},
+                grams={42: -0.25},
+                spam=1,
+                trained={"m1": True},
+            )
+        )
+    await store.add_spam_list_entry(SpamListEntry(account_id=7, pattern="@x.example", is_block=True))
+    assert await store.forget_spam_model(7) == 2  # a new generation: cached copies reload
+    model = await store.spam_model(7)
+    assert (model.tokens, model.words, model.grams, model.spam, model.ham) == ({}, {}, {}, 0, 0)
+    assert await store.spam_trained(7, ["m1"]) == {}
+    assert [e.pattern for e in await store.spam_list([7])] == ["@x.example"]
+    assert (await store.spam_model(GLOBAL_MODEL)).words == {"a": 0.5}  # other models are untouched
+    assert await store.forget_spam_model(8) == 1  # never trained: nothing to forget, still a generation
+
+
 async def test_lists(store: Store) -> None:
     await store.add_spam_list_entry(SpamListEntry(account_id=GLOBAL_MODEL, pattern="@spam.example", is_block=True))
     await store.add_spam_list_entry(SpamListEntry(account_id=3, pattern="friend@x.example", is_block=False))

@@ -163,6 +163,25 @@ def spam_train(ctx: click.Context, user: str | None, count_all: bool, paths: tup
     )
 
 
+@spam.command("forget")
+@click.option("--user", "user", metavar="ADDRESS", help="this user's model (default: the global one)")
+@click.option("--yes", is_flag=True, help="do it (without it, only say what would be forgotten)")
+@click.pass_context
+def spam_forget(ctx: click.Context, user: str | None, yes: bool) -> None:
+    """Forget all a model was taught (counts, weights, which messages), to train it afresh; lists stay."""
+
+    async def action(store: Store) -> tuple[int, int]:
+        account_id = await _account_id(store, user)
+        model = await store.spam_model(account_id)
+        if yes:
+            await store.forget_spam_model(account_id)
+        return model.spam, model.ham
+
+    spam_count, ham_count = _run(ctx, action)
+    verb = "forgot" if yes else "would forget (add --yes)"
+    click.echo(f"{verb}: {spam_count} spam and {ham_count} ham counted, and the linear model's weights")
+
+
 def _batches(files: list[tuple[Path, bool]], advance: Callable[[], None]) -> Iterator[list[Example]]:
     """The messages of the files, read and tokenised, in batches of about _BATCH (whole files)."""
     batch: list[Example] = []

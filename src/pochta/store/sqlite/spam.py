@@ -102,6 +102,21 @@ class SqliteSpam:
 
         return await self._db.write(run)
 
+    async def forget_spam_model(self, account_id: int) -> int:
+        def run(conn: sqlite3.Connection) -> WriteResult[int]:
+            for table in ("spam_tokens", "spam_trained", "spam_word_weights", "spam_gram_weights"):
+                conn.execute(f"DELETE FROM {table} WHERE account_id = ?", (account_id,))
+            # a new generation, not none: every cached copy must see that it is stale
+            (generation,) = conn.execute(
+                "INSERT INTO spam_totals (account_id, spam, ham, generation) VALUES (?, 0, 0, 1)"
+                " ON CONFLICT (account_id) DO UPDATE SET spam = 0, ham = 0, generation = generation + 1"
+                " RETURNING generation",
+                (account_id,),
+            ).fetchone()
+            return WriteResult(int(generation))
+
+        return await self._db.write(run)
+
     async def add_spam_list_entry(self, entry: SpamListEntry) -> None:
         def run(conn: sqlite3.Connection) -> WriteResult[None]:
             try:
