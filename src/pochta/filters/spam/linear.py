@@ -274,10 +274,13 @@ def mean_change(models: Sequence[Weights], start: Weights) -> Weights:
     share = 1.0 / len(models)
     change = Weights()
     for model in models:
-        for key, value in model.words.items():
-            if (moved := value - start.words.get(key, 0.0)) != 0.0:
-                change.words[key] = change.words.get(key, 0.0) + moved * share
-        for gram, value in model.grams.items():
-            if (moved := value - start.grams.get(gram, 0.0)) != 0.0:
-                change.grams[gram] = change.grams.get(gram, 0.0) + moved * share
+        _add_moved(change.words, model.words, start.words, share)
+        _add_moved(change.grams, model.grams, start.grams, share)
     return change
+
+
+def _add_moved(change: dict[_K, float], table: Mapping[_K, float], start: Mapping[_K, float], share: float) -> None:
+    get = change.get
+    for key, value in table.items():
+        if (moved := value - start.get(key, 0.0)) != 0.0:
+            change[key] = get(key, 0.0) + moved * share
