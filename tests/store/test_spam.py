@@ -19,6 +19,7 @@ async def test_counts_never_go_below_zero_and_empty_rows_go(store: Store) -> Non
     assert (first, second) == (1, 2)
     model = await store.spam_model(GLOBAL_MODEL)
     assert model.tokens == {"a": (1, 1)} and (model.spam, model.ham, model.generation) == (2, 0, 2)
+    assert await store.spam_totals(GLOBAL_MODEL) == (2, 0) and await store.spam_totals(7) == (0, 0)
     await store.train_spam(SpamTraining(account_id=GLOBAL_MODEL, deltas={}, trained={"m1": False, "m2": True}))
     assert await store.spam_trained(GLOBAL_MODEL, ["m1", "m2", "m3"]) == {"m1": False, "m2": True}
     await store.train_spam(SpamTraining(account_id=GLOBAL_MODEL, deltas={}, trained={"m1": None}))
@@ -42,6 +43,7 @@ async def test_a_forgotten_model_keeps_nothing_it_was_taught_but_its_lists(store
     assert await store.forget_spam_model(7) == 2  # a new generation: cached copies reload
     model = await store.spam_model(7)
     assert (model.tokens, model.words, model.grams, model.spam, model.ham) == ({}, {}, {}, 0, 0)
+    assert await store.spam_totals(7) == (0, 0)
     assert await store.spam_trained(7, ["m1"]) == {}
     assert [e.pattern for e in await store.spam_list([7])] == ["@x.example"]
     assert (await store.spam_model(GLOBAL_MODEL)).words == {"a": 0.5}  # other models are untouched

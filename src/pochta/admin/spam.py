@@ -122,10 +122,9 @@ def spam_train(ctx: click.Context, user: str | None, count_all: bool, paths: tup
     async def action(store: Store) -> None:
         account_id = await _account_id(store, user)
         models = Models(store)
-        model = await store.spam_model(account_id)
-        working = Counts(tokens=dict(model.tokens), spam=model.spam, ham=model.ham)
+        base, start, counts = await models.bulk_start(account_id)
+        working = Counts(tokens=dict(counts.tokens), spam=counts.spam, ham=counts.ham)
         files = [(file, is_spam) for path, is_spam in sources for file in _files(path)]
-        base, start = await models.bulk_start(account_id)
         # each order's model: a copy of the one trained, whose steps are judged with the global one
         orders = [linear.Weights(words=dict(start.words), grams=dict(start.grams)) for _ in range(linear.ORDERS)]
         with Progress(
@@ -172,10 +171,10 @@ def spam_forget(ctx: click.Context, user: str | None, yes: bool) -> None:
 
     async def action(store: Store) -> tuple[int, int]:
         account_id = await _account_id(store, user)
-        model = await store.spam_model(account_id)
+        totals = await store.spam_totals(account_id)
         if yes:
             await store.forget_spam_model(account_id)
-        return model.spam, model.ham
+        return totals
 
     spam_count, ham_count = _run(ctx, action)
     verb = "forgot" if yes else "would forget (add --yes)"

@@ -519,6 +519,10 @@ class SpamStore(Protocol):
         """The model's generation (0 when it was never trained): a cheap staleness check."""
         ...
 
+    async def spam_totals(self, account_id: int) -> tuple[int, int]:
+        """How many spam and ham messages the model counted, without reading the model."""
+        ...
+
     async def spam_trained(self, account_id: int, messages: Sequence[str]) -> dict[str, bool]:
         """Which of the message digests this model was taught, and as what (True: spam)."""
         ...

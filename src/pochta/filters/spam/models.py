@@ -322,13 +322,15 @@ class Models:
         )
         return Learned(learned=learned, relearned=relearned, skipped=skipped)
 
-    async def bulk_start(self, account_id: int) -> tuple[Weights, Weights]:
-        """What bulk training of a linear model steps from: the weights its steps are judged against as well
-        (the global model's) and the model's own (empty for the global model, which is that base itself)."""
-        base = (await self.global_model()).weights
+    async def bulk_start(self, account_id: int) -> tuple[Weights, Weights, Counts]:
+        """What bulk training of a model (GLOBAL_MODEL or a user's) steps from, read from the store once:
+        the weights its linear steps are judged against as well (the global model's), the model's own
+        weights (empty for the global model, which is that base itself), and its counts."""
+        base = await self.global_model()
         if account_id == GLOBAL_MODEL:
-            return base, Weights()
-        return base, (await self.user(account_id)).weights
+            return base.weights, Weights(), base.counts
+        own = await self.user(account_id)
+        return base.weights, own.weights, own.counts
 
     async def add_weights(self, account_id: int, change: Weights) -> None:
         """Add weight changes made apart (bulk training's, see linear.train) to a model: in the store and in

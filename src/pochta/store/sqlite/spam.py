@@ -40,6 +40,13 @@ class SqliteSpam:
 
         return await self._db.read(run)
 
+    async def spam_totals(self, account_id: int) -> tuple[int, int]:
+        def run(conn: sqlite3.Connection) -> tuple[int, int]:
+            row = conn.execute("SELECT spam, ham FROM spam_totals WHERE account_id = ?", (account_id,)).fetchone()
+            return (int(row[0]), int(row[1])) if row else (0, 0)
+
+        return await self._db.read(run)
+
     async def spam_trained(self, account_id: int, messages: Sequence[str]) -> dict[str, bool]:
         def run(conn: sqlite3.Connection) -> dict[str, bool]:
             found: dict[str, bool] = {}
