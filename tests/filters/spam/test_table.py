@@ -32,15 +32,19 @@ def _values(count: int, width: int) -> np.ndarray:
 
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])  # it holds for every input, as meant
-@given(keys=_KEYS, others=st.lists(st.integers(min_value=0, max_value=2**64 - 1), max_size=100))
+@given(
+    keys=_KEYS,
+    others=st.lists(st.integers(min_value=0, max_value=2**64 - 1), max_size=100),
+    width=st.sampled_from([1, 2, 3, 5]),  # the C search copies 1 and 3 values (the models' widths) its own way
+)
 def test_every_key_finds_its_values_and_others_find_zeros(
-    implementation: str, keys: list[int], others: list[int]
+    implementation: str, keys: list[int], others: list[int], width: int
 ) -> None:
-    values = _values(len(keys), 3)
+    values = _values(len(keys), width)
     found = Table(np.array(keys, dtype=np.uint64), values)
     asked = keys[::-1] + others
-    expected = [values[keys.index(key)] if key in keys else np.zeros(3) for key in asked]
-    assert np.array_equal(found.find(np.array(asked, dtype=np.uint64)), np.array(expected).reshape(-1, 3))
+    expected = [values[keys.index(key)] if key in keys else np.zeros(width) for key in asked]
+    assert np.array_equal(found.find(np.array(asked, dtype=np.uint64)), np.array(expected).reshape(-1, width))
 
 
 def test_many_keys_of_one_pattern_and_edge_cases(implementation: str) -> None:
