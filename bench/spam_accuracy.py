@@ -83,7 +83,7 @@ def pochta(train: list[tuple[bool, Path]], test: list[tuple[bool, Path]]) -> Non
         if worth_learning(counts, found.tokens, is_spam=is_spam):
             counts.add(found.tokens, is_spam=is_spam)
             counted += 1
-    steps = linear.train(weights, [(found.tokens, found.head, found.grams, is_spam) for is_spam, found in order])
+    steps = linear.train(weights, [(found.tokens - found.head, found.head, found.grams, s) for s, found in order])
     classifier = Classifier(counts)
     index = Index.of(classifier, weights)  # as the server builds it
     trained = time.process_time() - started
@@ -243,8 +243,8 @@ def _logit(probability: float, limit: float = 1e-6) -> float:
 
 def _linear_blocks(train: list[tuple[bool, Features]], test: list[Features]) -> list[linear.Sums]:
     weights = linear.Weights()
-    linear.train(weights, [(found.tokens, found.head, found.grams, is_spam) for is_spam, found in train])
-    return [linear.blocks(weights, found.tokens, found.grams, head=found.head) for found in test]
+    linear.train(weights, [(found.tokens - found.head, found.head, found.grams, s) for s, found in train])
+    return [linear.blocks(weights, found.tokens - found.head, found.head, found.grams) for found in test]
 
 
 def _folds(

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from pochta.admin.spam import _messages
 from pochta.filters.spam import rules
 from pochta.store.sqlite import DATABASE_NAME
 
@@ -70,6 +71,42 @@ def test_train_from_folders_and_mbox_then_check(pochta: CliRunner, tmp_path: Pat
     assert again.endswith("learned 0, relearned 1, already known 0, already scored right 0\n")
     assert "linear model: 3 steps in 6 passes, 3 orders" in again  # in each order, one step moves it over
     assert ok(pochta, "spam", "check", str(maildir / "0.eml")).split("\t")[2] == "junk\n"
+
+
+def test_an_mbox_trains_as_its_messages_would_one_file_each(pochta: CliRunner, tmp_path: Path) -> None:
+    # Messages are shuffled one by one, whatever file holds them: an mbox of spam and one of ham are not
+    # taken as two runs of one class (which trained far worse: on the SpamAssassin corpus's training half,
+    # FN at FP <= 0.1% 5.27% against 2.64% from the same messages as files).
+    for name, found in (("ham", [ham(n) for n in range(12)]), ("spam", [spam(n) for n in range(12)])):
+        mbox = tmp_path / f"{name}.mbox"
+        mbox.write_bytes(_mbox(found))
+        (tmp_path / name).mkdir()
+        for n, source in enumerate(_messages(mbox)):  # each message as the mbox holds it
+            (tmp_path / name / f"{n:02}.eml").write_bytes(source.data)
+    trained = []
+    for name, ham_path, spam_path in (("files", "ham", "spam"), ("mbox", "ham.mbox", "spam.mbox")):
+        config = tmp_path / f"{name}.toml"
+        config.write_text(f'hostname = "mx.example.test"\ndata_dir = "{tmp_path / name}"\n')
+        ok(
+            pochta,
+            "--config",
+            str(config),
+            "spam",
+            "train",
+            "--ham",
+            str(tmp_path / ham_path),
+            "--spam",
+            str(tmp_path / spam_path),
+        )
+        database = sqlite3.connect(tmp_path / name / DATABASE_NAME)
+        trained.append(
+            [
+                database.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
+                for table in ("spam_tokens", "spam_word_weights", "spam_gram_weights", "spam_totals")
+            ]
+        )
+        database.close()
+    assert trained[0] == trained[1] and all(trained[0])
 
 
 def test_users_model_and_lists(pochta: CliRunner, tmp_path: Path) -> None:

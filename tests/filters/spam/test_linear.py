@@ -40,17 +40,17 @@ def test_grams_look_at_the_first_window_only() -> None:
 
 def _trained() -> Weights:
     model = Weights()
-    examples = [(f.tokens, f.head, f.grams, True) for f in map(features, map(spam, range(10)))]
-    examples += [(f.tokens, f.head, f.grams, False) for f in map(features, map(ham, range(10)))]
+    examples = [(f.tokens - f.head, f.head, f.grams, True) for f in map(features, map(spam, range(10)))]
+    examples += [(f.tokens - f.head, f.head, f.grams, False) for f in map(features, map(ham, range(10)))]
     assert linear.train(model, examples) > 0
-    for words, head, found, is_spam in examples:  # bulk training ends with every message right by the margin
-        parts = linear.blocks(model, words, found, head=head)
+    for body, head, found, is_spam in examples:  # bulk training ends with every message right by the margin
+        parts = linear.blocks(model, body, head, found)
         assert min(parts) > linear.MARGIN if is_spam else max(parts) < -linear.MARGIN
     return model
 
 
 def test_bulk_training_keeps_the_mean_of_the_models_trained_in_each_order(monkeypatch: pytest.MonkeyPatch) -> None:
-    examples = [(f.tokens, f.head, f.grams, n % 2 == 0) for n, f in enumerate(map(features, _mixed(16)))]
+    examples = [(f.tokens - f.head, f.head, f.grams, n % 2 == 0) for n, f in enumerate(map(features, _mixed(16)))]
     together = Weights()
     linear.train(together, examples)
     monkeypatch.setattr(linear, "ORDERS", 1)
@@ -84,10 +84,12 @@ def test_scoring_from_the_sorted_copy_gives_what_training_sees() -> None:
     model = _trained()
     user = Weights()
     note = features(spam(300))
-    linear.learn(user, note.tokens, note.grams, head=note.head, is_spam=False, base=model)
+    linear.learn(user, note.tokens - note.head, note.head, note.grams, is_spam=False, base=model)
     for found in (note, features(ham(300)), features(message("nothing known here at all"))):
         for mine in (None, user):
-            body_part, head_part, gram_part = linear.blocks(model, found.tokens, found.grams, mine, head=found.head)
+            body_part, head_part, gram_part = linear.blocks(
+                model, found.tokens - found.head, found.head, found.grams, mine
+            )
             expected = body_part + linear.HEAD_SHARE * head_part + linear.GRAM_SHARE * gram_part
             assert abs(linear.logit(model, found, mine) - expected) < 1e-9
     before = linear.logit(model, note)
@@ -108,9 +110,11 @@ def test_a_step_only_on_error() -> None:
     right = features(spam(200))
     before = Weights(dict(model.words), dict(model.grams))
     change = Weights()
-    assert not linear.learn(model, right.tokens, right.grams, head=right.head, is_spam=True, change=change)
+    assert not linear.learn(model, right.tokens - right.head, right.head, right.grams, is_spam=True, change=change)
     assert model == before and not change
-    assert linear.learn(model, right.tokens, right.grams, head=right.head, is_spam=False, change=change)  # "it was ham"
+    assert linear.learn(
+        model, right.tokens - right.head, right.head, right.grams, is_spam=False, change=change
+    )  # "it was ham"
     assert linear.logit(model, right) < linear.logit(before, right)
     before.add(change)  # the changes, added as the store adds them, give the same model
     assert before == model
@@ -123,13 +127,11 @@ def test_a_users_steps_are_taken_against_the_sum_and_stay_theirs() -> None:
     note = features(message("gardening club newsletter tulips compost seedlings"))
     before = linear.logit(model, note, user)
     for _ in range(3):
-        linear.learn(user, note.tokens, note.grams, head=note.head, is_spam=True, base=model)
+        linear.learn(user, note.tokens - note.head, note.head, note.grams, is_spam=True, base=model)
     after = linear.logit(model, note, user)
     assert after > before and after > linear.MARGIN * linear.GRAM_SHARE
     assert model == shared  # the global model did not move
-    assert not linear.learn(
-        user, note.tokens, note.grams, head=note.head, is_spam=True, base=model
-    )  # right now: no step
+    assert not linear.learn(user, note.tokens - note.head, note.head, note.grams, is_spam=True, base=model)  # no step
 
 
 _CHILD = """

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Collection, Iterable, Mapping, Sequence, Set
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from typing import TypeVar
@@ -150,12 +150,12 @@ def logit(model: Weights, message: Features, user: Weights | None = None, *, sum
 
 
 def blocks(
-    model: Weights, words: Set[str], grams: Grams, user: Weights | None = None, *, head: Set[str] = frozenset()
+    model: Weights, body: Collection[str], head: Collection[str], grams: Grams, user: Weights | None = None
 ) -> Sums:
     """The log-odds of each block, (body, head, grams), while training: features looked up one by one in
     the dictionaries, as the weights change after every step (logit() gives the same from the tables).
-    `words`: all word features; `head`: those of them from the header fields."""
-    body = words - head if head else words
+    `head`: the word features from the header fields, `body`: the others (tokens.Features.tokens less
+    its head; each feature once)."""
     listed = grams.tolist()
     body_total = _word_sum(body, model.words) + (_word_sum(body, user.words) if user else 0.0)
     head_total = _word_sum(head, model.words) + (_word_sum(head, user.words) if user else 0.0)
@@ -163,7 +163,7 @@ def blocks(
     return _scaled(body_total, len(body)), _scaled(head_total, len(head)), _scaled(gram_total, len(listed))
 
 
-def _word_sum(words: Set[str], table: Mapping[str, float]) -> float:
+def _word_sum(words: Iterable[str], table: Mapping[str, float]) -> float:
     # One lookup per feature (an intersection with the table first measured 3 times slower). The order of a
     # set of strings differs between processes (hash randomisation), so the sum is exact (fsum) to come out
     # the same in all of them.
@@ -181,24 +181,21 @@ def _scaled(total: float, size: int) -> float:
 
 def learn(
     target: Weights,
-    words: Set[str],
+    body: Collection[str],
+    head: Collection[str],
     grams: Grams,
     *,
     is_spam: bool,
-    head: Set[str] = frozenset(),
     base: Weights | None = None,
     change: Weights | None = None,
 ) -> bool:
     """One training step on error: each block that does not score the message right by MARGIN moves its
-    weights in `target` toward the message's class. `words`: all word features; `head`: those of them
-    from the header fields. The score is that of `base` plus `target` when a base is given (a user's
-    model over the global one), of `target` alone otherwise. The same weight changes are added to
-    `change` when given (for the store). Returns whether anything changed."""
-    body = words - head if head else words
+    weights in `target` toward the message's class (`body` and `head` as for blocks()). The score is
+    that of `base` plus `target` when a base is given (a user's model over the global one), of `target`
+    alone otherwise. The same weight changes are added to `change` when given (for the store). Returns
+    whether anything changed."""
     body_part, head_part, gram_part = (
-        blocks(base, words, grams, target, head=head)
-        if base is not None
-        else (blocks(target, words, grams, None, head=head))
+        blocks(base, body, head, grams, target) if base is not None else blocks(target, body, head, grams)
     )
     steps = [
         (body, _step(body_part, len(body), is_spam=is_spam)),
@@ -240,26 +237,62 @@ def _add(table: dict[_K, float], deltas: Mapping[_K, float]) -> None:
         table[key] = get(key, 0.0) + delta
 
 
-def train(model: Weights, examples: Sequence[tuple[Set[str], Set[str], Grams, bool]], *, seed: int = 0) -> int:
-    """Bulk training in memory (the benchmark; `pochta spam train` streams the same from files): for
-    each of ORDERS orders, passes over (words, head, grams, is_spam) in a shuffled order until none is wrong
-    by MARGIN, at most PASSES, from `model` as it is; `model` then takes the mean of the ORDERS models so
-    trained. Returns the number of steps taken in all orders."""
-    trained = [Weights() for _ in range(ORDERS)]  # each order's changes to `model`
-    steps = 0
-    for number, change in enumerate(trained):
+Example = tuple[Collection[str], Collection[str], Grams, bool]  # body, head, 4-grams, is spam
+
+
+@dataclass(slots=True)
+class Trained:
+    """What bulk training did: the change to the model it started from, and how it got there."""
+
+    change: Weights
+    steps: int = 0  # messages stepped on, in all passes of all orders
+    passes: int = 0
+    orders: int = 0
+
+
+def train(model: Weights, examples: Sequence[Example], *, seed: int = 0) -> int:
+    """Bulk training in memory of `model` over (body, head, grams, is_spam) examples (see train_change):
+    `model` takes the change. Returns the number of steps taken in all orders."""
+    trained = train_change(model, Weights(), examples, seed=seed)
+    model.add(trained.change)
+    return trained.steps
+
+
+def train_change(
+    base: Weights,
+    start: Weights,
+    examples: Sequence[Example],
+    *,
+    seed: int = 0,
+    on_pass: Callable[[], None] | None = None,
+) -> Trained:
+    """Bulk training: for each of ORDERS orders, passes over the examples in a shuffled order until none is
+    wrong by MARGIN, at most PASSES, each order from a copy of `start` (scored over `base`: the global
+    model, which for the global model itself is all there is and `start` empty); the change kept is
+    that of the mean of the ORDERS models so trained. `on_pass` is called after each pass. An order that
+    took no step at all means every example was right from the start: the other orders would be too."""
+    trained = Trained(change=Weights())
+    models: list[Weights] = []
+    for number in range(ORDERS):
+        model = Weights(words=dict(start.words), grams=dict(start.grams))
+        models.append(model)
+        trained.orders += 1
         order = list(examples)
         for count in range(PASSES):
             random.Random(order_seed(seed, number, count)).shuffle(order)
             taken = sum(
-                learn(change, words, grams, is_spam=is_spam, head=head, base=model)
-                for words, head, grams, is_spam in order
+                learn(model, body, head, grams, is_spam=is_spam, base=base) for body, head, grams, is_spam in order
             )
-            steps += taken
+            trained.steps += taken
+            trained.passes += 1
+            if on_pass is not None:
+                on_pass()
             if not taken:
                 break
-    model.add(mean_change(trained, Weights()))
-    return steps
+        if not trained.steps:
+            break
+    trained.change = mean_change(models, start)
+    return trained
 
 
 def order_seed(seed: int, order: int, count: int) -> int:

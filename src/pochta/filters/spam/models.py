@@ -357,10 +357,10 @@ class Models:
         for example in examples:
             moved += linear.learn(
                 target,
-                example.tokens,
+                example.tokens - example.head,
+                example.head,
                 example.grams,
                 is_spam=example.is_spam,
-                head=example.head,
                 base=over,
                 change=change,
             )
