@@ -51,6 +51,20 @@ async def test_a_message_changing_class_is_moved_over(store: Store) -> None:
     assert stored.tokens == user.tokens and stored.generation == 2
 
 
+async def test_a_message_given_as_both_classes_in_one_batch_counts_once_as_the_last(store: Store) -> None:
+    models = Models(store)
+    await _train_global(models)
+    note = message("gardening club newsletter tulips compost")
+    classes = (True, False, True, True)  # spam, then ham after all, then spam again (twice)
+    result = await models.learn(5, [_example(note, is_spam=is_spam, digest="n1") for is_spam in classes])
+    assert (result.learned, result.relearned, result.skipped) == (1, 2, 1)
+    user = (await models.user(5)).counts
+    assert (user.spam, user.ham, user.tokens["gardening"]) == (1, 0, (1, 0))
+    assert await store.spam_trained(5, ["n1"]) == {"n1": True}
+    stored = await store.spam_model(5)
+    assert (stored.spam, stored.ham, stored.tokens) == (1, 0, user.tokens)
+
+
 async def test_another_writers_training_is_seen_after_the_refresh(store: Store) -> None:
     now = [0.0]
     reader = Models(store, clock=lambda: now[0])

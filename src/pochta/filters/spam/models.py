@@ -287,8 +287,9 @@ class Models:
         trained: dict[str, bool | None] = {}
         spam = ham = learned = relearned = skipped = 0
         for example in examples:
-            was = known.get(example.digest)
-            if was is example.is_spam or trained.get(example.digest) is example.is_spam:
+            # as taught so far: earlier in this batch (the same message given twice), else in the store
+            was = trained[example.digest] if example.digest in trained else known.get(example.digest)
+            if was is example.is_spam:
                 skipped += 1
                 continue
             tokens = list(example.tokens)
