@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,20 @@ def test_an_mbox_trains_as_its_messages_would_one_file_each(pochta: CliRunner, t
         )
         database.close()
     assert trained[0] == trained[1] and all(trained[0])
+
+
+def test_an_mbox_is_read_a_message_at_a_time(tmp_path: Path) -> None:
+    mbox = tmp_path / "big.mbox"
+    one = message("x" * 10_000).replace(b"\r\n", b"\n")
+    mbox.write_bytes(_mbox([one] * 3000))  # 30 MB
+    tracemalloc.start()
+    try:
+        sizes = [len(source.data) for source in _messages(mbox)]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(sizes) == 3000 and min(sizes) >= len(one) - 1
+    assert peak < 2_000_000  # the file is mapped, not read: one message's copy and the separators' offsets
 
 
 def test_users_model_and_lists(pochta: CliRunner, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import random
 import re
@@ -48,19 +49,24 @@ def _files(path: Path) -> list[Path]:
 
 
 def _messages(path: Path) -> Iterator[_Source]:
-    """The messages in a file (one message, or an mbox of several) or under a folder (Maildir or any tree)."""
+    """The messages in a file (one message, or an mbox of several) or under a folder (Maildir or any tree).
+    A file is mapped, not read: an mbox of gigabytes costs the memory of one message at a time."""
     for file in _files(path):
-        data = file.read_bytes()
-        if not data.startswith(b"From "):
-            yield _Source(str(file), data)
-            continue
-        starts = [match.end() for match in _MBOX_SEPARATOR.finditer(data)]
-        if len(starts) <= 1:
-            yield _Source(str(file), data[starts[0] :] if starts else data)
-            continue
-        ends = [*(match.start() for match in _MBOX_SEPARATOR.finditer(data)), len(data)][1:]
-        for number, (start, end) in enumerate(zip(starts, ends, strict=True), 1):
-            yield _Source(f"{file}:{number}", data[start:end])
+        with file.open("rb") as handle:
+            if os.fstat(handle.fileno()).st_size == 0:  # an empty file cannot be mapped
+                yield _Source(str(file), b"")
+                continue
+            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                if data[:5] != b"From ":
+                    yield _Source(str(file), data[:])
+                    continue
+                separators = [(match.start(), match.end()) for match in _MBOX_SEPARATOR.finditer(data)]
+                if len(separators) <= 1:
+                    yield _Source(str(file), data[separators[0][1] :] if separators else data[:])
+                    continue
+                ends = [start for start, _ in separators[1:]] + [len(data)]
+                for number, ((_, start), end) in enumerate(zip(separators, ends, strict=True), 1):
+                    yield _Source(f"{file}:{number}", data[start:end])
 
 
 def _split_classes(words: Sequence[str]) -> tuple[list[Path], list[Path]]:
