@@ -138,9 +138,11 @@ def spam_train(ctx: click.Context, user: str | None, count_all: bool, paths: tup
             reading = progress.add_task("reading", total=len(files))
             order = _read(files, lambda: progress.advance(reading))
             random.Random(0).shuffle(order)  # as bench/spam_accuracy.py: the same files give the same model
+            counting = progress.add_task("counting", total=len(order))
             for first in range(0, len(order), _BATCH):
                 batch = [message.example() for message in order[first : first + _BATCH]]
                 await _count(store, models, account_id, working, batch, totals=totals, count_all=count_all)
+                progress.advance(counting, len(batch))
             training = progress.add_task("training", total=linear.PASSES * linear.ORDERS)
             trained = linear.train_change(
                 base,
