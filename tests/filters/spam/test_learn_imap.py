@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from pochta.filters.spam import learn
 from pochta.filters.spam.learn import Learner
 from pochta.store.api import SpamModel
 
@@ -124,3 +125,20 @@ async def test_copy_and_keywords_teach_too_but_trash_does_not(mx: Mx) -> None:
 
 def _counts(model: SpamModel) -> tuple[int, int]:
     return model.spam, model.ham
+
+
+async def test_a_move_of_many_messages_is_taught_in_chunks(mx: Mx) -> None:
+    count = 2 * learn.CHUNK + learn.CHUNK // 2
+    before = await mx.store.spam_model(1)
+
+    def append_and_move(client: imaplib.IMAP4) -> None:
+        for number in range(count):
+            data = message(f"{NEWSLETTER} issue {number}", number=number)
+            _ok(client.append("INBOX", "", imaplib.Time2Internaldate(0), data))
+        _ok(client.select("INBOX"))
+        _ok(client.uid("MOVE", "1:*", "Junk"))
+
+    await imap(mx, append_and_move)
+    user = await mx.store.spam_model(1)
+    assert _counts(user) == (count, 0)
+    assert user.generation == before.generation + 3  # three writes, each holding the event loop briefly

@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 
 MAX_PENDING = 10_000  # reports waiting
 MAX_MESSAGE = 1 * 2**20  # octets of a message read for training (the head holds what the tokens need)
+# Messages taught at a time. Counting and stepping run on the event loop (the models are shared with
+# scoring), about 1 ms a message: a move of 1,000 messages into Junk in one batch held every session of
+# the process for 0.3-0.7 s, and a move of 10,000 would for seconds. Batches of 50 held it 40-80 ms.
+CHUNK = 32
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,21 +72,34 @@ class Learner:
                 self._queue.task_done()
 
     async def _train(self, report: _Report) -> None:
-        messages = await self._mailboxes.messages(report.mailbox_id, uids=report.uids)
-        examples: list[Example] = []
-        for message in messages:
-            data = await self._blobs.read(message.blob_id, 0, min(message.size, MAX_MESSAGE))
-            found = await asyncio.to_thread(features, data)
-            examples.append(Example.of(found, digest=message.blob_id, is_spam=report.is_spam))
-        if not examples:
-            return
-        result = await self._models.learn(report.account_id, examples)
-        self.trained += result.learned + result.relearned
-        log.info(
-            "spam trained account=%d class=%s learned=%d relearned=%d skipped=%d",
-            report.account_id,
-            "spam" if report.is_spam else "ham",
-            result.learned,
-            result.relearned,
-            result.skipped,
-        )
+        learned = relearned = skipped = 0
+        for first in range(0, len(report.uids), CHUNK):
+            uids = report.uids[first : first + CHUNK]
+            messages = await self._mailboxes.messages(report.mailbox_id, uids=uids)
+            examples: list[Example] = []
+            for message in messages:
+                data = await self._blobs.read(message.blob_id, 0, min(message.size, MAX_MESSAGE))
+                examples.append(await asyncio.to_thread(_example, data, message.blob_id, report.is_spam))
+            if not examples:
+                continue
+            result = await self._models.learn(report.account_id, examples)
+            learned += result.learned
+            relearned += result.relearned
+            skipped += result.skipped
+        self.trained += learned + relearned
+        if learned or relearned or skipped:
+            log.info(
+                "spam trained account=%d class=%s learned=%d relearned=%d skipped=%d",
+                report.account_id,
+                "spam" if report.is_spam else "ham",
+                learned,
+                relearned,
+                skipped,
+            )
+
+
+def _example(data: bytes, digest: str, is_spam: bool) -> Example:
+    """A message tokenised for training, its token strings made too (in a worker thread: ~0.6 ms)."""
+    found = features(data)
+    found.tokens  # noqa: B018 (made here, off the event loop)
+    return Example.of(found, digest=digest, is_spam=is_spam)
