@@ -142,3 +142,19 @@ async def test_a_move_of_many_messages_is_taught_in_chunks(mx: Mx) -> None:
     user = await mx.store.spam_model(1)
     assert _counts(user) == (count, 0)
     assert user.generation == before.generation + 3  # three writes, each holding the event loop briefly
+
+
+async def test_a_message_whose_blob_is_gone_is_passed_over(mx: Mx) -> None:
+    def append(client: imaplib.IMAP4) -> None:
+        for number in range(3):
+            _ok(client.append("INBOX", "", imaplib.Time2Internaldate(0), message(NEWSLETTER, number=number)))
+
+    await imap(mx, append)
+    await mx.blobs.delete((await mx.inbox(ALICE))[1].blob_id)  # as if expunged and collected meanwhile
+
+    def move(client: imaplib.IMAP4) -> None:
+        _ok(client.select("INBOX"))
+        _ok(client.uid("MOVE", "1:*", "Junk"))
+
+    await imap(mx, move)
+    assert _counts(await mx.store.spam_model(1)) == (2, 0)  # the other two were taught

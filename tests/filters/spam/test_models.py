@@ -63,6 +63,9 @@ async def test_a_message_given_as_both_classes_in_one_batch_counts_once_as_the_l
     assert await store.spam_trained(5, ["n1"]) == {"n1": True}
     stored = await store.spam_model(5)
     assert (stored.spam, stored.ham, stored.tokens) == (1, 0, user.tokens)
+    await models.learn(6, [_example(note, is_spam=True, digest="n1")])  # given once, as spam
+    once = await store.spam_model(6)
+    assert (stored.words, stored.grams) == (once.words, once.grams) and stored.words  # one step, toward spam
 
 
 async def test_another_writers_training_is_seen_after_the_refresh(store: Store) -> None:

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pochta.store.api import Blobs, Mailboxes, StoreError
+from pochta.store.api import Blobs, Mailboxes, NotFound, StoreError
 
 from .models import Example, Models
 from .tokens import features
@@ -72,34 +72,32 @@ class Learner:
                 self._queue.task_done()
 
     async def _train(self, report: _Report) -> None:
-        learned = relearned = skipped = 0
         for first in range(0, len(report.uids), CHUNK):
             uids = report.uids[first : first + CHUNK]
             messages = await self._mailboxes.messages(report.mailbox_id, uids=uids)
             examples: list[Example] = []
             for message in messages:
-                data = await self._blobs.read(message.blob_id, 0, min(message.size, MAX_MESSAGE))
+                try:
+                    data = await self._blobs.read(message.blob_id, 0, min(message.size, MAX_MESSAGE))
+                except NotFound:  # expunged and its blob removed meanwhile: nothing to learn from
+                    continue
                 examples.append(await asyncio.to_thread(_example, data, message.blob_id, report.is_spam))
             if not examples:
                 continue
+            # Each chunk is written on its own: it is counted and logged as it lands, so a later chunk's
+            # failure leaves the log saying what was taught.
             result = await self._models.learn(report.account_id, examples)
-            learned += result.learned
-            relearned += result.relearned
-            skipped += result.skipped
-        self.trained += learned + relearned
-        if learned or relearned or skipped:
+            self.trained += result.learned + result.relearned
             log.info(
                 "spam trained account=%d class=%s learned=%d relearned=%d skipped=%d",
                 report.account_id,
                 "spam" if report.is_spam else "ham",
-                learned,
-                relearned,
-                skipped,
+                result.learned,
+                result.relearned,
+                result.skipped,
             )
 
 
 def _example(data: bytes, digest: str, is_spam: bool) -> Example:
     """A message tokenised for training, its token strings made too (in a worker thread: ~0.6 ms)."""
-    found = features(data)
-    found.tokens  # noqa: B018 (made here, off the event loop)
-    return Example.of(found, digest=digest, is_spam=is_spam)
+    return Example.of(features(data), digest=digest, is_spam=is_spam)  # Example.of makes the strings

@@ -283,7 +283,7 @@ class Models:
         moved over: the step toward its new class is how the linear model un-learns, see linear.py)."""
         known = await self._store.spam_trained(account_id, [example.digest for example in examples])
         changes: list[tuple[Iterable[str], bool, int]] = []
-        chosen: list[Example] = []
+        last: dict[str, Example] = {}  # of each message taught, its last occurrence here
         trained: dict[str, bool | None] = {}
         spam = ham = learned = relearned = skipped = 0
         for example in examples:
@@ -301,13 +301,16 @@ class Models:
             else:
                 learned += 1
             changes.append((tokens, example.is_spam, 1))
-            chosen.append(example)
+            last[example.digest] = example
             spam += example.is_spam
             ham += not example.is_spam
             trained[example.digest] = example.is_spam
         if not changes:
             return Learned(learned=0, relearned=0, skipped=skipped)
         change = deltas(changes)
+        # A message given both ways here steps once, toward its last class, and not at all when that is the
+        # class the store had: the counts end as if only the last occurrence had been given.
+        chosen = [example for digest, example in last.items() if known.get(digest) is not example.is_spam]
         weights, _ = await self._steps(account_id, chosen) if step else (Weights(), 0)
         await self._write(
             SpamTraining(
