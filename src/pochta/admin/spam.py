@@ -53,10 +53,14 @@ def _messages(path: Path) -> Iterator[_Source]:
     A file is mapped, not read: an mbox of gigabytes costs the memory of one message at a time."""
     for file in _files(path):
         with file.open("rb") as handle:
-            if os.fstat(handle.fileno()).st_size == 0:  # an empty file cannot be mapped
-                yield _Source(str(file), b"")
+            try:
+                mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+            except (OSError, ValueError):  # empty (ValueError), or on a file system that cannot map files
+                mapped = None
+            if mapped is None:
+                yield _Source(str(file), handle.read())
                 continue
-            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            with mapped as data:
                 if data[:5] != b"From ":
                     yield _Source(str(file), data[:])
                     continue
