@@ -22,6 +22,7 @@ import math
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -204,6 +205,8 @@ def spamassassin(train: list[tuple[bool, Path]], test: list[tuple[bool, Path]]) 
                     daemon,
                     *common,
                     "--nouser-config",
+                    "-s",
+                    "stderr",
                     "--socketpath",
                     socket,
                     "-m",
@@ -215,6 +218,7 @@ def spamassassin(train: list[tuple[bool, Path]], test: list[tuple[bool, Path]]) 
                 stdout=subprocess.DEVNULL,
                 stderr=log,
                 env=private,
+                start_new_session=True,  # its children in a group of their own, stopped with it
             )
         try:
             for _ in range(600):
@@ -228,11 +232,11 @@ def spamassassin(train: list[tuple[bool, Path]], test: list[tuple[bool, Path]]) 
                 scores = list(pool.map(lambda path: _spamc(client, socket, path), (path for _, path in test)))
             spent = time.perf_counter() - started
         finally:
-            server.terminate()
+            os.killpg(server.pid, signal.SIGTERM)
             try:
                 server.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                server.kill()
+                os.killpg(server.pid, signal.SIGKILL)
                 server.wait()
     labels = [label for label, _ in test]
     show("spamassassin 4.0 (-L, Bayes)", figures(labels, scores, 5.0), len(test) / spent)
