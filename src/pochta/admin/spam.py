@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from pochta.filters.spam import linear, rules
 from pochta.filters.spam.bayes import Counts, worth_learning
@@ -137,10 +137,11 @@ def spam_train(ctx: click.Context, user: str | None, count_all: bool, paths: tup
         working = Counts(tokens=dict(counts.tokens), spam=counts.spam, ham=counts.ham)
         files = [(file, is_spam) for path, is_spam in sources for file in _files(path)]
         with Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
+            TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(), transient=True
         ) as progress:
-            reading = progress.add_task("reading", total=len(files))
-            order = _read(files, lambda: progress.advance(reading))
+            # read by octets, so that one big mbox moves the bar too
+            reading = progress.add_task("reading", total=sum(file.stat().st_size for file, _ in files))
+            order = _read(files, lambda octets: progress.advance(reading, octets))
             random.Random(0).shuffle(order)  # as bench/spam_accuracy.py: the same files give the same model
             counting = progress.add_task("counting", total=len(order))
             for first in range(0, len(order), _BATCH):
@@ -208,12 +209,14 @@ class _Message:
         )
 
 
-def _read(files: list[tuple[Path, bool]], advance: Callable[[], None]) -> list[_Message]:
-    """Every message of the files (an mbox gives each of its own), tokenised."""
+def _read(files: list[tuple[Path, bool]], advance: Callable[[int], None]) -> list[_Message]:
+    """Every message of the files (an mbox gives each of its own), tokenised; `advance` is told the octets
+    read as it goes."""
     shared: dict[str, str] = {}
     share = shared.setdefault
     read: list[_Message] = []
     for file, is_spam in files:
+        size, told = file.stat().st_size, 0
         for source in _messages(file):
             found = features(source.data)
             head = found.head
@@ -226,7 +229,9 @@ def _read(files: list[tuple[Path, bool]], advance: Callable[[], None]) -> list[_
                     is_spam=is_spam,
                 )
             )
-        advance()
+            advance(len(source.data))
+            told += len(source.data)
+        advance(max(0, size - told))  # the mbox's separator lines
     return read
 
 
