@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from pochta.accounts import hash_password
-from pochta.store.api import GLOBAL_MODEL, AlreadyExists, NotFound, SpamListEntry, SpamTraining, Store
+from pochta.store.api import (
+    GLOBAL_MODEL,
+    AlreadyExists,
+    NotFound,
+    SpamForgotten,
+    SpamListEntry,
+    SpamTraining,
+    Store,
+)
 
 
 async def test_counts_never_go_below_zero_and_empty_rows_go(store: Store) -> None:
@@ -40,14 +48,14 @@ async def test_a_forgotten_model_keeps_nothing_it_was_taught_but_its_lists(store
             )
         )
     await store.add_spam_list_entry(SpamListEntry(account_id=7, pattern="@x.example", is_block=True))
-    assert await store.forget_spam_model(7) == 2  # a new generation: cached copies reload
+    assert await store.forget_spam_model(7) == SpamForgotten(spam=1, ham=0, generation=2)  # cached copies reload
     model = await store.spam_model(7)
     assert (model.tokens, model.words, model.grams, model.spam, model.ham) == ({}, {}, {}, 0, 0)
     assert await store.spam_totals(7) == (0, 0)
     assert await store.spam_trained(7, ["m1"]) == {}
     assert [e.pattern for e in await store.spam_list([7])] == ["@x.example"]
     assert (await store.spam_model(GLOBAL_MODEL)).words == {"a": 0.5}  # other models are untouched
-    assert await store.forget_spam_model(8) == 1  # never trained: nothing to forget, still a generation
+    assert await store.forget_spam_model(8) == SpamForgotten(spam=0, ham=0, generation=1)  # still a generation
 
 
 async def test_lists(store: Store) -> None:

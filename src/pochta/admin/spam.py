@@ -175,10 +175,10 @@ def spam_forget(ctx: click.Context, user: str | None, yes: bool) -> None:
 
     async def action(store: Store) -> tuple[int, int]:
         account_id = await _account_id(store, user)
-        totals = await store.spam_totals(account_id)
         if yes:
-            await store.forget_spam_model(account_id)
-        return totals
+            forgotten = await store.forget_spam_model(account_id)
+            return forgotten.spam, forgotten.ham
+        return await store.spam_totals(account_id)
 
     spam_count, ham_count = _run(ctx, action)
     verb = "forgot" if yes else "would forget (add --yes)"

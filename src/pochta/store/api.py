@@ -511,6 +511,13 @@ class SpamListEntry:
     is_block: bool  # block (always spam) or allow (never spam)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpamForgotten:
+    spam: int  # spam messages the model had counted
+    ham: int
+    generation: int  # the model's new one
+
+
 class SpamStore(Protocol):
     """The learning spam filter's models, what each model was taught, and the allow and block lists."""
 
@@ -531,9 +538,9 @@ class SpamStore(Protocol):
         """Apply count and weight changes and record the trained messages; returns the model's new generation."""
         ...
 
-    async def forget_spam_model(self, account_id: int) -> int:
+    async def forget_spam_model(self, account_id: int) -> SpamForgotten:
         """Forget all a model was taught: its counts, weights and taught messages (its lists stay), so it can
-        be trained afresh; returns its new generation."""
+        be trained afresh; returns what it had counted and its new generation, from the same transaction."""
         ...
 
     async def add_spam_list_entry(self, entry: SpamListEntry) -> None: ...

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from pochta.store.api import AlreadyExists, NotFound, SpamListEntry, SpamModel, SpamTraining
+from pochta.store.api import AlreadyExists, NotFound, SpamForgotten, SpamListEntry, SpamModel, SpamTraining
 from pochta.store.sqlite.engine import Engine, WriteResult
 
 _CHUNK = 500  # digests per IN (...) query
@@ -109,8 +109,10 @@ class SqliteSpam:
 
         return await self._db.write(run)
 
-    async def forget_spam_model(self, account_id: int) -> int:
-        def run(conn: sqlite3.Connection) -> WriteResult[int]:
+    async def forget_spam_model(self, account_id: int) -> SpamForgotten:
+        def run(conn: sqlite3.Connection) -> WriteResult[SpamForgotten]:
+            row = conn.execute("SELECT spam, ham FROM spam_totals WHERE account_id = ?", (account_id,)).fetchone()
+            spam, ham = row or (0, 0)
             for table in ("spam_tokens", "spam_trained", "spam_word_weights", "spam_gram_weights"):
                 conn.execute(f"DELETE FROM {table} WHERE account_id = ?", (account_id,))
             # a new generation, not none: every cached copy must see that it is stale
@@ -120,7 +122,7 @@ class SqliteSpam:
                 " RETURNING generation",
                 (account_id,),
             ).fetchone()
-            return WriteResult(int(generation))
+            return WriteResult(SpamForgotten(spam=int(spam), ham=int(ham), generation=int(generation)))
 
         return await self._db.write(run)
 
