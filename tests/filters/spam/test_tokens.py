@@ -7,7 +7,7 @@ import base64
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pochta.filters.spam.tokens import features
+from pochta.filters.spam.tokens import MAX_HEADER, features
 
 
 def test_quoted_printable_in_a_legacy_charset_is_decoded() -> None:
@@ -126,3 +126,13 @@ def test_any_bytes_give_features_never_an_exception(data: bytes) -> None:
 def test_odd_parts_never_raise(content_type: str, encoding: str, charset: str, body: bytes) -> None:
     header = f"Content-Type: {content_type}; charset={charset}\r\nContent-Transfer-Encoding: {encoding}\r\n"
     features(b"From: a@b.example\r\n" + header.encode() + b"\r\n--b\r\n" + header.encode() + b"\r\n" + body)
+
+
+def test_a_huge_header_block_gives_words_from_its_first_part_only_but_all_its_fields() -> None:
+    filler = "".join(f"X-Filler-{n}: padding words here number {n}\r\n" for n in range(4000))  # 170 KB
+    data = f"X-Early: firstword\r\n{filler}X-Late: lastword\r\nSubject: late subject\r\n\r\nbody\r\n".encode()
+    found = features(data)
+    assert len(filler) > MAX_HEADER
+    assert "Hx-early:firstword" in found.head and "x:huge-header" in found.head
+    assert not any("lastword" in token or "late" in token for token in found.head)  # words past the limit
+    assert found.headers["subject"] == "late subject" and found.headers["x-late"] == "lastword"  # for the rules
