@@ -371,3 +371,36 @@ def test_loads_rejects_junk(junk):
             mime.ParsedMessage.loads(junk)
         else:
             mime.loads(junk)
+
+
+def _many_parts(count: int) -> bytes:
+    parts = b"".join(b"--b\r\nContent-Type: text/plain\r\n\r\npart %d\r\n" % n for n in range(count))
+    return b"Subject: many\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n" + parts + b"--b--\r\nepilogue\r\n"
+
+
+def test_a_message_has_at_most_max_parts_parts_the_last_holding_the_rest() -> None:
+    data = _many_parts(mime.MAX_PARTS + 500)
+    root = mime.parse(data)
+    assert sum(1 for _ in root.walk()) == mime.MAX_PARTS
+    last = root.children[-1]
+    assert last.end == root.end == len(data)  # the rest of the multipart, unparsed
+    assert data[last.body_start :].startswith(b"part %d\r\n--b\r\n" % (mime.MAX_PARTS - 2))
+    assert data[root.children[-2].body_start : root.children[-2].end] == b"part %d" % (mime.MAX_PARTS - 3)
+    small = mime.parse(_many_parts(3))  # far under the limit: every part, as before
+    assert [bytes(_many_parts(3)[c.body_start : c.end]) for c in small.children] == [b"part 0", b"part 1", b"part 2"]
+
+
+def test_the_part_limit_holds_across_nested_multiparts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mime, "MAX_PARTS", 6)
+    inner = b"Content-Type: multipart/mixed; boundary=i\r\n\r\n" + b"".join(
+        b"--i\r\n\r\nin %d\r\n" % n for n in range(5)
+    )
+    data = (
+        b"Content-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\n"
+        + inner
+        + b"--i--\r\n--o\r\n\r\nafter\r\n--o\r\n\r\nlast\r\n--o--\r\n"
+    )
+    root = mime.parse(data)
+    parts = list(root.walk())
+    assert len(parts) <= mime.MAX_PARTS + mime.MAX_DEPTH  # one more leaf at most per level left early
+    assert root.children[-1].end == len(data) and not root.children[-1].children
