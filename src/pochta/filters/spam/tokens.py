@@ -263,17 +263,14 @@ def _header_features(block: bytes, out: Features) -> None:
     for written, raw in _TEXT_FIELD.findall(block.decode("latin-1")):
         name = written.lower()
         read += len(written) + len(raw) + 2
-        if read > MAX_HEADER:
+        if read > MAX_HEADER:  # past the limit: only the first value of a field not seen yet, for the rules
             tokens.add("x:huge-header")
-            if name in seen:
-                continue
-        value = (_FOLD.sub("", raw) if "\n" in raw else raw).strip()
-        if "=?" in value:
-            value = decode_words(value)
-        elif not value.isascii():
-            value = decode_text(value.encode("latin-1"))
+            if name not in seen:
+                seen[name] = _field_value(raw)
+            continue
+        value = _field_value(raw)
         seen.setdefault(name, value)
-        if name.startswith(_SKIPPED_HEADERS) or read > MAX_HEADER:
+        if name.startswith(_SKIPPED_HEADERS):
             continue
         tokens.add("h:" + name)
         prefix = _WORD_HEADERS.get(name) or "H" + name[:12] + ":"
@@ -296,6 +293,16 @@ def _header_features(block: bytes, out: Features) -> None:
             domain = address.rpartition("@")[2]
             if domain:
                 tokens.add(prefix + "@" + domain)
+
+
+def _field_value(raw: str) -> str:
+    """A header field's value (as Latin-1 text) unfolded and decoded."""
+    value = (_FOLD.sub("", raw) if "\n" in raw else raw).strip()
+    if "=?" in value:
+        return decode_words(value)
+    if not value.isascii():
+        return decode_text(value.encode("latin-1"))
+    return value
 
 
 def _part_header_features(block: bytes, tokens: set[str]) -> None:
