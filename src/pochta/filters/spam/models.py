@@ -284,11 +284,10 @@ class Models:
         known = await self._store.spam_trained(account_id, [example.digest for example in examples])
         changes: list[tuple[Iterable[str], bool, int]] = []
         last: dict[str, Example] = {}  # of each message taught, its last occurrence here
-        trained: dict[str, bool | None] = {}
         spam = ham = learned = relearned = skipped = 0
         for example in examples:
             # as taught so far: earlier in this batch (the same message given twice), else in the store
-            was = trained[example.digest] if example.digest in trained else known.get(example.digest)
+            was = last[example.digest].is_spam if example.digest in last else known.get(example.digest)
             if was is example.is_spam:
                 skipped += 1
                 continue
@@ -304,7 +303,6 @@ class Models:
             last[example.digest] = example
             spam += example.is_spam
             ham += not example.is_spam
-            trained[example.digest] = example.is_spam
         if not changes:
             return Learned(learned=0, relearned=0, skipped=skipped)
         change = deltas(changes)
@@ -320,7 +318,7 @@ class Models:
                 grams=weights.grams,
                 spam=spam,
                 ham=ham,
-                trained=trained,
+                trained={digest: example.is_spam for digest, example in last.items()},
             ),
             counts=change,
         )
