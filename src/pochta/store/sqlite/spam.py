@@ -41,11 +41,7 @@ class SqliteSpam:
         return await self._db.read(run)
 
     async def spam_totals(self, account_id: int) -> tuple[int, int]:
-        def run(conn: sqlite3.Connection) -> tuple[int, int]:
-            row = conn.execute("SELECT spam, ham FROM spam_totals WHERE account_id = ?", (account_id,)).fetchone()
-            return (int(row[0]), int(row[1])) if row else (0, 0)
-
-        return await self._db.read(run)
+        return await self._db.read(lambda conn: _totals(conn, account_id))
 
     async def spam_trained(self, account_id: int, messages: Sequence[str]) -> dict[str, bool]:
         def run(conn: sqlite3.Connection) -> dict[str, bool]:
@@ -111,8 +107,7 @@ class SqliteSpam:
 
     async def forget_spam_model(self, account_id: int) -> SpamForgotten:
         def run(conn: sqlite3.Connection) -> WriteResult[SpamForgotten]:
-            row = conn.execute("SELECT spam, ham FROM spam_totals WHERE account_id = ?", (account_id,)).fetchone()
-            spam, ham = row or (0, 0)
+            spam, ham = _totals(conn, account_id)
             for table in ("spam_tokens", "spam_trained", "spam_word_weights", "spam_gram_weights"):
                 conn.execute(f"DELETE FROM {table} WHERE account_id = ?", (account_id,))
             # a new generation, not none: every cached copy must see that it is stale
@@ -122,7 +117,7 @@ class SqliteSpam:
                 " RETURNING generation",
                 (account_id,),
             ).fetchone()
-            return WriteResult(SpamForgotten(spam=int(spam), ham=int(ham), generation=int(generation)))
+            return WriteResult(SpamForgotten(spam=spam, ham=ham, generation=int(generation)))
 
         return await self._db.write(run)
 
@@ -160,3 +155,9 @@ class SqliteSpam:
         if not account_ids:
             return []
         return await self._db.read(run)
+
+
+def _totals(conn: sqlite3.Connection, account_id: int) -> tuple[int, int]:
+    """The spam and ham messages a model counted."""
+    row = conn.execute("SELECT spam, ham FROM spam_totals WHERE account_id = ?", (account_id,)).fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
