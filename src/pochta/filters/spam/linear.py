@@ -240,14 +240,14 @@ def _add(table: dict[_K, float], deltas: Mapping[_K, float]) -> None:
 Example = tuple[Collection[str], Collection[str], Grams, bool]  # body, head, 4-grams, is spam
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Trained:
     """What bulk training did: the change to the model it started from, and how it got there."""
 
     change: Weights
-    steps: int = 0  # messages stepped on, in all passes of all orders
-    passes: int = 0
-    orders: int = 0
+    steps: int  # messages stepped on, in all passes of all orders
+    passes: int
+    orders: int
 
 
 def train(model: Weights, examples: Sequence[Example], *, seed: int = 0) -> int:
@@ -271,28 +271,26 @@ def train_change(
     model, which for the global model itself is all there is and `start` empty); the change kept is
     that of the mean of the ORDERS models so trained. `on_pass` is called after each pass. An order that
     took no step at all means every example was right from the start: the other orders would be too."""
-    trained = Trained(change=Weights())
     models: list[Weights] = []
+    steps = passes = 0
     for number in range(ORDERS):
         model = Weights(words=dict(start.words), grams=dict(start.grams))
         models.append(model)
-        trained.orders += 1
         order = list(examples)
         for count in range(PASSES):
             random.Random(order_seed(seed, number, count)).shuffle(order)
             taken = sum(
                 learn(model, body, head, grams, is_spam=is_spam, base=base) for body, head, grams, is_spam in order
             )
-            trained.steps += taken
-            trained.passes += 1
+            steps += taken
+            passes += 1
             if on_pass is not None:
                 on_pass()
             if not taken:
                 break
-        if not trained.steps:
+        if not steps:
             break
-    trained.change = mean_change(models, start)
-    return trained
+    return Trained(change=mean_change(models, start), steps=steps, passes=passes, orders=len(models))
 
 
 def order_seed(seed: int, order: int, count: int) -> int:
